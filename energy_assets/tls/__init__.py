@@ -1,0 +1,1 @@
+"""TLS for PostgreSQL: the private certificate authority (`ca.py`). Pure Python, no Dagster."""
