@@ -89,7 +89,9 @@ class PostgresSettings:
         """
         parts = urlsplit(uri)
         if parts.scheme not in ("postgresql", "postgres"):
-            raise ConfigurationError(f"ENERGY_PG_URL must be a postgresql:// URI, got scheme {parts.scheme!r}.")
+            raise ConfigurationError(
+                f"ENERGY_PG_URL must be a postgresql:// URI, got scheme {parts.scheme!r}."
+            )
         query = dict(parse_qsl(parts.query))
         merged = dict(defaults or {})
         merged.update(query)

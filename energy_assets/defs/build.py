@@ -1,0 +1,47 @@
+"""Builds the code location's `Definitions` from every source's definitions plus the shared resources.
+
+Keep asset logic out of this module; it only merges definitions and wires default resources.
+Tests call `build_defs(resource_overrides=...)` with their own resources instead of patching.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+from energy_assets.defs.platform import platform_definitions
+from energy_assets.defs.resources import CertificateAuthorityResource, LakeResource, PostgresResource
+from energy_assets.settings import ENV_PG_URL
+
+
+def default_resources() -> dict[str, Any]:
+    """Resources from the environment: an external server if ENERGY_PG_URL is set, else the managed one."""
+    # Only the presence of the variable is read here; EnvVar resolves the value at launch, unseen in the UI.
+    postgres = (
+        PostgresResource(url=dg.EnvVar(ENV_PG_URL)) if os.environ.get(ENV_PG_URL) else PostgresResource()
+    )
+    return {
+        "postgres": postgres,
+        "lake": LakeResource(),
+        "certificate_authority": CertificateAuthorityResource(),
+    }
+
+
+def _source_definitions() -> list[dg.Definitions]:
+    definitions = [platform_definitions()]
+    try:
+        from energy_assets.defs.energy_charts import energy_charts_definitions
+    except ImportError:  # pragma: no cover - the source is optional while it is being built
+        return definitions
+    definitions.append(energy_charts_definitions())
+    return definitions
+
+
+def build_defs(*, resource_overrides: Mapping[str, Any] | None = None) -> dg.Definitions:
+    """The platform's definitions with default resources, some replaced by `resource_overrides`."""
+    resources = {**default_resources(), **(resource_overrides or {})}
+    merged = dg.Definitions.merge(*_source_definitions())
+    return dg.Definitions.merge(merged, dg.Definitions(resources=resources))

@@ -1,0 +1,84 @@
+"""Dagster resources shared by every source: PostgreSQL, the Parquet lake, the certificate authority.
+
+Keep asset logic out of this module: it only turns configuration into the domain objects of
+`energy_assets.postgres`, `energy_assets.warehouse` and `energy_assets.tls`.
+"""
+
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+from pydantic import Field
+
+from energy_assets.postgres.cluster import ManagedCluster
+from energy_assets.postgres.connection import PostgresSettings, connect
+from energy_assets.postgres.settings_from_env import external_settings
+from energy_assets.settings import DATA_DATABASE, DataHome
+from energy_assets.tls.ca import CertificateAuthority
+
+
+def _data_home(path: str | None) -> DataHome:
+    return DataHome(Path(path)) if path else DataHome.from_env()
+
+
+class PostgresResource(dg.ConfigurableResource):
+    """PostgreSQL over verified TLS: an external server from `url`, else the project's managed cluster.
+
+    `url` is a libpq URI (set it with `dg.EnvVar("ENERGY_PG_URL")`); libpq's PG* variables fill in what
+    it leaves out. Without a URL, the managed cluster under the data home is created and started.
+    """
+
+    url: str | None = Field(default=None, description="libpq URI of an external server (ENERGY_PG_URL).")
+    password: str | None = Field(default=None, description="Password; prefer EnvVar over plain text.")
+    sslrootcert: str | None = Field(default=None, description="CA file that signed the server certificate.")
+    database: str = Field(default=DATA_DATABASE, description="Database holding the energy data.")
+    allow_unverified_tls: bool = Field(default=False, description="Accept sslmode other than verify-full.")
+    data_home: str | None = Field(
+        default=None, description="Data home; empty for ENERGY_ASSETS_HOME/default."
+    )
+
+    def settings(self) -> PostgresSettings:
+        if self.url:
+            settings = external_settings(
+                self.url,
+                password=self.password,
+                sslrootcert=self.sslrootcert,
+                allow_unverified_tls=self.allow_unverified_tls,
+            )
+            return settings.with_database(self.database) if self.database != DATA_DATABASE else settings
+        return ManagedCluster(_data_home(self.data_home)).ensure_running(self.database)
+
+    def connect(self, *, autocommit: bool = False) -> psycopg.Connection:
+        return connect(self.settings(), autocommit=autocommit)
+
+
+class CertificateAuthorityResource(dg.ConfigurableResource):
+    """The project's certificate authority under the data home."""
+
+    data_home: str | None = Field(
+        default=None, description="Data home; empty for ENERGY_ASSETS_HOME/default."
+    )
+
+    def authority(self) -> CertificateAuthority:
+        return CertificateAuthority.init(_data_home(self.data_home).ca_dir)[0]
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The Parquet lake: `path`, else ENERGY_ASSETS_LAKE, else `<data home>/lake`."""
+
+    path: str | None = Field(default=None, description="Lake root folder (file path).")
+    data_home: str | None = Field(
+        default=None, description="Data home; empty for ENERGY_ASSETS_HOME/default."
+    )
+
+    def root(self) -> Path:
+        return Path(self.path) if self.path else _data_home(self.data_home).lake_dir
+
+    def raw_dir(self) -> Path:
+        """Where raw source responses are kept, beside the lake."""
+        return _data_home(self.data_home).raw_dir if not self.path else Path(self.path).parent / "raw"
+
+    def store(self):  # -> ParquetStore
+        from energy_assets.warehouse.parquet_store import ParquetStore
+
+        return ParquetStore(self.root())
