@@ -66,12 +66,16 @@ def terminate_sessions(conn: psycopg.Connection, *, database: str, state: str | 
     """End the sessions on `database` (in `state`, if given), never our own; returns the ended pids."""
     with conn.cursor() as cur:
         cur.execute(
+            # The filter runs in a materialized CTE first: in a plain WHERE clause PostgreSQL may call
+            # pg_terminate_backend before the other conditions and end unrelated sessions (ours included).
             """
-            SELECT a.pid FROM pg_stat_activity a
-            WHERE a.backend_type = 'client backend' AND a.datname = %(database)s
-              AND (%(state)s::text IS NULL OR a.state = %(state)s)
-              AND a.pid <> pg_backend_pid()
-              AND pg_terminate_backend(a.pid)
+            WITH targets AS MATERIALIZED (
+                SELECT a.pid FROM pg_stat_activity a
+                WHERE a.backend_type = 'client backend' AND a.datname = %(database)s
+                  AND (%(state)s::text IS NULL OR a.state = %(state)s)
+                  AND a.pid <> pg_backend_pid()
+            )
+            SELECT pid FROM targets WHERE pg_terminate_backend(pid)
             """,
             {"database": database, "state": state},
         )
