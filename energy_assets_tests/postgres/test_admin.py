@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import psycopg
 import pytest
 
 from energy_assets.errors import DatabaseError
@@ -50,7 +51,7 @@ def test_terminating_an_idle_session_ends_it(admin_conn, pg_settings: PostgresSe
     ended = terminate_sessions(admin_conn, database="terminate_me", state="idle")
     assert ended == [victim_pid]
     assert _wait_for(lambda: all(s.pid != victim_pid for s in list_sessions(admin_conn)))
-    with pytest.raises(Exception):
+    with pytest.raises(psycopg.OperationalError):
         victim.execute("SELECT 1")
     victim.close()
     drop_database(admin_conn, "terminate_me")
