@@ -79,7 +79,7 @@ class PostgresSettings:
             for k, v in self.params().items()
             if k not in ("host", "port", "dbname", "user", "password", "application_name")
         }
-        return f"postgresql://{userinfo}@{host}:{self.port}/{quote(self.dbname, safe='')}?{urlencode(query)}"
+        return f"postgresql://{userinfo}@{host}:{self.port}/{quote(self.dbname, safe='')}?{urlencode(query, safe='/')}"
 
     @classmethod
     def from_uri(cls, uri: str, defaults: Mapping[str, str] | None = None) -> PostgresSettings:
