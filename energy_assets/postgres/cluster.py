@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from energy_assets.errors import CertificateError, ClusterError
+from energy_assets.errors import CertificateError, ClusterError, DatabaseError
 from energy_assets.postgres.binaries import PostgresBinaries, find_binaries
 from energy_assets.postgres.connection import PostgresSettings, connect
 from energy_assets.postgres.tls_probe import presented_certificate
@@ -558,4 +558,23 @@ class ManagedCluster:
         write_pem_atomic(target, ca.crl_path.read_bytes(), mode=0o644)
         self._chown_to_server(target)
         if self.is_running():
-            self._run([self.binaries.pg_ctl, "reload", "-D", str(self.data_dir)])
+            self._reload_and_wait()
+
+    def _reload_and_wait(self, timeout_s: float = 10.0) -> None:
+        """Reload the configuration and wait until new sessions see it (the reload is asynchronous)."""
+        settings = self.settings("postgres")
+        with connect(settings, autocommit=True) as conn:
+            before = conn.execute("SELECT pg_conf_load_time()").fetchone()[0]
+            conn.execute("SELECT pg_reload_conf()")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with connect(settings, autocommit=True) as conn:
+                    if conn.execute("SELECT pg_conf_load_time()").fetchone()[0] > before:
+                        return
+            except DatabaseError:
+                return  # the new configuration already refuses us (e.g. our own certificate was revoked)
+            time.sleep(0.05)
+        raise ClusterError(
+            f"PostgreSQL did not reload its configuration within {timeout_s:.0f} s; see {self.log_path}."
+        )

@@ -151,3 +151,25 @@ def test_settings_uri_round_trip() -> None:
     )
     again = PostgresSettings.from_uri(settings.uri(with_password=True))
     assert again == settings.replace(application_name="energy_assets")
+
+
+def test_client_certificate_auth_option(fresh_home: DataHome) -> None:
+    cluster = ManagedCluster(fresh_home, client_cert_auth=True)
+    settings = cluster.ensure_running()
+    assert settings.sslcert and settings.sslkey
+    with connect(settings) as conn:
+        assert conn.execute(
+            "SELECT ssl, client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+        ).fetchone() == (
+            True,
+            "/CN=energy_admin",
+        )
+    with pytest.raises(DatabaseError, match="certificate"):
+        connect(settings.replace(sslcert=None, sslkey=None))
+    # A revoked client certificate is refused once the server has the new CRL.
+    ca = cluster.certificate_authority()
+    serial = next(c.serial for c in ca.issued() if c.kind == "client" and c.key_path == Path(settings.sslkey))
+    ca.revoke(serial)
+    cluster.refresh_crl()
+    with pytest.raises(DatabaseError, match="certificate revoked"):
+        connect(settings)
