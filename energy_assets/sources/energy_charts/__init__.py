@@ -1,0 +1,37 @@
+"""Energy-Charts (Fraunhofer ISE): German and European power data. Pure domain code, no Dagster.
+
+Modules, in the order data flows through them:
+
+- `endpoints`: endpoint names and the exact query parameters sent.
+- `client`: `EnergyChartsClient` (interface) and `LiveEnergyChartsClient` (requests + urllib3 `Retry`, timeouts,
+  rate limit, User-Agent, API errors with the server's message).
+- `snapshot`: `SnapshotEnergyChartsClient` answering from recorded responses; the bundled `sample/` covers
+  `SAMPLE_DAYS`, so everything runs offline.
+- `responses`: validation and normalization into long Arrow tables (`zip(unix_seconds, data)` per named series).
+- `local_days`: Europe/Berlin local-day windows and interval counts (96/92/100 quarter hours).
+- `production_types`: canonical series names, percent vs MW, generation and renewable classes.
+- `tables`: the table schemas (columns, units, keys) of the raw tables and the marts.
+- `aggregates`: the three marts in DuckDB SQL (`sql/*.sql`).
+- `quality`: data-quality rules the Dagster checks run.
+- `errors`: `EnergyChartsApiError`, `EnergyChartsResponseError`, `SnapshotNotRecordedError`.
+
+Data: Energy-Charts.info / Fraunhofer ISE, CC BY 4.0; DE-LU prices: Bundesnetzagentur | SMARD.de.
+"""
+
+from energy_assets.sources.energy_charts.client import EnergyChartsClient, LiveEnergyChartsClient
+from energy_assets.sources.energy_charts.errors import (
+    EnergyChartsApiError,
+    EnergyChartsResponseError,
+    SnapshotNotRecordedError,
+)
+from energy_assets.sources.energy_charts.snapshot import SAMPLE_DAYS, SnapshotEnergyChartsClient
+
+__all__ = [
+    "SAMPLE_DAYS",
+    "EnergyChartsApiError",
+    "EnergyChartsClient",
+    "EnergyChartsResponseError",
+    "LiveEnergyChartsClient",
+    "SnapshotEnergyChartsClient",
+    "SnapshotNotRecordedError",
+]

@@ -1,0 +1,234 @@
+"""Clients for the Energy-Charts API: one interface, a live HTTP implementation and (in `snapshot`) a recorded one.
+
+`EnergyChartsClient` returns parsed JSON per endpoint; validation and normalization live in `responses`.
+`LiveEnergyChartsClient` talks to `https://api.energy-charts.info` (or `ENERGY_CHARTS_BASE_URL`):
+
+- a `requests.Session` with an `HTTPAdapter` whose urllib3 `Retry` retries GETs on 429/500/502/503/504 with
+  exponential backoff and honours `Retry-After` (the API answers quick repeats with `429, Retry-After: 19`);
+- `(connect, read)` timeouts on every request;
+- a thread-safe rate limiter: at least `min_seconds_between_requests` between requests (the API publishes no
+  limits; about one request per second is what others found safe);
+- a descriptive User-Agent;
+- errors mapped to `EnergyChartsApiError` carrying the server's message: a 400 plain-text body (unknown
+  country or zone), a 404 (`/price`: no data for that zone/range), a 422 `{"detail": [...]}`, and 429/5xx
+  that persisted through all retries.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from energy_assets import __version__
+from energy_assets.settings import DEFAULT_ENERGY_CHARTS_BASE_URL
+from energy_assets.sources.energy_charts import endpoints
+from energy_assets.sources.energy_charts.errors import EnergyChartsApiError
+from energy_assets.sources.energy_charts.responses import parse_json_body
+
+RETRY_STATUSES: tuple[int, ...] = (429, 500, 502, 503, 504)
+
+
+def default_user_agent(contact: str | None = None) -> str:
+    """`energy_assets/0.1.0 (energy data platform; python-requests/2.x[; +contact])`."""
+    parts = ["energy data platform", f"python-requests/{requests.__version__}"]
+    if contact:
+        parts.append(f"+{contact}")
+    return f"energy_assets/{__version__} ({'; '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request a client made (or answered from a recording): for metadata and tests."""
+
+    endpoint: str
+    params: dict[str, str]
+
+
+class EnergyChartsClient(ABC):
+    """What the assets need from Energy-Charts: parsed JSON per endpoint, one request per call.
+
+    Day ranges are local days, both inclusive; a range of days is one request, so a backfill asks once per
+    series and chunk of days rather than once per day or interval.
+    """
+
+    def __init__(self) -> None:
+        self.requests_made: list[RequestRecord] = []
+        self._log_lock = threading.Lock()
+
+    def public_power(self, country: str, start: date, end: date) -> dict[str, Any]:
+        """`/public_power` for the local days `start`..`end` (MW per interval, 15-min for DE)."""
+        return self._get(endpoints.PUBLIC_POWER, endpoints.public_power_params(country, start, end))
+
+    def price(self, bzn: str, start: date, end: date) -> dict[str, Any]:
+        """`/price` (day-ahead) for a bidding zone and the local days `start`..`end`."""
+        return self._get(endpoints.PRICE, endpoints.price_params(bzn, start, end))
+
+    def installed_power(self, country: str, time_step: str = "yearly") -> dict[str, Any]:
+        """`/installed_power` by `yearly` or `monthly` period (GW)."""
+        return self._get(endpoints.INSTALLED_POWER, endpoints.installed_power_params(country, time_step))
+
+    def _get(self, endpoint: str, params: dict[str, str]) -> dict[str, Any]:
+        with self._log_lock:
+            self.requests_made.append(RequestRecord(endpoint, dict(params)))
+        return self.get_json(endpoint, params)
+
+    @abstractmethod
+    def get_json(self, endpoint: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """The parsed JSON object for `GET /<endpoint>?<params>`."""
+
+    def describe(self) -> str:
+        """One line for logs and metadata: which implementation and where it reads from."""
+        return type(self).__name__
+
+
+class RateLimiter:
+    """Spaces calls at least `min_interval_s` apart, across threads (the caller sleeps, in order)."""
+
+    def __init__(
+        self,
+        min_interval_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if min_interval_s < 0:
+            raise ValueError(f"min_interval_s must be >= 0, got {min_interval_s}")
+        self.min_interval_s = min_interval_s
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next_allowed: float | None = None
+
+    def acquire(self) -> float:
+        """Wait for the next slot; returns the seconds waited."""
+        with self._lock:
+            now = self._clock()
+            waited = 0.0
+            if self._next_allowed is not None and now < self._next_allowed:
+                waited = self._next_allowed - now
+                self._sleep(waited)
+                now = self._clock()
+            self._next_allowed = now + self.min_interval_s
+            return waited
+
+
+class LiveEnergyChartsClient(EnergyChartsClient):
+    """HTTP client for the real API (or anything speaking its shapes at `base_url`)."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_ENERGY_CHARTS_BASE_URL,
+        *,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 60.0,
+        max_retries: int = 5,
+        backoff_factor_s: float = 2.0,
+        backoff_max_s: float = 60.0,
+        retry_after_max_s: int = 120,
+        min_seconds_between_requests: float = 1.0,
+        user_agent: str | None = None,
+    ) -> None:
+        super().__init__()
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (connect_timeout_s, read_timeout_s)
+        self.max_retries = max_retries
+        self.rate_limiter = RateLimiter(min_seconds_between_requests)
+        self.retry = Retry(
+            total=max_retries,
+            connect=max_retries,
+            read=max_retries,
+            status=max_retries,
+            backoff_factor=backoff_factor_s,
+            backoff_max=backoff_max_s,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET"}),
+            respect_retry_after_header=True,
+            retry_after_max=retry_after_max_s,
+            # Hand back the last 429/5xx instead of raising, so the error can quote the server's message.
+            raise_on_status=False,
+        )
+        self.session = requests.Session()
+        adapter = HTTPAdapter(max_retries=self.retry)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.session.headers.update(
+            {"User-Agent": user_agent or default_user_agent(), "Accept": "application/json"}
+        )
+
+    def describe(self) -> str:
+        return f"LiveEnergyChartsClient({self.base_url})"
+
+    def get_json(self, endpoint: str, params: Mapping[str, str]) -> dict[str, Any]:
+        url = f"{self.base_url}/{endpoint}"
+        self.rate_limiter.acquire()
+        try:
+            response = self.session.get(url, params=dict(params), timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise EnergyChartsApiError(
+                endpoint, params, f"no response from {self.base_url} after {self.max_retries} retries ({exc})"
+            ) from exc
+        if response.status_code != 200:
+            raise _error_for_response(endpoint, params, response, self.max_retries)
+        return parse_json_body(response.content, endpoint=endpoint, partition=endpoints.partition_of(params))
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def server_message(response: requests.Response) -> str:
+    """The server's explanation: FastAPI `detail` (string or list of `{loc, msg}`) or the plain-text body."""
+    text = response.text.strip()
+    try:
+        body = response.json()
+    except ValueError:
+        return text[:500]
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        messages = []
+        for item in detail:
+            if isinstance(item, dict):
+                location = ".".join(str(part) for part in item.get("loc", []))
+                messages.append(
+                    f"{location}: {item.get('msg', item)}" if location else str(item.get("msg", item))
+                )
+            else:
+                messages.append(str(item))
+        return "; ".join(messages)
+    return text[:500]
+
+
+def _error_for_response(
+    endpoint: str, params: Mapping[str, str], response: requests.Response, max_retries: int
+) -> EnergyChartsApiError:
+    status = response.status_code
+    if status == 400:
+        problem = "the API rejected the request (check the country or bidding zone code)"
+    elif status == 404:
+        problem = "the API has no data for this request"
+    elif status == 422:
+        problem = "the API found the parameters invalid"
+    elif status == 429:
+        retry_after = response.headers.get("Retry-After")
+        problem = (
+            f"still rate limited after {max_retries} retries (last Retry-After: {retry_after or 'none'})"
+        )
+    elif status >= 500:
+        problem = f"server error persisted through {max_retries} retries"
+    else:
+        problem = "unexpected response"
+    return EnergyChartsApiError(
+        endpoint, params, problem, status=status, server_message=server_message(response)
+    )

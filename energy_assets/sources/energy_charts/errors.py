@@ -1,0 +1,49 @@
+"""Errors raised by the Energy-Charts source: what failed, for which endpoint, parameters, partition and field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from energy_assets.errors import DataValidationError, EnergyAssetsError
+
+
+def format_params(params: Mapping[str, object]) -> str:
+    """`country=de&start=2025-03-30&end=2025-03-30`, in the order given."""
+    return "&".join(f"{key}={value}" for key, value in params.items())
+
+
+class EnergyChartsApiError(EnergyAssetsError):
+    """The API refused a request or could not be reached; carries the server's own message."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        params: Mapping[str, object],
+        message: str,
+        *,
+        status: int | None = None,
+        server_message: str | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.params = dict(params)
+        self.status = status
+        self.server_message = server_message
+        where = f"GET /{endpoint}?{format_params(params)}"
+        status_text = f" -> HTTP {status}" if status is not None else ""
+        server_text = f": {server_message}" if server_message else ""
+        super().__init__(f"{where}{status_text}: {message}{server_text}")
+
+
+class SnapshotNotRecordedError(EnergyChartsApiError):
+    """The snapshot client has no recorded response for the request."""
+
+
+class EnergyChartsResponseError(DataValidationError):
+    """A response does not have the shape or values the API documents; nothing from it may be loaded."""
+
+    def __init__(self, endpoint: str, partition: str, field: str, problem: str) -> None:
+        self.endpoint = endpoint
+        self.partition = partition
+        self.field = field
+        self.problem = problem
+        super().__init__(f"/{endpoint} response for partition {partition}, field {field}: {problem}")

@@ -1,0 +1,247 @@
+"""The tables this source produces, described once: name, columns (Arrow type, unit, meaning) and key.
+
+The normalizers and aggregates build Arrow tables with exactly these schemas; the Dagster layer turns the same
+descriptions into `TableSchema` metadata and PostgreSQL tables, so a column is described in one place only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+RAW_SCHEMA = "energy_charts"
+MARTS_SCHEMA = "marts"
+
+UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column: name, Arrow type, whether NULL is allowed, and what it means (with unit)."""
+
+    name: str
+    arrow_type: pa.DataType
+    description: str
+    nullable: bool = True
+
+    def field(self) -> pa.Field:
+        return pa.field(self.name, self.arrow_type, nullable=self.nullable)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table in the warehouse: `schema.name`, its columns and the key a merge matches on."""
+
+    schema: str
+    name: str
+    description: str
+    columns: tuple[ColumnSpec, ...]
+    primary_key: tuple[str, ...]
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([column.field() for column in self.columns])
+
+    @property
+    def column_names(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+    def value_columns(self) -> list[str]:
+        """Columns outside the key: the ones a merge compares and updates."""
+        return [name for name in self.column_names if name not in self.primary_key]
+
+    def empty(self) -> pa.Table:
+        return self.arrow_schema.empty_table()
+
+    def conform(self, table: pa.Table) -> pa.Table:
+        """Select and cast `table`'s columns to this spec (raises if a column is missing)."""
+        return table.select(self.column_names).cast(self.arrow_schema)
+
+
+def _col(name: str, arrow_type: pa.DataType, description: str, nullable: bool = True) -> ColumnSpec:
+    return ColumnSpec(name, arrow_type, description, nullable)
+
+
+_COUNTRY = _col("country", pa.string(), "Energy-Charts country code, lower case (`de`).", False)
+_BIDDING_ZONE = _col("bidding_zone", pa.string(), "Day-ahead bidding zone (`DE-LU`).", False)
+_INTERVAL_START = _col("interval_start", UTC_TIMESTAMP, "Start of the interval, UTC.", False)
+_INTERVAL_MINUTES = _col(
+    "interval_minutes",
+    pa.int32(),
+    "Length of the interval in minutes (15 or 60), from the timestamp spacing.",
+    False,
+)
+_PRODUCTION_TYPE = _col(
+    "production_type", pa.string(), "Series name, canonical spelling (`Wind onshore`); new names kept.", False
+)
+_LOCAL_DATE = _col("local_date", pa.date32(), "Local calendar day (Europe/Berlin).", False)
+
+PUBLIC_POWER = TableSpec(
+    schema=RAW_SCHEMA,
+    name="public_power",
+    description="Public net electricity production, load and trade per interval, MW (interval average).",
+    columns=(
+        _COUNTRY,
+        _INTERVAL_START,
+        _INTERVAL_MINUTES,
+        _PRODUCTION_TYPE,
+        _col("value_mw", pa.float64(), "Average power over the interval, MW; NULL where the API sent null."),
+    ),
+    primary_key=("country", "production_type", "interval_start"),
+)
+
+PUBLIC_POWER_SHARE = TableSpec(
+    schema=RAW_SCHEMA,
+    name="public_power_share",
+    description="Percentage series of /public_power (`Renewable share of generation`, `... of load`).",
+    columns=(
+        _COUNTRY,
+        _INTERVAL_START,
+        _INTERVAL_MINUTES,
+        _PRODUCTION_TYPE,
+        _col("share_percent", pa.float64(), "Share in percent (0-100) as reported by Energy-Charts."),
+    ),
+    primary_key=("country", "production_type", "interval_start"),
+)
+
+DAY_AHEAD_PRICE = TableSpec(
+    schema=RAW_SCHEMA,
+    name="day_ahead_price",
+    description="Day-ahead auction price per bidding zone and interval (hourly to 2025-09-30, 15-min from 2025-10-01).",
+    columns=(
+        _BIDDING_ZONE,
+        _INTERVAL_START,
+        _INTERVAL_MINUTES,
+        _col("price_eur_per_mwh", pa.float64(), "Clearing price, EUR/MWh; may be negative."),
+    ),
+    primary_key=("bidding_zone", "interval_start"),
+)
+
+INSTALLED_POWER = TableSpec(
+    schema=RAW_SCHEMA,
+    name="installed_power",
+    description="Installed net capacity per production type, by month or year.",
+    columns=(
+        _COUNTRY,
+        _col(
+            "period_start", pa.date32(), "First day of the month (`MM.YYYY`) or year (`YYYY`) label.", False
+        ),
+        _col("time_step", pa.string(), "`monthly` or `yearly`.", False),
+        _PRODUCTION_TYPE,
+        _col(
+            "capacity_gw",
+            pa.float64(),
+            "Installed capacity, GW (the `Battery storage (capacity)` series is GWh, as the API reports it).",
+        ),
+    ),
+    primary_key=("country", "time_step", "production_type", "period_start"),
+)
+
+DAILY_PRODUCTION_TREND = TableSpec(
+    schema=MARTS_SCHEMA,
+    name="daily_production_trend",
+    description="Per local day, country and production type: energy, min/max power and share of generation.",
+    columns=(
+        _LOCAL_DATE,
+        _COUNTRY,
+        _PRODUCTION_TYPE,
+        _col("is_generation", pa.bool_(), "True for generation series (not load, trade or pumping).", False),
+        _col(
+            "is_renewable",
+            pa.bool_(),
+            "True for renewable generation (wind, solar, hydro, biomass, geothermal).",
+            False,
+        ),
+        _col("energy_mwh", pa.float64(), "Energy over the local day: sum of MW x interval hours."),
+        _col("mean_mw", pa.float64(), "Time-weighted mean power, MW."),
+        _col("min_mw", pa.float64(), "Lowest interval value, MW."),
+        _col("max_mw", pa.float64(), "Highest interval value, MW."),
+        _col("interval_count", pa.int64(), "Intervals with a value.", False),
+        _col("share_of_generation_percent", pa.float64(), "Share of the day's total generation, percent."),
+        _col(
+            "renewable_share_of_generation_percent",
+            pa.float64(),
+            "Renewable generation / total generation of the day and country, percent (same on every row).",
+        ),
+    ),
+    primary_key=("local_date", "country", "production_type"),
+)
+
+DAILY_PRICE_ANALYSIS = TableSpec(
+    schema=MARTS_SCHEMA,
+    name="daily_price_analysis",
+    description="Per local day and bidding zone: price statistics, wind energy and price/wind correlation.",
+    columns=(
+        _LOCAL_DATE,
+        _BIDDING_ZONE,
+        _col("country", pa.string(), "Country whose wind production is compared with the zone's price."),
+        _col(
+            "mean_price_eur_per_mwh", pa.float64(), "Time-weighted mean price (weights = interval minutes)."
+        ),
+        _col("min_price_eur_per_mwh", pa.float64(), "Lowest price of the day."),
+        _col("max_price_eur_per_mwh", pa.float64(), "Highest price of the day."),
+        _col("price_interval_count", pa.int64(), "Price intervals with a value.", False),
+        _col("negative_price_interval_count", pa.int64(), "Price intervals below 0 EUR/MWh.", False),
+        _col("wind_onshore_mwh", pa.float64(), "Onshore wind energy over the day, MWh."),
+        _col("wind_offshore_mwh", pa.float64(), "Offshore wind energy over the day, MWh."),
+        _col(
+            "correlation_point_count", pa.int64(), "15-minute points with both a price and wind power.", False
+        ),
+        _col(
+            "price_wind_correlation",
+            pa.float64(),
+            "Pearson r between price and onshore+offshore wind power on the 15-minute grid (hourly prices expanded"
+            " to quarter hours); NULL with fewer than 2 points or zero variance.",
+        ),
+    ),
+    primary_key=("local_date", "bidding_zone"),
+)
+
+UNDERPERFORMANCE_30MIN = TableSpec(
+    schema=MARTS_SCHEMA,
+    name="underperformance_30min",
+    description=(
+        "Wind and solar output in 30-minute buckets, capacity factor against installed power, and a flag when"
+        " output falls below a fraction of the trailing median of the same local slot."
+    ),
+    columns=(
+        _COUNTRY,
+        _PRODUCTION_TYPE,
+        _col("bucket_start", UTC_TIMESTAMP, "Start of the 30-minute bucket, UTC.", False),
+        _LOCAL_DATE,
+        _col("local_slot", pa.string(), "Local wall-clock start of the bucket, `HH:MM`.", False),
+        _col("mean_mw", pa.float64(), "Mean of the 15-minute values in the bucket, MW."),
+        _col("quarter_hour_count", pa.int64(), "15-minute values in the bucket (2 when complete).", False),
+        _col("installed_gw", pa.float64(), "Installed capacity applied to the day, GW."),
+        _col("capacity_time_step", pa.string(), "`monthly` or `yearly`: which capacity figure was applied."),
+        _col("capacity_factor", pa.float64(), "mean_mw / (installed_gw x 1000)."),
+        _col(
+            "expected_mw",
+            pa.float64(),
+            "Median of the same local slot over the previous N available days, MW.",
+        ),
+        _col("baseline_day_count", pa.int64(), "Earlier days that went into expected_mw.", False),
+        _col("threshold_fraction", pa.float64(), "Flag threshold as a fraction of expected_mw.", False),
+        _col(
+            "is_underperforming",
+            pa.bool_(),
+            "mean_mw < threshold_fraction x expected_mw; NULL without a baseline.",
+        ),
+    ),
+    primary_key=("country", "production_type", "bucket_start"),
+)
+
+ALL_TABLES: tuple[TableSpec, ...] = (
+    PUBLIC_POWER,
+    PUBLIC_POWER_SHARE,
+    DAY_AHEAD_PRICE,
+    INSTALLED_POWER,
+    DAILY_PRODUCTION_TREND,
+    DAILY_PRICE_ANALYSIS,
+    UNDERPERFORMANCE_30MIN,
+)
