@@ -1,0 +1,43 @@
+"""The warehouse: raw data -> Parquet lake -> inferred schema -> PostgreSQL tables. No Dagster here.
+
+- `parquet_store`: hive-partitioned Parquet datasets, atomic partition writes.
+- `schema_inference`: `InferredSchema` from Arrow / CSV / JSON (types, stats, primary key, DDL).
+- `identifiers`: `TableName` and quoting; every SQL identifier goes through `psycopg.sql`.
+- `pg_types`: Arrow <-> PostgreSQL type rules and safe widenings.
+- `evolution`: schema contracts (`evolve`, `freeze`, `discard_columns`) and the schema history.
+- `loader`: `WarehouseLoader` (append, replace_partition, merge) by binary COPY in one transaction.
+- `merge`, `conform`, `binary_copy`, `catalog`, `meta`, `inputs`: the loader's parts.
+"""
+
+from energy_assets.warehouse.evolution import Contract
+from energy_assets.warehouse.identifiers import TableName
+from energy_assets.warehouse.inputs import NotParquetError, read_parquet
+from energy_assets.warehouse.loader import LoadResult, WarehouseLoader
+from energy_assets.warehouse.parquet_store import ParquetStore, PartitionPathError
+from energy_assets.warehouse.schema_inference import (
+    ColumnStats,
+    InferredColumn,
+    InferredSchema,
+    infer_arrow,
+    infer_csv,
+    infer_json,
+    infer_parquet,
+)
+
+__all__ = [
+    "ColumnStats",
+    "Contract",
+    "InferredColumn",
+    "InferredSchema",
+    "LoadResult",
+    "NotParquetError",
+    "ParquetStore",
+    "PartitionPathError",
+    "TableName",
+    "WarehouseLoader",
+    "infer_arrow",
+    "infer_csv",
+    "infer_json",
+    "infer_parquet",
+    "read_parquet",
+]

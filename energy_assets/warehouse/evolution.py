@@ -1,0 +1,200 @@
+"""Schema evolution under a table contract: compare incoming data with the table, decide, apply, record.
+
+Contracts:
+- `evolve`: new columns are added (nullable) and columns whose values need a wider type are widened
+  (int2 -> int4 -> int8, integers/float4 -> float8, varchar/char -> text, numeric(p,s) -> wider);
+  incompatible changes still fail.
+- `freeze`: any needed change fails with a readable diff; nothing is loaded.
+- `discard_columns`: incoming columns the table does not have are dropped; other changes fail.
+
+A table column missing from the data is fine (NULLs), unless it is NOT NULL without a default or a
+key column. Incoming values are checked against the existing type before a widening is proposed, so
+int64 data whose values fit an int4 column does not widen it. Applied changes are written to
+`energy_meta.schema_history` with the load's id. What does not belong here: casting values (`conform`)
+and the load itself (`loader`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+import psycopg
+import pyarrow as pa
+from psycopg import sql
+
+from energy_assets.errors import EnergyAssetsError, SchemaContractError
+from energy_assets.warehouse.catalog import TableInfo
+from energy_assets.warehouse.conform import conform_column
+from energy_assets.warehouse.identifiers import TableName, column, quote_for_display
+from energy_assets.warehouse.meta import META_SCHEMA, record_schema_change
+from energy_assets.warehouse.pg_types import PgType, holds, pg_type_for_arrow, widening_target
+
+
+class Contract(str, Enum):
+    EVOLVE = "evolve"
+    FREEZE = "freeze"
+    DISCARD_COLUMNS = "discard_columns"
+
+    @classmethod
+    def parse(cls, value: str | Contract) -> Contract:
+        try:
+            return cls(value)
+        except ValueError:
+            allowed = ", ".join(c.value for c in cls)
+            raise SchemaContractError(f"Unknown schema contract {value!r}; use one of: {allowed}.") from None
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """One change to a table: `add_column` or `widen_column` (applied), or `discard_column` (data only)."""
+
+    kind: str
+    column: str
+    old_type: str | None
+    new_type: str | None
+
+    def describe(self) -> str:
+        name = quote_for_display(self.column)
+        if self.kind == "add_column":
+            return f"add column {name} {self.new_type}"
+        if self.kind == "widen_column":
+            return f"widen column {name} {self.old_type} -> {self.new_type}"
+        return f"discard incoming column {name} ({self.new_type})"
+
+    def statement(self, table: TableName) -> sql.Composed | None:
+        if self.kind == "add_column":
+            return sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                table.sql(), column(self.column), sql.SQL(str(self.new_type))
+            )
+        if self.kind == "widen_column":
+            return sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
+                table.sql(), column(self.column), sql.SQL(str(self.new_type))
+            )
+        return None
+
+
+@dataclass
+class EvolutionPlan:
+    """What a load does to the table's schema, and the column types incoming data is cast to."""
+
+    changes: list[SchemaChange] = field(default_factory=list)
+    discarded: list[SchemaChange] = field(default_factory=list)
+    target_types: dict[str, PgType] = field(default_factory=dict)
+
+    @property
+    def applied(self) -> list[SchemaChange]:
+        return [c for c in self.changes if c.kind in ("add_column", "widen_column")]
+
+    def descriptions(self) -> list[str]:
+        return [c.describe() for c in [*self.changes, *self.discarded]]
+
+
+def _misfit(array: pa.ChunkedArray, pg_type: PgType, table: TableName, name: str, source: str) -> str | None:
+    """None if every value converts to `pg_type` (no widening needed), else why not."""
+    try:
+        conform_column(array, pg_type, table=table, source=source, column=name)
+    except EnergyAssetsError as exc:
+        return str(exc).split(": ", 1)[-1]
+    return None
+
+
+def plan_evolution(
+    table: TableName,
+    existing: TableInfo,
+    data: pa.Table,
+    contract: Contract | str,
+    *,
+    source: str,
+    required: Sequence[str] = (),
+) -> EvolutionPlan:
+    """Decide what the load needs; raises `SchemaContractError` with a diff if the contract forbids it."""
+    contract = Contract.parse(contract)
+    plan = EvolutionPlan()
+    problems: list[str] = []
+    for name in data.column_names:
+        array = data[name]
+        incoming = pg_type_for_arrow(array.type)
+        current = existing.columns.get(name)
+        if current is None:
+            change = SchemaChange("add_column", name, None, str(incoming))
+            if contract is Contract.EVOLVE:
+                plan.changes.append(change)
+                plan.target_types[name] = incoming
+            elif contract is Contract.DISCARD_COLUMNS:
+                plan.discarded.append(SchemaChange("discard_column", name, None, str(incoming)))
+            else:
+                problems.append(f"  + {quote_for_display(name)} {incoming}: not a column of the table")
+            continue
+        plan.target_types[name] = current.pg_type
+        if holds(current.pg_type, incoming):
+            continue
+        misfit = _misfit(array, current.pg_type, table, name, source)
+        if misfit is None:
+            continue
+        wider = widening_target(current.pg_type, incoming)
+        if wider is not None and contract is Contract.EVOLVE:
+            plan.changes.append(SchemaChange("widen_column", name, str(current.pg_type), str(wider)))
+            plan.target_types[name] = wider
+        elif wider is not None:
+            problems.append(
+                f"  ~ {quote_for_display(name)}: table has {current.pg_type}, data needs {wider} "
+                f"(a widening the {contract.value} contract does not allow): {misfit}"
+            )
+        elif not _castable(incoming, current.pg_type):
+            problems.append(
+                f"  ! {quote_for_display(name)}: table has {current.pg_type}, data has {incoming} ({array.type}); "
+                "incompatible"
+            )
+    for name, col in existing.columns.items():
+        if name in data.column_names:
+            continue
+        if name in required or name in existing.primary_key or (col.not_null and not col.has_default):
+            problems.append(
+                f"  - {quote_for_display(name)} {col.pg_type}: NOT NULL / key column missing from the data"
+            )
+    if problems:
+        hint = {
+            Contract.FREEZE: 'The table is frozen; change the data, or load with contract="evolve".',
+            Contract.DISCARD_COLUMNS: "discard_columns only drops unknown columns; fix the data or the table.",
+            Contract.EVOLVE: "These changes are not safe widenings; fix the data or migrate the table by hand.",
+        }[contract]
+        raise SchemaContractError(
+            f"{table}: the data from {source} does not fit the table under the {contract.value!r} contract; "
+            "nothing was loaded.\n" + "\n".join(problems) + "\n" + hint
+        )
+    return plan
+
+
+def _castable(incoming: PgType, existing: PgType) -> bool:
+    """Text into typed columns is parsed value by value (like COPY does); bad values fail later by name."""
+    return incoming.base == "text" and existing.base not in ("bytea",)
+
+
+def apply_evolution(
+    cur: psycopg.Cursor,
+    table: TableName,
+    plan: EvolutionPlan,
+    load_id: uuid.UUID,
+    *,
+    meta_schema: str = META_SCHEMA,
+) -> list[str]:
+    """Run the plan's ALTER TABLEs and record each (and each discarded column) in the schema history."""
+    for change in plan.applied:
+        statement = change.statement(table)
+        if statement is not None:
+            cur.execute(statement)
+    for change in [*plan.applied, *plan.discarded]:
+        record_schema_change(
+            cur,
+            table,
+            change=change.kind,
+            column_name=change.column,
+            old_type=change.old_type,
+            new_type=change.new_type,
+            load_id=load_id,
+            schema=meta_schema,
+        )
+    return plan.descriptions()

@@ -1,0 +1,435 @@
+"""The warehouse loader: Arrow / Parquet into PostgreSQL by binary COPY, one transaction per load.
+
+Dispositions:
+- `append`: add the rows.
+- `replace_partition`: delete the rows with `lower <= partition_column < upper` and COPY the new ones
+  (every incoming row must lie in that range); running it twice leaves the same rows.
+- `merge`: upsert on a natural key with counts of inserted / updated / unchanged rows, optionally
+  keeping superseded versions in `<table>__history` (see `merge`).
+
+Every load opens one connection (`energy_assets.postgres.connection.connect`, TLS verify-full by
+default) and one transaction: create the table if missing, evolve its schema under the contract
+(`evolution`), write the rows, log the load in `energy_meta.load_log`. If anything fails, or the
+process dies mid-COPY, the server rolls the transaction back and the table is exactly as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+from psycopg import sql
+
+from energy_assets.errors import DatabaseError, DataValidationError, EnergyAssetsError, SchemaContractError
+from energy_assets.postgres.connection import PostgresSettings, connect
+from energy_assets.warehouse.binary_copy import copy_arrow
+from energy_assets.warehouse.catalog import TableInfo, describe_table
+from energy_assets.warehouse.conform import conform_table
+from energy_assets.warehouse.evolution import Contract, apply_evolution, plan_evolution
+from energy_assets.warehouse.identifiers import TableName, check_identifier, column
+from energy_assets.warehouse.inputs import LoadInput, as_input
+from energy_assets.warehouse.merge import lock_for_merge, merge_rows
+from energy_assets.warehouse.meta import META_SCHEMA, ensure_meta_tables, record_load
+from energy_assets.warehouse.pg_types import PgType
+from energy_assets.warehouse.schema_inference import (
+    InferredSchema,
+    check_primary_key,
+    create_table_sql,
+    infer_arrow,
+)
+
+log = logging.getLogger(__name__)
+
+# Tables created for merges leave room on each page, so updates can stay on the page (HOT updates).
+MERGE_FILLFACTOR = 90
+_MERGE_WORK_MEM = "256MB"
+
+DataSource = pa.Table | str | Path
+
+
+@dataclass
+class LoadResult:
+    """What one load did."""
+
+    load_id: uuid.UUID
+    table: TableName
+    disposition: str
+    rows_in: int
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    schema_changes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    strategy: str = ""
+
+    def summary(self) -> str:
+        return (
+            f"{self.disposition} into {self.table}: {self.rows_in} rows in, {self.inserted} inserted, "
+            f"{self.updated} updated, {self.unchanged} unchanged, {self.deleted} deleted in {self.seconds:.2f}s"
+        )
+
+
+@dataclass
+class _Load:
+    """State shared by the steps of one load."""
+
+    load_id: uuid.UUID
+    table: TableName
+    disposition: str
+    data: LoadInput
+    info: TableInfo | None = None
+    created: bool = False
+    altered: bool = False
+    schema_changes: list[str] = field(default_factory=list)
+
+
+class WarehouseLoader:
+    """Loads Arrow tables and Parquet files into PostgreSQL tables (see module docstring)."""
+
+    def __init__(self, settings: PostgresSettings, *, meta_schema: str = META_SCHEMA) -> None:
+        self.settings = settings
+        self.meta_schema = check_identifier(meta_schema, "schema")
+        self._meta_ready = False
+
+    # ------------------------------------------------------------------ dispositions
+    def append(
+        self,
+        table: TableName,
+        data: DataSource,
+        *,
+        schema: InferredSchema | None = None,
+        contract: Contract | str = Contract.EVOLVE,
+        primary_key: Sequence[str] | None = None,
+    ) -> LoadResult:
+        """Add every row; creates the table (from `schema` or the data) if it is missing."""
+
+        def body(
+            cur: psycopg.Cursor, load: _Load, rows: pa.Table, types: dict[str, PgType]
+        ) -> dict[str, int]:
+            copy_arrow(cur, table.sql(), rows, types)
+            return {"inserted": rows.num_rows}
+
+        return self._load(
+            table, "append", data, body, schema=schema, contract=contract, primary_key=primary_key
+        )
+
+    def replace_partition(
+        self,
+        table: TableName,
+        data: DataSource,
+        *,
+        partition_column: str,
+        lower: Any,
+        upper: Any,
+        schema: InferredSchema | None = None,
+        contract: Contract | str = Contract.EVOLVE,
+        primary_key: Sequence[str] | None = None,
+    ) -> LoadResult:
+        """Replace the rows with `lower <= partition_column < upper` by `data`, atomically."""
+        source = as_input(data)
+        _check_in_range(source, table, partition_column, lower, upper)
+
+        def body(
+            cur: psycopg.Cursor, load: _Load, rows: pa.Table, types: dict[str, PgType]
+        ) -> dict[str, int]:
+            cur.execute(
+                sql.SQL("DELETE FROM {} WHERE {col} >= %s AND {col} < %s").format(
+                    table.sql(), col=column(partition_column)
+                ),
+                (lower, upper),
+            )
+            deleted = cur.rowcount
+            copy_arrow(cur, table.sql(), rows, types)
+            return {"inserted": rows.num_rows, "deleted": deleted}
+
+        return self._load(
+            table,
+            "replace_partition",
+            source,
+            body,
+            schema=schema,
+            contract=contract,
+            primary_key=primary_key,
+            required=(partition_column,),
+        )
+
+    def merge(
+        self,
+        table: TableName,
+        data: DataSource,
+        *,
+        key: Sequence[str],
+        contract: Contract | str = Contract.EVOLVE,
+        keep_history: bool = False,
+        schema: InferredSchema | None = None,
+        fillfactor: int | None = MERGE_FILLFACTOR,
+    ) -> LoadResult:
+        """Upsert on the natural `key`: insert new keys, update rows whose values changed.
+
+        With `keep_history`, superseded rows go to `<table>__history` with `superseded_at` and
+        `load_id`. Duplicate or NULL keys in the input raise `DataValidationError` naming them.
+        """
+        key = [check_identifier(k, "key column") for k in key]
+        if not key:
+            raise SchemaContractError(f"{table}: merge needs a key (the natural key columns).")
+        source = as_input(data)
+        check_primary_key(source.table, key, source=f"{table} (from {source.source})")
+
+        def body(
+            cur: psycopg.Cursor, load: _Load, rows: pa.Table, types: dict[str, PgType]
+        ) -> dict[str, Any]:
+            if load.created:
+                copy_arrow(cur, table.sql(), rows, types)
+                return {"inserted": rows.num_rows, "strategy": "initial-copy"}
+            cur.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(_MERGE_WORK_MEM)))
+            counts = merge_rows(
+                cur,
+                settings=self.settings,
+                table=table,
+                info=describe_table(cur, table) if load.altered else load.info,  # type: ignore[arg-type]
+                data=rows,
+                pg_types=types,
+                key=key,
+                keep_history=keep_history,
+                load_id=load.load_id,
+                client_may_read=not load.altered,
+            )
+            return {
+                "inserted": counts.inserted,
+                "updated": counts.updated,
+                "unchanged": counts.unchanged,
+                "strategy": counts.strategy,
+            }
+
+        return self._load(
+            table,
+            "merge",
+            source,
+            body,
+            schema=schema,
+            contract=contract,
+            primary_key=key,
+            required=key,
+            lock=True,
+            fillfactor=fillfactor,
+        )
+
+    def load_parquet(
+        self, path: str | Path, table: TableName, *, disposition: str = "append", **options: Any
+    ) -> LoadResult:
+        """Load a Parquet file with the named disposition (`append`, `replace_partition`, `merge`)."""
+        methods: dict[str, Callable[..., LoadResult]] = {
+            "append": self.append,
+            "replace_partition": self.replace_partition,
+            "merge": self.merge,
+        }
+        if disposition not in methods:
+            raise ValueError(f"Unknown disposition {disposition!r}; use one of {sorted(methods)}.")
+        return methods[disposition](table, Path(path), **options)
+
+    # ------------------------------------------------------------------ the shared load skeleton
+    def _load(
+        self,
+        table: TableName,
+        disposition: str,
+        data: DataSource | LoadInput,
+        body: Callable[[psycopg.Cursor, _Load, pa.Table, dict[str, PgType]], dict[str, Any]],
+        *,
+        schema: InferredSchema | None,
+        contract: Contract | str,
+        primary_key: Sequence[str] | None,
+        required: Sequence[str] = (),
+        lock: bool = False,
+        fillfactor: int | None = None,
+    ) -> LoadResult:
+        started = time.perf_counter()
+        started_at = datetime.now(timezone.utc)
+        source = data if isinstance(data, LoadInput) else as_input(data)
+        contract = Contract.parse(contract)
+        load = _Load(uuid.uuid4(), table, disposition, source)
+        with connect(self.settings) as conn:
+            self._ensure_meta(conn)
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    counts = self._run(
+                        cur, load, body, schema, contract, primary_key, required, lock, fillfactor
+                    )
+                    result = LoadResult(
+                        load_id=load.load_id,
+                        table=table,
+                        disposition=disposition,
+                        rows_in=source.table.num_rows,
+                        inserted=counts.get("inserted", 0),
+                        updated=counts.get("updated", 0),
+                        unchanged=counts.get("unchanged", 0),
+                        deleted=counts.get("deleted", 0),
+                        schema_changes=load.schema_changes,
+                        strategy=counts.get("strategy", ""),
+                    )
+                    self._log(cur, load, result, started_at, "succeeded")
+            except Exception as exc:
+                self._log_failure(conn, load, started_at, exc)
+                raise _translate(exc, table, source.source) from exc
+        result.seconds = time.perf_counter() - started
+        log.info("%s", result.summary())
+        return result
+
+    def _run(
+        self,
+        cur: psycopg.Cursor,
+        load: _Load,
+        body: Callable[[psycopg.Cursor, _Load, pa.Table, dict[str, PgType]], dict[str, Any]],
+        schema: InferredSchema | None,
+        contract: Contract,
+        primary_key: Sequence[str] | None,
+        required: Sequence[str],
+        lock: bool,
+        fillfactor: int | None,
+    ) -> dict[str, Any]:
+        table, data = load.table, load.data.table
+        # Loads of the same table queue up instead of racing on CREATE / ALTER.
+        cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{table.schema}.{table.name}",)
+        )
+        load.info = describe_table(cur, table)
+        if load.info is None:
+            self._create(cur, load, schema, primary_key, fillfactor)
+        elif lock:
+            lock_for_merge(cur, table)
+        assert load.info is not None
+        plan = plan_evolution(table, load.info, data, contract, source=load.data.source, required=required)
+        if plan.applied:
+            load.altered = True
+        load.schema_changes += apply_evolution(cur, table, plan, load.load_id, meta_schema=self.meta_schema)
+        not_null = frozenset(n for n, c in load.info.columns.items() if c.not_null) | frozenset(required)
+        rows = conform_table(data, plan.target_types, table=table, source=load.data.source, not_null=not_null)
+        return body(cur, load, rows, plan.target_types)
+
+    def _create(
+        self,
+        cur: psycopg.Cursor,
+        load: _Load,
+        schema: InferredSchema | None,
+        primary_key: Sequence[str] | None,
+        fillfactor: int | None,
+    ) -> None:
+        table = load.table
+        if schema is None:
+            schema = infer_arrow(
+                load.data.table, primary_key=primary_key, source=load.data.source, detect_primary_key=False
+            )
+        elif primary_key and list(schema.primary_key) != list(primary_key):
+            schema = InferredSchema(**{**schema.__dict__, "primary_key": list(primary_key)})
+        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(table.schema_sql()))
+        cur.execute(create_table_sql(table, schema, fillfactor=fillfactor))
+        load.info = describe_table(cur, table)
+        load.created = load.altered = True
+        load.schema_changes.append(f"create table {table}")
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _ensure_meta(self, conn: psycopg.Connection) -> None:
+        if not self._meta_ready:
+            ensure_meta_tables(conn, self.meta_schema)
+            self._meta_ready = True
+
+    def _log(
+        self, cur: psycopg.Cursor, load: _Load, result: LoadResult, started_at: datetime, status: str
+    ) -> None:
+        record_load(
+            cur,
+            load_id=load.load_id,
+            table=load.table,
+            disposition=load.disposition,
+            status=status,
+            source=load.data.source,
+            counts=(result.rows_in, result.inserted, result.updated, result.unchanged, result.deleted),
+            schema_changes=len(load.schema_changes),
+            started_at=started_at,
+            finished_at=datetime.now(timezone.utc),
+            schema=self.meta_schema,
+        )
+
+    def _log_failure(
+        self, conn: psycopg.Connection, load: _Load, started_at: datetime, exc: BaseException
+    ) -> None:
+        """Best effort: a failed load is logged in a transaction of its own after the rollback."""
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                record_load(
+                    cur,
+                    load_id=load.load_id,
+                    table=load.table,
+                    disposition=load.disposition,
+                    status="failed",
+                    source=load.data.source,
+                    counts=(load.data.table.num_rows, 0, 0, 0, 0),
+                    schema_changes=0,
+                    started_at=started_at,
+                    finished_at=datetime.now(timezone.utc),
+                    error=str(exc)[:2000],
+                    schema=self.meta_schema,
+                )
+        except Exception:  # the connection may be gone; the original error matters more
+            log.debug("Could not log the failed load %s", load.load_id, exc_info=True)
+
+
+def _check_in_range(source: LoadInput, table: TableName, name: str, lower: Any, upper: Any) -> None:
+    """Every row's partition value must satisfy lower <= value < upper (and not be NULL)."""
+    data = source.table
+    where = f"{table}, column {name!r} (from {source.source})"
+    if name not in data.column_names:
+        raise DataValidationError(f"{where}: the partition column is not in the data ({data.column_names}).")
+    values = data[name]
+    if values.null_count:
+        row = pc.index(pc.is_null(values), True).as_py()
+        raise DataValidationError(f"{where}: NULL at row {row}; every row needs a partition value.")
+    if data.num_rows == 0:
+        return
+    try:
+        lo = pa.scalar(lower, type=values.type) if not isinstance(lower, pa.Scalar) else lower
+        hi = pa.scalar(upper, type=values.type) if not isinstance(upper, pa.Scalar) else upper
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise DataValidationError(
+            f"{where}: partition bounds [{lower!r}, {upper!r}) do not match the column type {values.type}: {exc}"
+        ) from exc
+    if pa.types.is_timestamp(values.type) and values.type.tz is not None:
+        for bound in (lower, upper):
+            if isinstance(bound, datetime) and bound.tzinfo is None:
+                raise DataValidationError(
+                    f"{where}: bound {bound!r} is a naive datetime; give it a time zone."
+                )
+    outside = pc.or_(pc.less(values, lo), pc.greater_equal(values, hi))
+    if pc.any(outside).as_py():
+        row = pc.index(outside, True).as_py()
+        count = pc.sum(outside).as_py()
+        raise DataValidationError(
+            f"{where}: value {values[row].as_py()!r} at row {row} is outside the partition "
+            f"[{lower!r}, {upper!r}) ({count} rows outside); nothing was loaded."
+        )
+
+
+def _translate(exc: BaseException, table: TableName, source: str) -> BaseException:
+    """Domain errors pass through; database errors become `DataValidationError` / `DatabaseError`."""
+    if isinstance(exc, EnergyAssetsError):
+        return exc
+    if isinstance(exc, (psycopg.errors.DataException, psycopg.errors.IntegrityConstraintViolation)):
+        diag = exc.diag
+        detail = " ".join(p for p in (diag.message_primary, diag.message_detail, diag.context) if p)
+        return DataValidationError(
+            f"{table} (from {source}): PostgreSQL rejected the data: {detail}; nothing was loaded."
+        )
+    if isinstance(exc, psycopg.Error):
+        return DatabaseError(
+            f"{table} (from {source}): the load failed and was rolled back: {str(exc).strip()}"
+        )
+    return exc

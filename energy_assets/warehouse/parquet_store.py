@@ -1,0 +1,237 @@
+"""The Parquet lake: hive-partitioned datasets written atomically, one file per partition.
+
+Layout: `<root>/<dataset>/<key>=<value>[/<key2>=<value2>...]/part-0.parquet` (zstd). Writing a
+partition writes a hidden temporary file next to the target, fsyncs it, and renames it over
+`part-0.parquet`, so readers see the old partition or the new one, never half of one, and no other
+partition is touched. Dataset names, partition keys and values are validated (no `..`, `/`, empty
+or exotic characters) so a value can never point outside its dataset folder; values are therefore
+stored verbatim, with no URL encoding to get wrong.
+
+All file access goes through a `pyarrow.fs.FileSystem` (local by default) so object storage can be
+plugged in later. What does not belong here: schema inference, database loading, Dagster.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from energy_assets.errors import DataValidationError
+
+PART_FILE = "part-0.parquet"
+COMPRESSION = "zstd"
+
+_DATASET_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_VALUE_RE = re.compile(r"[A-Za-z0-9_.,:+@~ -]+")
+
+
+class PartitionPathError(DataValidationError):
+    """A dataset name or partition key/value is empty, unsafe or would leave the dataset folder."""
+
+
+def _check_dataset(dataset: str) -> str:
+    if not isinstance(dataset, str) or not _DATASET_RE.fullmatch(dataset) or ".." in dataset:
+        raise PartitionPathError(
+            f"Dataset name {dataset!r} is not allowed: use letters, digits, '_', '-' and '.', "
+            "no '/', no '..', not empty, not starting with '.' or '-'."
+        )
+    return dataset
+
+
+def _check_partition(dataset: str, partition: Mapping[str, str]) -> list[tuple[str, str]]:
+    if not partition:
+        raise PartitionPathError(f"Dataset {dataset!r}: a partition needs at least one key=value pair.")
+    pairs = []
+    for key, value in partition.items():
+        if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
+            raise PartitionPathError(
+                f"Dataset {dataset!r}: partition key {key!r} is not allowed; use letters, digits and '_'."
+            )
+        text = str(value)
+        if not _VALUE_RE.fullmatch(text) or ".." in text or text.strip() == "":
+            raise PartitionPathError(
+                f"Dataset {dataset!r}: partition value {key}={text!r} is not allowed; it must be non-empty, "
+                "without '/', '\\', '..', '=', '%' or control characters."
+            )
+        pairs.append((key, text))
+    return pairs
+
+
+class ParquetStore:
+    """Hive-partitioned Parquet datasets under one root, on any pyarrow filesystem."""
+
+    def __init__(self, root: str | Path, filesystem: pafs.FileSystem | None = None) -> None:
+        self.filesystem = filesystem or pafs.LocalFileSystem()
+        self.is_local = isinstance(self.filesystem, pafs.LocalFileSystem)
+        root_text = str(Path(root).expanduser().resolve()) if self.is_local else str(root).rstrip("/")
+        self.root = root_text
+
+    # ------------------------------------------------------------------ paths
+    def dataset_path(self, dataset: str) -> str:
+        return f"{self.root}/{_check_dataset(dataset)}"
+
+    def partition_dir(self, dataset: str, partition: Mapping[str, str]) -> str:
+        pairs = _check_partition(dataset, partition)
+        return "/".join([self.dataset_path(dataset), *(f"{k}={v}" for k, v in pairs)])
+
+    def partition_path(self, dataset: str, partition: Mapping[str, str]) -> str:
+        """Where the partition's file lives (whether or not it exists)."""
+        return f"{self.partition_dir(dataset, partition)}/{PART_FILE}"
+
+    def duckdb_glob(self, dataset: str) -> str:
+        """A glob for DuckDB's `read_parquet(glob, hive_partitioning=true)` (local filesystems)."""
+        return f"{self.dataset_path(dataset)}/**/*.parquet"
+
+    # ------------------------------------------------------------------ writing
+    def write_partition(self, dataset: str, partition: Mapping[str, str], table: pa.Table) -> str:
+        """Write (or atomically replace) one partition; returns the file path.
+
+        Columns named like a partition key are dropped from the file (the folder carries them) after
+        checking that every value equals the partition value.
+        """
+        pairs = _check_partition(dataset, partition)
+        self._check_key_layout(dataset, pairs)
+        table = self._without_partition_columns(dataset, pairs, table)
+        directory = self.partition_dir(dataset, partition)
+        final = f"{directory}/{PART_FILE}"
+        self.filesystem.create_dir(directory, recursive=True)
+        temporary = f"{directory}/.{PART_FILE}.{uuid.uuid4().hex}.tmp"
+        try:
+            if self.is_local:
+                with open(temporary, "wb") as handle:
+                    pq.write_table(table, handle, compression=COMPRESSION)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temporary, final)
+                _fsync_dir(directory)
+            else:
+                with self.filesystem.open_output_stream(temporary) as stream:
+                    pq.write_table(table, stream, compression=COMPRESSION)
+                self.filesystem.move(temporary, final)
+        except BaseException:
+            try:
+                self.filesystem.delete_file(temporary)
+            except (FileNotFoundError, OSError):
+                pass
+            raise
+        return final
+
+    def delete_partition(self, dataset: str, partition: Mapping[str, str]) -> bool:
+        """Remove one partition's folder; returns False if it did not exist."""
+        directory = self.partition_dir(dataset, partition)
+        if self.filesystem.get_file_info(directory).type == pafs.FileType.NotFound:
+            return False
+        self.filesystem.delete_dir(directory)
+        return True
+
+    # ------------------------------------------------------------------ reading
+    def has_partition(self, dataset: str, partition: Mapping[str, str]) -> bool:
+        info = self.filesystem.get_file_info(self.partition_path(dataset, partition))
+        return info.type == pafs.FileType.File
+
+    def read_partition(self, dataset: str, partition: Mapping[str, str]) -> pa.Table:
+        """The partition's rows as written (without the partition key columns)."""
+        path = self.partition_path(dataset, partition)
+        if not self.has_partition(dataset, partition):
+            raise FileNotFoundError(
+                f"Dataset {dataset!r} has no partition {dict(partition)} (looked for {path})."
+            )
+        return pq.read_table(path, filesystem=self.filesystem)
+
+    def list_partitions(self, dataset: str) -> list[dict[str, str]]:
+        """Every partition of a dataset, as key -> value dicts, sorted by path."""
+        base = self.dataset_path(dataset)
+        if self.filesystem.get_file_info(base).type == pafs.FileType.NotFound:
+            return []
+        selector = pafs.FileSelector(base, recursive=True)
+        found = []
+        for info in self.filesystem.get_file_info(selector):
+            if info.type == pafs.FileType.File and info.base_name == PART_FILE:
+                relative = info.path[len(base) + 1 : -len(PART_FILE) - 1]
+                found.append(dict(segment.split("=", 1) for segment in relative.split("/")))
+        return sorted(found, key=lambda p: list(p.items()))
+
+    def dataset(self, dataset: str, schema: pa.Schema | None = None) -> ds.Dataset:
+        """A pyarrow dataset over all partitions; partition keys become (inferred-type) columns."""
+        base = self.dataset_path(dataset)
+        if self.filesystem.get_file_info(base).type == pafs.FileType.NotFound:
+            raise FileNotFoundError(f"Dataset {dataset!r} does not exist under {self.root}.")
+        return ds.dataset(
+            base, filesystem=self.filesystem, format="parquet", partitioning="hive", schema=schema
+        )
+
+    def read_dataset(self, dataset: str, filter: pc.Expression | None = None) -> pa.Table:
+        return self.dataset(dataset).to_table(filter=filter)
+
+    def duckdb_relation(self, con: Any, dataset: str) -> Any:
+        """A DuckDB relation over the dataset with hive partition columns (local filesystems only)."""
+        if not self.is_local:
+            raise NotImplementedError(
+                "duckdb_relation reads local files; register the pyarrow dataset instead."
+            )
+        return con.read_parquet(self.duckdb_glob(dataset), hive_partitioning=True)
+
+    # ------------------------------------------------------------------ helpers
+    def _check_key_layout(self, dataset: str, pairs: list[tuple[str, str]]) -> None:
+        """Refuse a partition whose keys differ from the dataset's existing folder layout."""
+        directory = self.dataset_path(dataset)
+        for depth in range(len(pairs) + 1):
+            children = self.filesystem.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
+            keys = {
+                child.base_name.split("=", 1)[0]
+                for child in children
+                if child.type == pafs.FileType.Directory
+                and "=" in child.base_name
+                and not child.base_name.startswith((".", "_"))
+            }
+            has_file = any(c.type == pafs.FileType.File and c.base_name == PART_FILE for c in children)
+            wanted = {pairs[depth][0]} if depth < len(pairs) else set()
+            if (keys and keys != wanted) or (has_file and depth < len(pairs)):
+                layout = sorted(keys) if keys else "a data file"
+                raise PartitionPathError(
+                    f"Dataset {dataset!r} holds {layout} at partition level {depth + 1}, but this write uses "
+                    f"keys {[k for k, _ in pairs]}; write partitions with the same keys in the same order."
+                )
+            if depth == len(pairs) or not keys:
+                return
+            key, value = pairs[depth]
+            directory = f"{directory}/{key}={value}"
+
+    @staticmethod
+    def _without_partition_columns(dataset: str, pairs: list[tuple[str, str]], table: pa.Table) -> pa.Table:
+        for key, value in pairs:
+            if key not in table.column_names:
+                continue
+            as_text = pc.cast(table[key], pa.string())
+            mismatched = pc.invert(pc.fill_null(pc.equal(as_text, value), False))
+            if table.num_rows and pc.any(mismatched).as_py():
+                index = pc.index(mismatched, True).as_py()
+                raise DataValidationError(
+                    f"Dataset {dataset!r}, partition {key}={value!r}: column {key!r} holds "
+                    f"{table[key][index].as_py()!r} at row {index}; every row must belong to the partition."
+                )
+            table = table.drop_columns([key])
+        return table
+
+
+def _fsync_dir(directory: str) -> None:
+    """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
