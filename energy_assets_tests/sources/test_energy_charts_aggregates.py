@@ -345,3 +345,17 @@ def test_quarter_hour_grid_rejects_five_minute_rows() -> None:
 def test_sample_windows_are_consistent_with_the_two_day_window() -> None:
     window = local_days_window(date(2025, 9, 30), date(2025, 10, 1))
     assert window.minutes == 2880
+
+
+def test_baseline_ignores_days_beyond_the_lookback() -> None:
+    power = power_rows(_constant_day(date(2024, 6, 10), 1000.0) + _constant_day(date(2024, 8, 10), 100.0))
+    installed = _installed([(date(2024, 1, 1), "yearly", 62.524)])
+
+    result = underperformance_30min(power, installed, max_lookback_days=28, output_days=[date(2024, 8, 10)])
+
+    assert set(result["baseline_day_count"].to_pylist()) == {0}
+    assert set(result["is_underperforming"].to_pylist()) == {None}
+    with_long_lookback = underperformance_30min(
+        power, installed, max_lookback_days=90, output_days=[date(2024, 8, 10)]
+    )
+    assert set(with_long_lookback["is_underperforming"].to_pylist()) == {True}

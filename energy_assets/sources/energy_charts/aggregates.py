@@ -60,6 +60,7 @@ BIDDING_ZONE_COUNTRIES: dict[str, str] = {
 DEFAULT_MONITORED_TYPES: tuple[str, ...] = (WIND_ONSHORE, WIND_OFFSHORE, SOLAR)
 DEFAULT_THRESHOLD_FRACTION = 0.5
 DEFAULT_TRAILING_DAYS = 7
+DEFAULT_MAX_LOOKBACK_DAYS = 28
 
 
 def load_sql(name: str) -> str:
@@ -132,29 +133,37 @@ def underperformance_30min(
     *,
     threshold_fraction: float = DEFAULT_THRESHOLD_FRACTION,
     trailing_days: int = DEFAULT_TRAILING_DAYS,
+    max_lookback_days: int = DEFAULT_MAX_LOOKBACK_DAYS,
     monitored_types: Iterable[str] = DEFAULT_MONITORED_TYPES,
     output_days: Iterable[date] | None = None,
     timezone_name: str = MARKET_TIMEZONE_NAME,
 ) -> pa.Table:
     """30-minute wind/solar buckets with capacity factor and an underperformance flag.
 
-    `public_power` should hold the `trailing_days` days before the days of interest too, so they have a
-    baseline; `output_days` keeps only the rows of those local days.
+    The baseline of a bucket is the median of the same local slot over the previous `trailing_days` days
+    present in `public_power`, none older than `max_lookback_days`. `public_power` should therefore hold
+    those earlier days too; `output_days` keeps only the rows of the days of interest.
     """
     if not 0 < threshold_fraction <= 1:
         raise ValueError(f"threshold_fraction must be in (0, 1], got {threshold_fraction}")
-    days = int(trailing_days)
-    if days < 1:
-        raise ValueError(f"trailing_days must be at least 1, got {trailing_days}")
+    if trailing_days < 1 or max_lookback_days < 1:
+        raise ValueError(
+            f"trailing_days and max_lookback_days must be at least 1, got {trailing_days}, {max_lookback_days}"
+        )
     _require_quarter_hour_multiples(public_power, "public_power")
     monitored = pa.table({"production_type": pa.array(list(monitored_types), pa.string())})
-    sql = load_sql("underperformance_30min").replace("{trailing_days}", str(days))
     with _connect() as connection:
         connection.register("public_power", public_power)
         connection.register("installed_power", installed_power)
         connection.register("monitored_types", monitored)
         result = connection.sql(
-            sql, params={"timezone": timezone_name, "threshold_fraction": float(threshold_fraction)}
+            load_sql("underperformance_30min"),
+            params={
+                "timezone": timezone_name,
+                "threshold_fraction": float(threshold_fraction),
+                "trailing_days": int(trailing_days),
+                "max_lookback_days": int(max_lookback_days),
+            },
         ).to_arrow_table()
     table = UNDERPERFORMANCE_30MIN.conform(result)
     if output_days is not None:

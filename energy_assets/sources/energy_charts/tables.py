@@ -223,7 +223,7 @@ UNDERPERFORMANCE_30MIN = TableSpec(
         _col(
             "expected_mw",
             pa.float64(),
-            "Median of the same local slot over the previous N available days, MW.",
+            "Median of the same local slot over the previous N days available (within a lookback), MW.",
         ),
         _col("baseline_day_count", pa.int64(), "Earlier days that went into expected_mw.", False),
         _col("threshold_fraction", pa.float64(), "Flag threshold as a fraction of expected_mw.", False),

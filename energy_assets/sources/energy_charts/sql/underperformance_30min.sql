@@ -1,12 +1,13 @@
 -- marts.underperformance_30min: wind and solar in 30-minute buckets against capacity and a trailing baseline.
 -- Inputs: public_power, installed_power (energy_charts.installed_power rows), monitored_types (production_type).
--- Parameters: $timezone, $threshold_fraction; {trailing_days} is an integer formatted in by the caller.
+-- Parameters: $timezone, $threshold_fraction, $trailing_days, $max_lookback_days.
 --
 -- Bucket value: the mean of the 15-minute values in the bucket (hourly rows are first expanded to quarter hours).
 -- Capacity: the monthly figure for the bucket's local month if published, else the latest yearly figure whose
 -- year starts on or before the day.
 -- Baseline (expected_mw): the median of the same local wall-clock slot (HH:MM) over the previous
--- {trailing_days} days present in the input, not counting the day itself. A bucket is underperforming when
+-- $trailing_days days present in the input (gaps skipped), not counting the day itself and none older than
+-- $max_lookback_days calendar days, so a baseline never mixes seasons. A bucket is underperforming when
 -- mean_mw < threshold_fraction x expected_mw; without a baseline the flag is NULL. At night solar's expected
 -- level is 0, so it is never flagged.
 WITH quarters AS (
@@ -64,17 +65,26 @@ with_capacity AS (
         AND y.type_key = lower(n.production_type)
         AND n.local_date >= y.period_start
 ),
-with_baseline AS (
+baselines AS (
     SELECT
-        *,
-        median(mean_mw) OVER baseline AS expected_mw,
-        COUNT(mean_mw) OVER baseline AS baseline_day_count
+        t.country,
+        t.production_type,
+        t.bucket_start,
+        median(b.mean_mw) AS expected_mw,
+        COUNT(DISTINCT b.local_date) FILTER (WHERE b.mean_mw IS NOT NULL) AS baseline_day_count
+    FROM with_capacity AS t
+    LEFT JOIN with_capacity AS b
+        ON b.country = t.country
+        AND b.production_type = t.production_type
+        AND b.local_slot = t.local_slot
+        AND b.day_number BETWEEN t.day_number - $trailing_days AND t.day_number - 1
+        AND b.local_date >= t.local_date - CAST($max_lookback_days AS INTEGER)
+    GROUP BY ALL
+),
+with_baseline AS (
+    SELECT with_capacity.*, baselines.expected_mw, baselines.baseline_day_count
     FROM with_capacity
-    WINDOW baseline AS (
-        PARTITION BY country, production_type, local_slot
-        ORDER BY day_number
-        RANGE BETWEEN {trailing_days} PRECEDING AND 1 PRECEDING
-    )
+    JOIN baselines USING (country, production_type, bucket_start)
 )
 SELECT
     country,
