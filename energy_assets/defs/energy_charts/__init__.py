@@ -1,0 +1,55 @@
+"""Dagster layer of the Energy-Charts source: assets, checks, partitions, the client resource, schedules.
+
+`energy_charts_definitions()` is what `energy_assets.defs.build.build_defs` merges. It brings its own
+`energy_charts` resource (live or snapshot client, see `resources`); `postgres` and `lake` come from the
+shared resources. The bundled sample covers the partition keys in `SAMPLE_PARTITION_KEYS`.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from energy_assets.defs.energy_charts.assets import ENERGY_CHARTS_ASSETS, MART_ASSETS
+from energy_assets.defs.energy_charts.checks import build_freshness_check
+from energy_assets.defs.energy_charts.partitions import (
+    SAMPLE_PARTITION_KEYS,
+    daily_partitions,
+    sample_partition_ranges,
+)
+from energy_assets.defs.energy_charts.resources import EnergyChartsResource
+from energy_assets.defs.energy_charts.schedules import (
+    JOBS,
+    SCHEDULES,
+    energy_charts_daily_job,
+    energy_charts_sample_job,
+)
+from energy_assets.sources.energy_charts.snapshot import SAMPLE_DAYS
+from energy_assets.sources.energy_charts.tables import DAY_AHEAD_PRICE, PUBLIC_POWER
+
+FRESHNESS_CHECKS = [
+    build_freshness_check("public_power", PUBLIC_POWER.qualified_name),
+    build_freshness_check("day_ahead_price", DAY_AHEAD_PRICE.qualified_name),
+]
+
+
+def energy_charts_definitions() -> dg.Definitions:
+    """Assets, checks, jobs, schedules and the `energy_charts` resource of this source."""
+    return dg.Definitions(
+        assets=[*ENERGY_CHARTS_ASSETS, *MART_ASSETS],
+        asset_checks=FRESHNESS_CHECKS,
+        jobs=JOBS,
+        schedules=SCHEDULES,
+        resources={"energy_charts": EnergyChartsResource()},
+    )
+
+
+__all__ = [
+    "SAMPLE_DAYS",
+    "SAMPLE_PARTITION_KEYS",
+    "EnergyChartsResource",
+    "daily_partitions",
+    "energy_charts_daily_job",
+    "energy_charts_definitions",
+    "energy_charts_sample_job",
+    "sample_partition_ranges",
+]

@@ -1,0 +1,377 @@
+"""Energy-Charts assets materialized into the session's PostgreSQL cluster (verify-full TLS) and a temp lake."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from energy_assets.defs.build import build_defs
+from energy_assets.defs.energy_charts.assets import (
+    ENERGY_CHARTS_ASSETS,
+    MART_ASSETS,
+    daily_production_trend,
+    day_ahead_price,
+    public_power,
+    raw_energy_charts__price,
+    raw_energy_charts__public_power,
+    raw_path,
+)
+from energy_assets.defs.energy_charts.partitions import SAMPLE_PARTITION_KEYS, sample_partition_ranges
+from energy_assets.defs.energy_charts.resources import EnergyChartsResource
+from energy_assets.defs.resources import LakeResource, PostgresResource
+from energy_assets.postgres.connection import PostgresSettings, connect
+from energy_assets.settings import DataHome
+from energy_assets.sources.energy_charts.errors import EnergyChartsResponseError
+from energy_assets.sources.energy_charts.snapshot import SAMPLE_DIR
+from energy_assets_tests.sources.energy_charts_server import EnergyChartsTestServer, Scripted
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "energy_charts"
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+@pytest.fixture(scope="module")
+def lake_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("energy_charts_lake") / "lake"
+
+
+@pytest.fixture(scope="module")
+def resources(data_home: DataHome, pg_settings: PostgresSettings, lake_root: Path) -> dict[str, object]:
+    return {
+        "energy_charts": EnergyChartsResource(source="sample", snapshot_dirs=[str(FIXTURES)]),
+        "lake": LakeResource(path=str(lake_root)),
+        "postgres": PostgresResource(data_home=str(data_home.root)),
+    }
+
+
+@pytest.fixture(scope="module")
+def instance() -> dg.DagsterInstance:
+    return dg.DagsterInstance.ephemeral()
+
+
+def scalar(settings: PostgresSettings, query: str, *params: object) -> object:
+    with connect(settings) as connection:
+        return connection.execute(query, params).fetchone()[0]
+
+
+def rows(settings: PostgresSettings, query: str, *params: object) -> list[tuple]:
+    with connect(settings) as connection:
+        return connection.execute(query, params).fetchall()
+
+
+def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]:
+    """The run's metadata of an asset (a single-run range records one identical event per partition)."""
+    materializations = result.asset_materializations_for_node(asset)
+    assert materializations, f"{asset} was not materialized"
+    return {key: value.value for key, value in materializations[-1].metadata.items()}
+
+
+def materialize_range(
+    assets: list, first: str, last: str, resources: dict, instance: dg.DagsterInstance, **kwargs
+):
+    return dg.materialize(
+        assets,
+        resources=resources,
+        instance=instance,
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+        **kwargs,
+    )
+
+
+def test_definitions_load_with_the_energy_charts_source() -> None:
+    defs = build_defs()
+    dg.Definitions.validate_loadable(defs)
+    assert defs.resolve_assets_def("public_power")
+    assert defs.resolve_job_def("energy_charts_sample_job")
+    assert SAMPLE_PARTITION_KEYS == ("2023-12-31", "2025-03-30", "2025-09-30", "2025-10-01", "2025-10-26")
+    assert sample_partition_ranges()[2] == ("2025-09-30", "2025-10-01")
+
+
+def test_daily_schedule_targets_yesterday() -> None:
+    defs = build_defs()
+    schedule = defs.resolve_schedule_def("energy_charts_daily_schedule")
+    context = dg.build_schedule_context(scheduled_execution_time=datetime(2025, 10, 27, 6, 30, tzinfo=BERLIN))
+
+    [request] = schedule.evaluate_tick(context).run_requests
+
+    assert request.partition_key == "2025-10-26"
+
+
+def test_normal_day_end_to_end(
+    resources: dict, instance: dg.DagsterInstance, pg_settings: PostgresSettings, lake_root: Path
+) -> None:
+    result = dg.materialize(
+        [*ENERGY_CHARTS_ASSETS, *MART_ASSETS],
+        partition_key="2023-12-31",
+        resources=resources,
+        instance=instance,
+    )
+
+    assert result.success
+    assert all(evaluation.passed for evaluation in result.get_asset_check_evaluations())
+    per_series = rows(
+        pg_settings,
+        "SELECT production_type, count(*), min(interval_minutes), max(interval_minutes)"
+        " FROM energy_charts.public_power WHERE interval_start >= %s AND interval_start < %s GROUP BY 1",
+        datetime(2023, 12, 31, tzinfo=BERLIN),
+        datetime(2024, 1, 1, tzinfo=BERLIN),
+    )
+    assert len(per_series) == 18  # 21 series: Nuclear (all null) left out, 2 percentage series apart
+    assert {count for _, count, _, _ in per_series} == {96}
+    assert {(low, high) for _, _, low, high in per_series} == {(15, 15)}
+    onshore_mwh = scalar(
+        pg_settings,
+        "SELECT sum(value_mw * interval_minutes / 60.0) FROM energy_charts.public_power"
+        " WHERE production_type = 'Wind onshore' AND interval_start >= %s AND interval_start < %s",
+        datetime(2023, 12, 31, tzinfo=BERLIN),
+        datetime(2024, 1, 1, tzinfo=BERLIN),
+    )
+    assert float(onshore_mwh) == pytest.approx(635_985.5, abs=1e-6)
+    assert scalar(pg_settings, "SELECT count(*) FROM energy_charts.public_power_share") >= 192
+    assert (
+        scalar(
+            pg_settings,
+            "SELECT count(*) FROM energy_charts.day_ahead_price WHERE interval_start >= %s AND interval_start < %s",
+            datetime(2023, 12, 31, tzinfo=BERLIN),
+            datetime(2024, 1, 1, tzinfo=BERLIN),
+        )
+        == 24
+    )
+    trend = rows(
+        pg_settings,
+        "SELECT energy_mwh FROM marts.daily_production_trend WHERE local_date = '2023-12-31'"
+        " AND production_type = 'Wind onshore'",
+    )
+    assert [float(value) for (value,) in trend] == [pytest.approx(635_985.5, abs=1e-6)]
+    analysis = rows(
+        pg_settings,
+        "SELECT negative_price_interval_count, correlation_point_count, price_wind_correlation"
+        " FROM marts.daily_price_analysis WHERE local_date = '2023-12-31'",
+    )
+    assert analysis[0][:2] == (2, 96)
+    assert -1 <= analysis[0][2] <= 1
+    assert (
+        scalar(
+            pg_settings, "SELECT count(*) FROM marts.underperformance_30min WHERE local_date = '2023-12-31'"
+        )
+        == 3 * 48
+    )
+    assert scalar(pg_settings, "SELECT count(*) FROM energy_charts.installed_power") == 14 * 24 + 14 * 34
+
+    power = metadata_of(result, "public_power")
+    assert power["dagster/row_count"] == 18 * 96
+    assert power["all_null_series_left_out"] == ["Nuclear"]
+    assert power["dagster/table_name"] == "energy_charts.public_power"
+    assert "| country | interval_start |" in power["preview"]
+    raw = json.loads(raw_path(resources["lake"], "public_power", "de", "2023-12-31").read_text())
+    assert len(raw["unix_seconds"]) == 96
+    assert (
+        lake_root / "energy_charts.public_power" / "country=de" / "date=2023-12-31" / "part-0.parquet"
+    ).exists()
+
+
+def test_mixed_price_days_as_one_single_run_backfill(
+    resources: dict, instance: dg.DagsterInstance, pg_settings: PostgresSettings
+) -> None:
+    result = materialize_range(
+        [raw_energy_charts__public_power, raw_energy_charts__price, public_power, day_ahead_price],
+        "2025-09-30",
+        "2025-10-01",
+        resources,
+        instance,
+    )
+
+    assert result.success
+    # One request per series and chunk of days, not one per day.
+    assert metadata_of(result, "raw_energy_charts__price")["requests"] == 1
+    assert metadata_of(result, "raw_energy_charts__public_power")["requests"] == 1
+    assert len(result.asset_materializations_for_node("day_ahead_price")) == 2  # one event per partition
+    by_minutes = rows(
+        pg_settings,
+        "SELECT interval_minutes, count(*) FROM energy_charts.day_ahead_price"
+        " WHERE interval_start >= %s AND interval_start < %s GROUP BY 1 ORDER BY 1",
+        datetime(2025, 9, 30, tzinfo=BERLIN),
+        datetime(2025, 10, 2, tzinfo=BERLIN),
+    )
+    assert by_minutes == [(15, 96), (60, 24)]
+    price_meta = metadata_of(result, "day_ahead_price")
+    assert price_meta["intervals_by_minutes"] == {"60": 24, "15": 96}
+    assert price_meta["units_seen"] == ["EUR / MWh"]
+    materialized = instance.get_materialized_partitions(dg.AssetKey("day_ahead_price"))
+    assert {"2025-09-30", "2025-10-01"} <= materialized
+
+
+def test_dst_days_load_92_and_100_quarter_hours(
+    resources: dict, instance: dg.DagsterInstance, pg_settings: PostgresSettings
+) -> None:
+    for key, expected in (("2025-03-30", 92), ("2025-10-26", 100)):
+        result = dg.materialize(
+            [raw_energy_charts__public_power, public_power],
+            partition_key=key,
+            resources=resources,
+            instance=instance,
+        )
+        assert result.success
+        [interval_check] = [
+            e for e in result.get_asset_check_evaluations() if e.check_name == "interval_counts"
+        ]
+        assert interval_check.passed
+        counts = rows(
+            pg_settings,
+            "SELECT DISTINCT count(*) FROM energy_charts.public_power"
+            " WHERE (interval_start AT TIME ZONE 'Europe/Berlin')::date = %s GROUP BY production_type",
+            datetime.fromisoformat(key).date(),
+        )
+        assert counts == [(expected,)]
+
+
+def test_rematerializing_a_changed_day_reports_updates(
+    resources: dict, instance: dg.DagsterInstance, pg_settings: PostgresSettings, tmp_path: Path
+) -> None:
+    first = dg.materialize(
+        [raw_energy_charts__price, day_ahead_price],
+        partition_key="2025-10-26",
+        resources=resources,
+        instance=instance,
+    )
+    assert first.success
+    # A revised response: the same day with three prices changed.
+    revised = json.loads((SAMPLE_DIR / "price_DE-LU_2025-10-26.json").read_text())
+    for index in (10, 11, 12):
+        revised["price"][index] += 1.0
+    (tmp_path / "price_DE-LU_2025-10-26.json").write_text(json.dumps(revised))
+    (tmp_path / "index.json").write_text(
+        json.dumps(
+            {
+                "responses": [
+                    {
+                        "endpoint": "price",
+                        "params": {"bzn": "DE-LU", "start": "2025-10-26", "end": "2025-10-26"},
+                        "file": "price_DE-LU_2025-10-26.json",
+                    }
+                ]
+            }
+        )
+    )
+    revised_resources = {
+        **resources,
+        "energy_charts": EnergyChartsResource(source="sample", snapshot_dirs=[str(tmp_path)]),
+    }
+
+    second = dg.materialize(
+        [raw_energy_charts__price, day_ahead_price],
+        partition_key="2025-10-26",
+        resources=revised_resources,
+        instance=instance,
+    )
+
+    assert second.success
+    counts = metadata_of(second, "day_ahead_price")
+    assert (counts["inserted"], counts["updated"], counts["unchanged"]) == (0, 3, 97)
+    stored = scalar(
+        pg_settings,
+        "SELECT price_eur_per_mwh FROM energy_charts.day_ahead_price WHERE bidding_zone = 'DE-LU' AND interval_start = %s",
+        datetime.fromtimestamp(revised["unix_seconds"][10], tz=BERLIN),
+    )
+    assert stored == pytest.approx(revised["price"][10])
+
+
+def test_bad_response_names_endpoint_partition_and_field_and_loads_nothing(
+    resources: dict, instance: dg.DagsterInstance, pg_settings: PostgresSettings
+) -> None:
+    result = dg.materialize(
+        [raw_energy_charts__public_power, public_power],
+        partition_key="2024-06-17",
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    cause = failure.step_failure_data.error.cause
+    message = cause.message
+    assert cause.cls_name == EnergyChartsResponseError.__name__
+    assert (
+        "/public_power response for partition 2024-06-17 (de), field production_types[1].data ('Wind onshore')"
+        in message
+    )
+    assert not raw_path(resources["lake"], "public_power", "de", "2024-06-17").exists()
+    assert (
+        scalar(
+            pg_settings,
+            "SELECT count(*) FROM energy_charts.public_power WHERE interval_start >= %s AND interval_start < %s",
+            datetime(2024, 6, 17, tzinfo=BERLIN),
+            datetime(2024, 6, 18, tzinfo=BERLIN),
+        )
+        == 0
+    )
+
+
+def test_blocking_interval_check_keeps_a_short_day_out_of_the_marts(
+    resources: dict, instance: dg.DagsterInstance, pg_settings: PostgresSettings
+) -> None:
+    result = dg.materialize(
+        [raw_energy_charts__public_power, public_power, daily_production_trend],
+        partition_key="2024-06-18",
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    evaluations = {evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()}
+    assert evaluations["interval_counts"].passed is False
+    assert evaluations["unique_intervals"].passed is True
+    assert result.asset_materializations_for_node("daily_production_trend") == []
+    assert (
+        scalar(
+            pg_settings, "SELECT count(*) FROM marts.daily_production_trend WHERE local_date = '2024-06-18'"
+        )
+        == 0
+    )
+
+
+def test_live_source_against_the_local_api_server_with_a_429(
+    resources: dict, instance: dg.DagsterInstance, pg_settings: PostgresSettings
+) -> None:
+    server = EnergyChartsTestServer().start()
+    try:
+        server.script("price", [Scripted(429, "Too Many Requests", headers={"Retry-After": "1"})])
+        live = EnergyChartsResource(
+            source="live", base_url=server.base_url, min_seconds_between_requests=0.0, backoff_factor_s=0.05
+        )
+        result = dg.materialize(
+            [raw_energy_charts__price, day_ahead_price],
+            partition_key="2025-03-30",
+            resources={**resources, "energy_charts": live},
+            instance=instance,
+        )
+    finally:
+        server.stop()
+
+    assert result.success
+    assert len(server.requests_to("price")) == 2
+    assert server.requests[0].headers["User-Agent"].startswith("energy_assets/")
+    prices = rows(
+        pg_settings,
+        "SELECT price_eur_per_mwh FROM energy_charts.day_ahead_price WHERE interval_start >= %s AND interval_start < %s"
+        " ORDER BY interval_start",
+        datetime(2025, 3, 30, tzinfo=BERLIN),
+        datetime(2025, 3, 31, tzinfo=BERLIN),
+    )
+    assert len(prices) == 23
+    assert prices[0][0] == 46.31
+
+
+def test_raw_dir_layout(resources: dict) -> None:
+    assert raw_path(resources["lake"], "price", "DE-LU", "2025-03-30").parts[-4:] == (
+        "energy_charts",
+        "price",
+        "DE-LU",
+        "2025-03-30.json",
+    )
