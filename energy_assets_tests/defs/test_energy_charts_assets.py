@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from energy_assets.defs.build import build_defs
+from energy_assets.defs.energy_charts import FRESHNESS_CHECKS, materialize_sample
 from energy_assets.defs.energy_charts.assets import (
     ENERGY_CHARTS_ASSETS,
     MART_ASSETS,
@@ -21,6 +22,7 @@ from energy_assets.defs.energy_charts.assets import (
     raw_energy_charts__public_power,
     raw_path,
 )
+from energy_assets.defs.energy_charts.checks import FreshnessConfig
 from energy_assets.defs.energy_charts.partitions import SAMPLE_PARTITION_KEYS, sample_partition_ranges
 from energy_assets.defs.energy_charts.resources import EnergyChartsResource
 from energy_assets.defs.resources import LakeResource, PostgresResource
@@ -28,6 +30,7 @@ from energy_assets.postgres.connection import PostgresSettings, connect
 from energy_assets.settings import DataHome
 from energy_assets.sources.energy_charts.errors import EnergyChartsResponseError
 from energy_assets.sources.energy_charts.snapshot import SAMPLE_DIR
+from energy_assets.sources.energy_charts.tables import PUBLIC_POWER
 from energy_assets_tests.sources.energy_charts_server import EnergyChartsTestServer, Scripted
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "energy_charts"
@@ -375,3 +378,67 @@ def test_raw_dir_layout(resources: dict) -> None:
         "DE-LU",
         "2025-03-30.json",
     )
+
+
+def test_materialize_sample_runs_every_sample_day_offline(
+    data_home: DataHome, pg_settings: PostgresSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Even with the live source configured, the sample never touches the network.
+    monkeypatch.setenv("ENERGY_ASSETS_SOURCE", "live")
+    monkeypatch.setenv("ENERGY_CHARTS_BASE_URL", "http://127.0.0.1:9")
+    lake = LakeResource(path=str(tmp_path / "lake"))
+    defs = build_defs(
+        resource_overrides={"postgres": PostgresResource(data_home=str(data_home.root)), "lake": lake}
+    )
+
+    results = materialize_sample(defs, dg.DagsterInstance.ephemeral())
+
+    assert [result.success for result in results] == [True] * 5
+    per_day = dict(
+        rows(
+            pg_settings,
+            "SELECT (interval_start AT TIME ZONE 'Europe/Berlin')::date, count(*) FROM energy_charts.public_power"
+            " WHERE (interval_start AT TIME ZONE 'Europe/Berlin')::date = ANY(%s::date[]) GROUP BY 1",
+            list(SAMPLE_PARTITION_KEYS),
+        )
+    )
+    assert {day.isoformat(): count for day, count in per_day.items()} == {
+        "2023-12-31": 18 * 96,
+        "2025-03-30": 19 * 92,
+        "2025-09-30": 19 * 96,
+        "2025-10-01": 19 * 96,
+        "2025-10-26": 19 * 100,
+    }
+    assert (
+        scalar(
+            pg_settings,
+            "SELECT count(*) FROM marts.daily_price_analysis WHERE local_date = ANY(%s::date[])",
+            list(SAMPLE_PARTITION_KEYS),
+        )
+        == 5
+    )
+    baseline = rows(
+        pg_settings,
+        "SELECT DISTINCT baseline_day_count FROM marts.underperformance_30min"
+        " WHERE local_date = '2025-10-26' AND production_type = 'Wind onshore'",
+    )
+    assert baseline == [(2,)]  # 2025-09-30 and 2025-10-01 lie within the 28-day lookback
+    assert (
+        tmp_path / "lake" / "marts.underperformance_30min" / "date=2025-10-26" / "part-0.parquet"
+    ).exists()
+
+
+def test_freshness_check_reads_the_newest_lake_partition(tmp_path: Path) -> None:
+    lake = LakeResource(path=str(tmp_path / "lake"))
+    lake.store().write_partition(
+        "energy_charts.public_power", {"country": "de", "date": "2025-10-26"}, PUBLIC_POWER.empty()
+    )
+    [public_power_fresh, _] = FRESHNESS_CHECKS
+
+    lenient = public_power_fresh(config=FreshnessConfig(max_lag_days=100_000), lake=lake)
+    strict = public_power_fresh(config=FreshnessConfig(max_lag_days=1), lake=lake)
+
+    assert lenient.passed
+    assert not strict.passed
+    assert strict.severity == dg.AssetCheckSeverity.WARN
+    assert strict.metadata["details"].value["latest_partition"] == "2025-10-26"

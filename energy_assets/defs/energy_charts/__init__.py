@@ -17,6 +17,7 @@ from energy_assets.defs.energy_charts.partitions import (
     sample_partition_ranges,
 )
 from energy_assets.defs.energy_charts.resources import EnergyChartsResource
+from energy_assets.defs.energy_charts.sample import materialize_sample
 from energy_assets.defs.energy_charts.schedules import (
     JOBS,
     SCHEDULES,
@@ -51,5 +52,6 @@ __all__ = [
     "energy_charts_daily_job",
     "energy_charts_definitions",
     "energy_charts_sample_job",
+    "materialize_sample",
     "sample_partition_ranges",
 ]

@@ -719,10 +719,14 @@ def daily_production_trend(
     power = read_daily(lake, PUBLIC_POWER, "country", energy_charts.countries, days)
     trend = aggregates.daily_production_trend(power)
     load, row_counts, lake_path = load_mart(lake, postgres, DAILY_PRODUCTION_TREND, trend, days)
+    country = energy_charts.countries[0]
     latest = trend.filter(
         pc.and_(
-            pc.equal(trend.column("local_date"), pa.scalar(days[-1], pa.date32())),
-            trend.column("is_generation"),
+            pc.and_(
+                pc.equal(trend.column("local_date"), pa.scalar(days[-1], pa.date32())),
+                trend.column("is_generation"),
+            ),
+            pc.equal(trend.column("country"), country),
         )
     )
     latest = latest.sort_by([("energy_mwh", "descending")])
@@ -730,7 +734,7 @@ def daily_production_trend(
         latest.column("production_type").to_pylist(), latest.column("energy_mwh").to_pylist(), "MWh"
     )
     metadata = _load_metadata(DAILY_PRODUCTION_TREND, trend, load, lake_path) | {
-        "generation_by_type": dg.MetadataValue.md(f"Generation on {days[-1]} (first country):\n\n{chart}"),
+        "generation_by_type": dg.MetadataValue.md(f"Generation on {days[-1]} ({country}):\n\n{chart}"),
     }
     return dg.MaterializeResult(metadata=metadata, check_results=[to_check_result(row_counts)])
 
