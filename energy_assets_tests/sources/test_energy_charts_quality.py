@@ -132,3 +132,23 @@ def test_row_counts_and_freshness() -> None:
     assert not stale.passed
     assert stale.details["lag_days"] == 6
     assert not check_freshness(None, today=date(2025, 10, 26)).passed
+
+
+def test_a_series_that_ends_is_reported_not_failed() -> None:
+    days = [date(2025, 9, 30), date(2025, 10, 1)]
+    both = pa.concat_tables([_power(day) for day in days])
+    without_solar_on_day_two = both.filter(
+        pc.invert(
+            pc.and_(
+                pc.equal(both["production_type"], "Solar"),
+                pc.greater_equal(both["interval_start"], pa.scalar(local_day_window(days[1]).start_utc)),
+            )
+        )
+    )
+
+    result = check_interval_counts(
+        without_solar_on_day_two, series_columns=["country", "production_type"], days=days
+    )
+
+    assert result.passed
+    assert result.details["days"]["2025-10-01"]["series_absent"] == [["de", "Solar"]]

@@ -288,7 +288,7 @@ def postgres_row_counts(
                     conditions.append(sql.SQL("{col} = %s").format(col=sql.Identifier(name)))
                     params.append(value)
             query = sql.SQL(_PARTITION_ROW_COUNT).format(
-                table=sql.Identifier(spec.schema, spec.name), conditions=sql.SQL(" AND ").join(conditions)
+                table=TableName(spec.schema, spec.name).sql(), conditions=sql.SQL(" AND ").join(conditions)
             )
             counts[part.label] = connection.execute(query, params).fetchone()[0]
     return counts

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
@@ -237,7 +237,7 @@ def normalize_installed_power(payload: Any, *, country: str, time_step: str) -> 
 
 
 def split_by_local_day(
-    table: pa.Table, days: Iterable[date], window_for=local_day_window
+    table: pa.Table, days: Iterable[date], window_for: Callable[[date], LocalDayWindow] = local_day_window
 ) -> dict[date, pa.Table]:
     """Rows of `table` (with `interval_start`) grouped by local day, one entry per requested day.
 
