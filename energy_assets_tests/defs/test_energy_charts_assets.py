@@ -25,6 +25,7 @@ from energy_assets.defs.energy_charts.assets import (
 from energy_assets.defs.energy_charts.checks import FreshnessConfig
 from energy_assets.defs.energy_charts.partitions import SAMPLE_PARTITION_KEYS, sample_partition_ranges
 from energy_assets.defs.energy_charts.resources import EnergyChartsResource
+from energy_assets.defs.energy_charts.schedules import energy_charts_daily_schedule
 from energy_assets.defs.resources import LakeResource, PostgresResource
 from energy_assets.postgres.connection import PostgresSettings, connect
 from energy_assets.settings import DataHome
@@ -95,13 +96,12 @@ def test_definitions_load_with_the_energy_charts_source() -> None:
 
 
 def test_daily_schedule_targets_yesterday() -> None:
-    defs = build_defs()
-    schedule = defs.resolve_schedule_def("energy_charts_daily_schedule")
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2025, 10, 27, 6, 30, tzinfo=BERLIN))
 
-    [request] = schedule.evaluate_tick(context).run_requests
+    request = energy_charts_daily_schedule(context)
 
     assert request.partition_key == "2025-10-26"
+    assert build_defs().resolve_schedule_def("energy_charts_daily_schedule").cron_schedule == "30 6 * * *"
 
 
 def test_normal_day_end_to_end(

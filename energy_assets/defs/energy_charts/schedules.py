@@ -1,14 +1,14 @@
 """Jobs and schedules of the Energy-Charts assets.
 
 - `energy_charts_daily_job` (daily-partitioned assets and marts) runs every morning for yesterday's local
-  day: `build_schedule_from_partitioned_job` targets the newest complete partition. A backfill over a range
+  day, the newest complete partition. A backfill over a range
   runs as one run (`BackfillPolicy.single_run()` on every asset), asking the API once per series and chunk.
 - `energy_charts_installed_power_job` refreshes installed capacity weekly (the API returns all periods).
 - `energy_charts_sample_job` selects everything: run it for the partition ranges of
   `partitions.sample_partition_ranges()` with `ENERGY_ASSETS_SOURCE=sample` to build the sample offline.
 """
 
-from __future__ import annotations
+from datetime import datetime, timedelta
 
 import dagster as dg
 
@@ -17,7 +17,7 @@ from energy_assets.defs.energy_charts.assets import (
     MART_ASSETS,
     RAW_INSTALLED_POWER,
 )
-from energy_assets.sources.energy_charts.local_days import MARKET_TIMEZONE_NAME
+from energy_assets.sources.energy_charts.local_days import MARKET_TIMEZONE, MARKET_TIMEZONE_NAME
 
 _ALL_KEYS = [key for asset in (*ENERGY_CHARTS_ASSETS, *MART_ASSETS) for key in asset.keys]
 _INSTALLED_KEYS = [dg.AssetKey(RAW_INSTALLED_POWER), dg.AssetKey("installed_power")]
@@ -40,13 +40,21 @@ energy_charts_sample_job = dg.define_asset_job(
     description="Every Energy-Charts asset and mart; with ENERGY_ASSETS_SOURCE=sample it runs offline.",
 )
 
-energy_charts_daily_schedule = dg.build_schedule_from_partitioned_job(
-    energy_charts_daily_job,
+
+@dg.schedule(
     name="energy_charts_daily_schedule",
-    hour_of_day=6,
-    minute_of_hour=30,
-    description="Every day at 06:30 Europe/Berlin, for yesterday's local day.",
+    job=energy_charts_daily_job,
+    cron_schedule="30 6 * * *",
+    execution_timezone=MARKET_TIMEZONE_NAME,
+    description="Every day at 06:30 Europe/Berlin, for yesterday's local day (the newest complete one).",
 )
+def energy_charts_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    now = context.scheduled_execution_time or datetime.now(MARKET_TIMEZONE)
+    yesterday = now.astimezone(MARKET_TIMEZONE).date() - timedelta(days=1)
+    return dg.RunRequest(
+        partition_key=yesterday.isoformat(), tags={"energy_charts/day": yesterday.isoformat()}
+    )
+
 
 energy_charts_installed_power_schedule = dg.ScheduleDefinition(
     name="energy_charts_installed_power_schedule",
