@@ -12,6 +12,8 @@ from typing import Any
 
 import dagster as dg
 
+from energy_assets.defs.energy_charts import energy_charts_definitions
+from energy_assets.defs.energy_charts.resources import EnergyChartsResource
 from energy_assets.defs.platform import platform_definitions
 from energy_assets.defs.resources import CertificateAuthorityResource, LakeResource, PostgresResource
 from energy_assets.settings import ENV_PG_URL
@@ -27,17 +29,12 @@ def default_resources() -> dict[str, Any]:
         "postgres": postgres,
         "lake": LakeResource(),
         "certificate_authority": CertificateAuthorityResource(),
+        "energy_charts": EnergyChartsResource(),
     }
 
 
 def _source_definitions() -> list[dg.Definitions]:
-    definitions = [platform_definitions()]
-    try:
-        from energy_assets.defs.energy_charts import energy_charts_definitions
-    except ImportError:  # pragma: no cover - the source is optional while it is being built
-        return definitions
-    definitions.append(energy_charts_definitions())
-    return definitions
+    return [platform_definitions(), energy_charts_definitions()]
 
 
 def build_defs(*, resource_overrides: Mapping[str, Any] | None = None) -> dg.Definitions:

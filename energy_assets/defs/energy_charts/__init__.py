@@ -1,8 +1,8 @@
 """Dagster layer of the Energy-Charts source: assets, checks, partitions, the client resource, schedules.
 
-`energy_charts_definitions()` is what `energy_assets.defs.build.build_defs` merges. It brings its own
-`energy_charts` resource (live or snapshot client, see `resources`); `postgres` and `lake` come from the
-shared resources. The bundled sample covers the partition keys in `SAMPLE_PARTITION_KEYS`.
+`energy_charts_definitions()` is what `energy_assets.defs.build.build_defs` merges. Its `energy_charts`
+resource (live or snapshot client, see `resources`) is wired by `build_defs` with the shared `postgres`
+and `lake` resources. The bundled sample covers the partition keys in `SAMPLE_PARTITION_KEYS`.
 """
 
 from __future__ import annotations
@@ -34,13 +34,12 @@ FRESHNESS_CHECKS = [
 
 
 def energy_charts_definitions() -> dg.Definitions:
-    """Assets, checks, jobs, schedules and the `energy_charts` resource of this source."""
+    """Assets, checks, jobs and schedules of this source; `build_defs` supplies the resources."""
     return dg.Definitions(
         assets=[*ENERGY_CHARTS_ASSETS, *MART_ASSETS],
         asset_checks=FRESHNESS_CHECKS,
         jobs=JOBS,
         schedules=SCHEDULES,
-        resources={"energy_charts": EnergyChartsResource()},
     )
 
 
