@@ -31,6 +31,15 @@ WHERE i.indrelid = %s AND i.indisprimary
 ORDER BY array_position(i.indkey::int2[], a.attnum)
 """
 
+_INDEXES = """
+SELECT array_agg(a.attname ORDER BY k.ord)
+FROM pg_catalog.pg_index i
+CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = %s AND i.indisvalid
+GROUP BY i.indexrelid
+"""
+
 
 @dataclass(frozen=True)
 class ExistingColumn:
@@ -48,11 +57,16 @@ class TableInfo:
     oid: int
     columns: dict[str, ExistingColumn] = field(default_factory=dict)
     primary_key: list[str] = field(default_factory=list)
+    indexes: list[list[str]] = field(default_factory=list)
     estimated_rows: float = -1.0
 
     @property
     def column_names(self) -> list[str]:
         return list(self.columns)
+
+    def has_index_on(self, key: list[str]) -> bool:
+        """True if some index starts with exactly the `key` columns (in any order)."""
+        return any(set(index[: len(key)]) == set(key) for index in self.indexes)
 
     def types(self) -> dict[str, PgType]:
         return {name: col.pg_type for name, col in self.columns.items()}
@@ -73,4 +87,5 @@ def describe_table(cur: psycopg.Cursor, table: TableName) -> TableInfo | None:
         if name is not None:
             info.columns[name] = ExistingColumn(name, PgType.parse(type_text), not_null, has_default)
     info.primary_key = [r[0] for r in cur.execute(_PRIMARY_KEY, (oid,)).fetchall()]
+    info.indexes = [list(r[0]) for r in cur.execute(_INDEXES, (oid,)).fetchall()]
     return info

@@ -33,12 +33,19 @@ def conform_table(
     table: TableName,
     source: str,
     not_null: frozenset[str] = frozenset(),
+    already: Mapping[str, pa.ChunkedArray] | None = None,
 ) -> pa.Table:
-    """`data` restricted to `target_types`' columns (in that order), each cast for binary COPY."""
+    """`data` restricted to `target_types`' columns (in that order), each cast for binary COPY.
+
+    `already` holds columns conformed before (while planning the schema evolution).
+    """
     arrays = []
     fields = []
     for name, pg_type in target_types.items():
-        array = conform_column(data[name], pg_type, table=table, source=source, column=name)
+        if already and name in already:
+            array = already[name]
+        else:
+            array = conform_column(data[name], pg_type, table=table, source=source, column=name)
         if name in not_null and array.null_count:
             row = pc.index(pc.is_null(array), True).as_py()
             raise DataValidationError(
@@ -126,6 +133,8 @@ def _first_failing_value(array: pa.ChunkedArray, target: pa.DataType) -> tuple[i
 
 def _check_length(array: pa.ChunkedArray, pg_type: PgType, where: str) -> None:
     limit = pg_type.modifiers[0]
+    if len(array) == array.null_count or pc.max(pc.binary_length(array)).as_py() <= limit:
+        return  # no value has more bytes than the limit allows characters
     lengths = pc.utf8_length(array)
     if pg_type.base == "char":
         # char(n) ignores trailing spaces, like PostgreSQL does.

@@ -83,6 +83,8 @@ class EvolutionPlan:
     changes: list[SchemaChange] = field(default_factory=list)
     discarded: list[SchemaChange] = field(default_factory=list)
     target_types: dict[str, PgType] = field(default_factory=dict)
+    # Columns already cast to their target type while checking whether they fit.
+    conformed: dict[str, pa.ChunkedArray] = field(default_factory=dict)
 
     @property
     def applied(self) -> list[SchemaChange]:
@@ -92,10 +94,12 @@ class EvolutionPlan:
         return [c.describe() for c in [*self.changes, *self.discarded]]
 
 
-def _misfit(array: pa.ChunkedArray, pg_type: PgType, table: TableName, name: str, source: str) -> str | None:
-    """None if every value converts to `pg_type` (no widening needed), else why not."""
+def _misfit(
+    plan: EvolutionPlan, array: pa.ChunkedArray, pg_type: PgType, table: TableName, name: str, source: str
+) -> str | None:
+    """None if every value converts to `pg_type` (no widening needed; the result is kept), else why not."""
     try:
-        conform_column(array, pg_type, table=table, source=source, column=name)
+        plan.conformed[name] = conform_column(array, pg_type, table=table, source=source, column=name)
     except EnergyAssetsError as exc:
         return str(exc).split(": ", 1)[-1]
     return None
@@ -131,7 +135,7 @@ def plan_evolution(
         plan.target_types[name] = current.pg_type
         if holds(current.pg_type, incoming):
             continue
-        misfit = _misfit(array, current.pg_type, table, name, source)
+        misfit = _misfit(plan, array, current.pg_type, table, name, source)
         if misfit is None:
             continue
         wider = widening_target(current.pg_type, incoming)

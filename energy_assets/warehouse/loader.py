@@ -15,10 +15,12 @@ process dies mid-COPY, the server rolls the transaction back and the table is ex
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,15 +39,13 @@ from energy_assets.warehouse.conform import conform_table
 from energy_assets.warehouse.evolution import Contract, apply_evolution, plan_evolution
 from energy_assets.warehouse.identifiers import TableName, check_identifier, column
 from energy_assets.warehouse.inputs import LoadInput, as_input
+from energy_assets.warehouse.keys import check_primary_key
 from energy_assets.warehouse.merge import lock_for_merge, merge_rows
+from energy_assets.warehouse.merge import open_reader as merge_reader
 from energy_assets.warehouse.meta import META_SCHEMA, ensure_meta_tables, record_load
 from energy_assets.warehouse.pg_types import PgType
-from energy_assets.warehouse.schema_inference import (
-    InferredSchema,
-    check_primary_key,
-    create_table_sql,
-    infer_arrow,
-)
+from energy_assets.warehouse.schema_inference import InferredSchema, create_table_sql, infer_arrow
+from energy_assets.warehouse.timing import StepTimes
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class LoadResult:
     schema_changes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     strategy: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
         return (
@@ -91,6 +92,9 @@ class _Load:
     created: bool = False
     altered: bool = False
     schema_changes: list[str] = field(default_factory=list)
+    pool: ThreadPoolExecutor | None = None
+    reader: Callable[[], Any] | None = None
+    timings: StepTimes = field(default_factory=StepTimes)
 
 
 class WarehouseLoader:
@@ -116,7 +120,8 @@ class WarehouseLoader:
         def body(
             cur: psycopg.Cursor, load: _Load, rows: pa.Table, types: dict[str, PgType]
         ) -> dict[str, int]:
-            copy_arrow(cur, table.sql(), rows, types)
+            with load.timings.step("copy"):
+                copy_arrow(cur, table.sql(), rows, types)
             return {"inserted": rows.num_rows}
 
         return self._load(
@@ -135,28 +140,36 @@ class WarehouseLoader:
         contract: Contract | str = Contract.EVOLVE,
         primary_key: Sequence[str] | None = None,
     ) -> LoadResult:
-        """Replace the rows with `lower <= partition_column < upper` by `data`, atomically."""
-        source = as_input(data)
-        _check_in_range(source, table, partition_column, lower, upper)
+        """Replace the rows with `lower <= partition_column < upper` by `data`, atomically.
+
+        Every incoming row must lie in [lower, upper); otherwise nothing is loaded.
+        """
+        lower, upper = _python_value(lower), _python_value(upper)
+
+        def check(source: LoadInput) -> None:
+            _check_in_range(source, table, partition_column, lower, upper)
 
         def body(
             cur: psycopg.Cursor, load: _Load, rows: pa.Table, types: dict[str, PgType]
-        ) -> dict[str, int]:
-            cur.execute(
-                sql.SQL("DELETE FROM {} WHERE {col} >= %s AND {col} < %s").format(
-                    table.sql(), col=column(partition_column)
-                ),
-                (lower, upper),
-            )
-            deleted = cur.rowcount
-            copy_arrow(cur, table.sql(), rows, types)
+        ) -> dict[str, Any]:
+            with load.timings.step("delete partition"):
+                cur.execute(
+                    sql.SQL("DELETE FROM {} WHERE {col} >= %s AND {col} < %s").format(
+                        table.sql(), col=column(partition_column)
+                    ),
+                    (lower, upper),
+                )
+                deleted = cur.rowcount
+            with load.timings.step("copy"):
+                copy_arrow(cur, table.sql(), rows, types)
             return {"inserted": rows.num_rows, "deleted": deleted}
 
         return self._load(
             table,
             "replace_partition",
-            source,
+            data,
             body,
+            check=check,
             schema=schema,
             contract=contract,
             primary_key=primary_key,
@@ -178,23 +191,26 @@ class WarehouseLoader:
 
         With `keep_history`, superseded rows go to `<table>__history` with `superseded_at` and
         `load_id`. Duplicate or NULL keys in the input raise `DataValidationError` naming them.
+        A table created by a merge gets `fillfactor` (room for updates on the same page).
         """
         key = [check_identifier(k, "key column") for k in key]
         if not key:
             raise SchemaContractError(f"{table}: merge needs a key (the natural key columns).")
-        source = as_input(data)
-        check_primary_key(source.table, key, source=f"{table} (from {source.source})")
 
         def body(
             cur: psycopg.Cursor, load: _Load, rows: pa.Table, types: dict[str, PgType]
         ) -> dict[str, Any]:
+            key_check = load.pool.submit(
+                check_primary_key, load.data.table, key, source=f"{table} (from {load.data.source})"
+            )
             if load.created:
-                copy_arrow(cur, table.sql(), rows, types)
+                key_check.result()
+                with load.timings.step("copy"):
+                    copy_arrow(cur, table.sql(), rows, types)
                 return {"inserted": rows.num_rows, "strategy": "initial-copy"}
             cur.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(_MERGE_WORK_MEM)))
             counts = merge_rows(
                 cur,
-                settings=self.settings,
                 table=table,
                 info=describe_table(cur, table) if load.altered else load.info,  # type: ignore[arg-type]
                 data=rows,
@@ -202,7 +218,10 @@ class WarehouseLoader:
                 key=key,
                 keep_history=keep_history,
                 load_id=load.load_id,
-                client_may_read=not load.altered,
+                # While this load holds an exclusive lock (it altered the table), nobody else can read it.
+                reader=None if load.altered else load.reader,
+                before_write=key_check.result,
+                timings=load.timings,
             )
             return {
                 "inserted": counts.inserted,
@@ -214,7 +233,7 @@ class WarehouseLoader:
         return self._load(
             table,
             "merge",
-            source,
+            data,
             body,
             schema=schema,
             contract=contract,
@@ -222,6 +241,7 @@ class WarehouseLoader:
             required=key,
             lock=True,
             fillfactor=fillfactor,
+            open_reader=True,
         )
 
     def load_parquet(
@@ -242,33 +262,76 @@ class WarehouseLoader:
         self,
         table: TableName,
         disposition: str,
-        data: DataSource | LoadInput,
+        data: DataSource,
         body: Callable[[psycopg.Cursor, _Load, pa.Table, dict[str, PgType]], dict[str, Any]],
         *,
         schema: InferredSchema | None,
         contract: Contract | str,
         primary_key: Sequence[str] | None,
+        check: Callable[[LoadInput], None] | None = None,
         required: Sequence[str] = (),
         lock: bool = False,
         fillfactor: int | None = None,
+        open_reader: bool = False,
     ) -> LoadResult:
         started = time.perf_counter()
-        started_at = datetime.now(timezone.utc)
-        source = data if isinstance(data, LoadInput) else as_input(data)
         contract = Contract.parse(contract)
-        load = _Load(uuid.uuid4(), table, disposition, source)
-        with connect(self.settings) as conn:
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="warehouse-load") as pool:
+            # Reading the input (and opening the diff reader) overlaps with connecting and locking.
+            reading = pool.submit(_read_and_check, data, check)
+            reader = pool.submit(merge_reader, self.settings) if open_reader else None
+            load = _Load(uuid.uuid4(), table, disposition, _placeholder(data), pool=pool)
+            try:
+                result = self._transaction(
+                    load, reading, reader, body, schema, contract, primary_key, required, lock, fillfactor
+                )
+            finally:
+                if reader is not None:
+                    _close_quietly(reader)
+        result.seconds = time.perf_counter() - started
+        result.timings = dict(load.timings)
+        log.info("%s", result.summary())
+        return result
+
+    def _transaction(
+        self,
+        load: _Load,
+        reading: Future[LoadInput],
+        reader: Future[Any] | None,
+        body: Callable[[psycopg.Cursor, _Load, pa.Table, dict[str, PgType]], dict[str, Any]],
+        schema: InferredSchema | None,
+        contract: Contract,
+        primary_key: Sequence[str] | None,
+        required: Sequence[str],
+        lock: bool,
+        fillfactor: int | None,
+    ) -> LoadResult:
+        started_at = datetime.now(timezone.utc)
+        with load.timings.step("connect"):
+            conn = connect(self.settings)
+        with conn:
             self._ensure_meta(conn)
             try:
-                with conn.transaction(), conn.cursor() as cur:
-                    counts = self._run(
-                        cur, load, body, schema, contract, primary_key, required, lock, fillfactor
-                    )
+                with conn.cursor() as cur:
+                    with load.timings.step("lock and describe"):
+                        # Loads of the same table queue up instead of racing on CREATE / ALTER.
+                        cur.execute(
+                            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                            (f"{load.table.schema}.{load.table.name}",),
+                        )
+                        load.info = describe_table(cur, load.table)
+                        if load.info is not None and lock:
+                            lock_for_merge(cur, load.table)
+                    with load.timings.step("read input"):
+                        load.data = reading.result()
+                    if reader is not None:
+                        load.reader = reader.result
+                    counts = self._run(cur, load, body, schema, contract, primary_key, required, fillfactor)
                     result = LoadResult(
                         load_id=load.load_id,
-                        table=table,
-                        disposition=disposition,
-                        rows_in=source.table.num_rows,
+                        table=load.table,
+                        disposition=load.disposition,
+                        rows_in=load.data.table.num_rows,
                         inserted=counts.get("inserted", 0),
                         updated=counts.get("updated", 0),
                         unchanged=counts.get("unchanged", 0),
@@ -277,11 +340,12 @@ class WarehouseLoader:
                         strategy=counts.get("strategy", ""),
                     )
                     self._log(cur, load, result, started_at, "succeeded")
+                with load.timings.step("commit"):
+                    conn.commit()
             except Exception as exc:
+                conn.rollback()
                 self._log_failure(conn, load, started_at, exc)
-                raise _translate(exc, table, source.source) from exc
-        result.seconds = time.perf_counter() - started
-        log.info("%s", result.summary())
+                raise _translate(exc, load.table, load.data.source) from exc
         return result
 
     def _run(
@@ -293,26 +357,31 @@ class WarehouseLoader:
         contract: Contract,
         primary_key: Sequence[str] | None,
         required: Sequence[str],
-        lock: bool,
         fillfactor: int | None,
     ) -> dict[str, Any]:
         table, data = load.table, load.data.table
-        # Loads of the same table queue up instead of racing on CREATE / ALTER.
-        cur.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{table.schema}.{table.name}",)
-        )
-        load.info = describe_table(cur, table)
-        if load.info is None:
-            self._create(cur, load, schema, primary_key, fillfactor)
-        elif lock:
-            lock_for_merge(cur, table)
-        assert load.info is not None
-        plan = plan_evolution(table, load.info, data, contract, source=load.data.source, required=required)
-        if plan.applied:
-            load.altered = True
-        load.schema_changes += apply_evolution(cur, table, plan, load.load_id, meta_schema=self.meta_schema)
-        not_null = frozenset(n for n, c in load.info.columns.items() if c.not_null) | frozenset(required)
-        rows = conform_table(data, plan.target_types, table=table, source=load.data.source, not_null=not_null)
+        with load.timings.step("schema"):
+            if load.info is None:
+                self._create(cur, load, schema, primary_key, fillfactor)
+            assert load.info is not None
+            plan = plan_evolution(
+                table, load.info, data, contract, source=load.data.source, required=required
+            )
+            if plan.applied:
+                load.altered = True
+            load.schema_changes += apply_evolution(
+                cur, table, plan, load.load_id, meta_schema=self.meta_schema
+            )
+        with load.timings.step("conform"):
+            not_null = frozenset(n for n, c in load.info.columns.items() if c.not_null) | frozenset(required)
+            rows = conform_table(
+                data,
+                plan.target_types,
+                table=table,
+                source=load.data.source,
+                not_null=not_null,
+                already=plan.conformed,
+            )
         return body(cur, load, rows, plan.target_types)
 
     def _create(
@@ -329,7 +398,7 @@ class WarehouseLoader:
                 load.data.table, primary_key=primary_key, source=load.data.source, detect_primary_key=False
             )
         elif primary_key and list(schema.primary_key) != list(primary_key):
-            schema = InferredSchema(**{**schema.__dict__, "primary_key": list(primary_key)})
+            schema = dataclasses.replace(schema, primary_key=list(primary_key))
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(table.schema_sql()))
         cur.execute(create_table_sql(table, schema, fillfactor=fillfactor))
         load.info = describe_table(cur, table)
@@ -383,6 +452,32 @@ class WarehouseLoader:
             log.debug("Could not log the failed load %s", load.load_id, exc_info=True)
 
 
+def _read_and_check(data: DataSource, check: Callable[[LoadInput], None] | None) -> LoadInput:
+    source = as_input(data)
+    if check is not None:
+        check(source)
+    return source
+
+
+def _placeholder(data: DataSource) -> LoadInput:
+    """Stands in for the input until it is read (so a failure to read it is logged with its name)."""
+    name = "Arrow table" if isinstance(data, pa.Table) else str(data)
+    return LoadInput(pa.table({}), name)
+
+
+def _close_quietly(reader: Future[Any]) -> None:
+    try:
+        connection = reader.result()
+        if connection is not None:
+            connection.close()
+    except Exception:  # a reader that failed to open has nothing to close
+        log.debug("Closing the merge reader failed", exc_info=True)
+
+
+def _python_value(value: Any) -> Any:
+    return value.as_py() if isinstance(value, pa.Scalar) else value
+
+
 def _check_in_range(source: LoadInput, table: TableName, name: str, lower: Any, upper: Any) -> None:
     """Every row's partition value must satisfy lower <= value < upper (and not be NULL)."""
     data = source.table
@@ -396,8 +491,7 @@ def _check_in_range(source: LoadInput, table: TableName, name: str, lower: Any, 
     if data.num_rows == 0:
         return
     try:
-        lo = pa.scalar(lower, type=values.type) if not isinstance(lower, pa.Scalar) else lower
-        hi = pa.scalar(upper, type=values.type) if not isinstance(upper, pa.Scalar) else upper
+        lo, hi = pa.scalar(lower, type=values.type), pa.scalar(upper, type=values.type)
     except (pa.ArrowException, TypeError, ValueError) as exc:
         raise DataValidationError(
             f"{where}: partition bounds [{lower!r}, {upper!r}) do not match the column type {values.type}: {exc}"

@@ -27,6 +27,7 @@ from psycopg import sql
 
 from energy_assets.errors import DataValidationError
 from energy_assets.warehouse.identifiers import TableName, check_identifier, column
+from energy_assets.warehouse.keys import check_primary_key
 from energy_assets.warehouse.pg_types import pg_type_for_arrow
 
 SCHEMA_VERSION = 1
@@ -234,34 +235,6 @@ def infer_json(
 
 
 # ---------------------------------------------------------------------- primary keys
-def duplicate_keys(table: pa.Table, key: Sequence[str], limit: int = 5) -> list[dict[str, Any]]:
-    """Up to `limit` key values that occur more than once."""
-    counts = table.select(list(key)).group_by(list(key), use_threads=True).aggregate([([], "count_all")])
-    duplicated = counts.filter(pc.greater(counts["count_all"], 1))
-    return duplicated.slice(0, limit).select(list(key)).to_pylist()
-
-
-def check_primary_key(table: pa.Table, key: Sequence[str], *, source: str) -> None:
-    """Raise `DataValidationError` if a key column is missing, holds NULLs, or key values repeat."""
-    for name in key:
-        if name not in table.column_names:
-            raise DataValidationError(
-                f"{source}: key column {name!r} is not in the data ({table.column_names})."
-            )
-        nulls = table[name].null_count
-        if nulls:
-            row = pc.index(pc.is_null(table[name]), True).as_py()
-            raise DataValidationError(
-                f"{source}: key column {name!r} is NULL in {nulls} rows (first at row {row})."
-            )
-    duplicates = duplicate_keys(table, key)
-    if duplicates:
-        raise DataValidationError(
-            f"{source}: key {list(key)} is not unique; repeated values include {duplicates}. "
-            "Deduplicate the input or choose a longer key."
-        )
-
-
 def _key_candidate(col: InferredColumn) -> bool:
     return (
         col.stats.null_fraction == 0
@@ -284,7 +257,7 @@ def _key_score(col: InferredColumn) -> int:
 def _unique(table: pa.Table, names: Sequence[str]) -> bool:
     if table.num_rows <= 1:
         return True
-    groups = table.select(list(names)).group_by(list(names)).aggregate([])
+    groups = table.select(list(names)).group_by(list(names), use_threads=False).aggregate([])
     return groups.num_rows == table.num_rows
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks (run by hand, e.g. `python -m benchmarks.load`; not part of the test suite)."""
