@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import pgpq
 import psycopg
@@ -38,23 +38,28 @@ def build_encoder(
     return pgpq.ArrowToPostgresBinaryEncoder.new_with_encoders(table_schema, builders)
 
 
-def _blocks(table: pa.Table, pg_types: Mapping[str, PgType]) -> Iterator[bytes]:
-    encoder = build_encoder(table.schema, pg_types)
-    yield encoder.write_header()
-    for batch in table.to_batches(max_chunksize=BATCH_ROWS):
-        yield encoder.write_batch(batch)
-    yield encoder.finish()
+def _blocks(tables: Iterable[pa.Table], pg_types: Mapping[str, PgType]) -> Iterator[bytes]:
+    encoder = None
+    for table in tables:
+        if encoder is None:
+            encoder = build_encoder(table.schema, pg_types)
+            yield encoder.write_header()
+        for batch in table.to_batches(max_chunksize=BATCH_ROWS):
+            yield encoder.write_batch(batch)
+    if encoder is not None:
+        yield encoder.finish()
 
 
-def _encoded_in_background(table: pa.Table, pg_types: Mapping[str, PgType]) -> Iterator[bytes]:
-    """The same blocks as `_blocks`, encoded ahead in a thread (bounded queue)."""
+def _encoded_in_background(tables: Iterable[pa.Table], pg_types: Mapping[str, PgType]) -> Iterator[bytes]:
+    """The same blocks as `_blocks`, produced ahead in a thread (bounded queue): producing the
+    tables (reading, conforming) and encoding them overlaps with the server's work on the last block."""
     blocks: queue.Queue = queue.Queue(maxsize=_QUEUE_BLOCKS)
     stop = threading.Event()
     done = object()
 
     def produce() -> None:
         try:
-            for block in _blocks(table, pg_types):
+            for block in _blocks(tables, pg_types):
                 while not stop.is_set():
                     try:
                         blocks.put(block, timeout=0.1)
@@ -85,17 +90,35 @@ def _encoded_in_background(table: pa.Table, pg_types: Mapping[str, PgType]) -> I
 def copy_arrow(
     cur: psycopg.Cursor,
     target: sql.Composable,
-    table: pa.Table,
+    table: pa.Table | Iterable[pa.Table],
     pg_types: Mapping[str, PgType],
     columns: Sequence[str] | None = None,
 ) -> int:
-    """COPY every row of `table` into `target` (its columns named like the table's); returns the row count."""
-    names = list(columns or table.column_names)
+    """COPY rows into `target`; returns the row count.
+
+    `table` is a conformed Arrow table, or an iterable of conformed tables with the same columns
+    (produced lazily in the encoder thread, e.g. read from Parquet batch by batch); then `columns`
+    names them. The target's columns are named like the table's.
+    """
+    if isinstance(table, pa.Table):
+        names = list(columns or table.column_names)
+        tables: Iterable[pa.Table] = [table]
+        background = table.num_rows > BATCH_ROWS
+    else:
+        if columns is None:
+            raise ValueError("copy_arrow needs the column names when given an iterable of tables")
+        names, tables, background = list(columns), table, True
+    rows = 0
+
+    def counted() -> Iterator[pa.Table]:
+        nonlocal rows
+        for piece in tables:
+            rows += piece.num_rows
+            yield piece
+
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(target, column_list(names))
-    blocks = (
-        _encoded_in_background(table, pg_types) if table.num_rows > BATCH_ROWS else _blocks(table, pg_types)
-    )
+    blocks = _encoded_in_background(counted(), pg_types) if background else _blocks(counted(), pg_types)
     with cur.copy(statement) as copy:
         for block in blocks:
             copy.write(block)
-    return table.num_rows
+    return rows

@@ -34,23 +34,27 @@ def conform_table(
     source: str,
     not_null: frozenset[str] = frozenset(),
     already: Mapping[str, pa.ChunkedArray] | None = None,
+    row_offset: int = 0,
 ) -> pa.Table:
     """`data` restricted to `target_types`' columns (in that order), each cast for binary COPY.
 
-    `already` holds columns conformed before (while planning the schema evolution).
+    `already` holds whole columns conformed before (while planning the schema evolution); `data`
+    may be a slice of the input starting at `row_offset` (row numbers in errors count from the input).
     """
     arrays = []
     fields = []
     for name, pg_type in target_types.items():
         if already and name in already:
-            array = already[name]
+            array = already[name].slice(row_offset, data.num_rows)
         else:
-            array = conform_column(data[name], pg_type, table=table, source=source, column=name)
+            array = conform_column(
+                data[name], pg_type, table=table, source=source, column=name, row_offset=row_offset
+            )
         if name in not_null and array.null_count:
-            row = pc.index(pc.is_null(array), True).as_py()
+            row = pc.index(pc.is_null(array), True).as_py() + row_offset
             raise DataValidationError(
-                f"{_where(table, source, name)}: NULL at row {row} ({array.null_count} NULLs in all), but the "
-                "column is NOT NULL; nothing was loaded."
+                f"{_where(table, source, name)}: NULL at row {row}, but the column is NOT NULL; "
+                "nothing was loaded."
             )
         arrays.append(array)
         fields.append(pa.field(name, array.type))
@@ -58,7 +62,13 @@ def conform_table(
 
 
 def conform_column(
-    array: pa.ChunkedArray, pg_type: PgType, *, table: TableName, source: str, column: str
+    array: pa.ChunkedArray,
+    pg_type: PgType,
+    *,
+    table: TableName,
+    source: str,
+    column: str,
+    row_offset: int = 0,
 ) -> pa.ChunkedArray:
     """One column cast to the Arrow type its PostgreSQL type needs (see module docstring)."""
     where = _where(table, source, column)
@@ -94,14 +104,14 @@ def conform_column(
                 f"{where}: {array.type} values would lose precision in a {pg_type} column."
             )
     if array.type != target:
-        array = _checked_cast(array, target, where, pg_type)
+        array = _checked_cast(array, target, where, pg_type, row_offset)
     if pg_type.base in ("varchar", "char") and pg_type.modifiers:
-        _check_length(array, pg_type, where)
+        _check_length(array, pg_type, where, row_offset)
     return array
 
 
 def _checked_cast(
-    array: pa.ChunkedArray, target: pa.DataType, where: str, pg_type: PgType
+    array: pa.ChunkedArray, target: pa.DataType, where: str, pg_type: PgType, row_offset: int
 ) -> pa.ChunkedArray:
     try:
         return pc.cast(array, target, safe=True)
@@ -112,7 +122,7 @@ def _checked_cast(
     except pa.ArrowInvalid:
         row, value = _first_failing_value(array, target)
         raise DataValidationError(
-            f"{where}: value {value!r} at row {row} cannot be stored as {pg_type}; nothing was loaded."
+            f"{where}: value {value!r} at row {row + row_offset} cannot be stored as {pg_type}; nothing was loaded."
         ) from None
 
 
@@ -131,7 +141,7 @@ def _first_failing_value(array: pa.ChunkedArray, target: pa.DataType) -> tuple[i
     return -1, None
 
 
-def _check_length(array: pa.ChunkedArray, pg_type: PgType, where: str) -> None:
+def _check_length(array: pa.ChunkedArray, pg_type: PgType, where: str, row_offset: int) -> None:
     limit = pg_type.modifiers[0]
     if len(array) == array.null_count or pc.max(pc.binary_length(array)).as_py() <= limit:
         return  # no value has more bytes than the limit allows characters
@@ -143,7 +153,8 @@ def _check_length(array: pa.ChunkedArray, pg_type: PgType, where: str) -> None:
     if pc.any(too_long).as_py():
         row = pc.index(too_long, True).as_py()
         raise DataValidationError(
-            f"{where}: value {array[row].as_py()!r} at row {row} is longer than {pg_type} allows; nothing was loaded."
+            f"{where}: value {array[row].as_py()!r} at row {row + row_offset} is longer than {pg_type} allows; "
+            "nothing was loaded."
         )
 
 

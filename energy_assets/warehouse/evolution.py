@@ -29,6 +29,7 @@ from energy_assets.errors import EnergyAssetsError, SchemaContractError
 from energy_assets.warehouse.catalog import TableInfo
 from energy_assets.warehouse.conform import conform_column
 from energy_assets.warehouse.identifiers import TableName, column, quote_for_display
+from energy_assets.warehouse.inputs import LoadInput
 from energy_assets.warehouse.meta import META_SCHEMA, record_schema_change
 from energy_assets.warehouse.pg_types import PgType, holds, pg_type_for_arrow, widening_target
 
@@ -85,6 +86,8 @@ class EvolutionPlan:
     target_types: dict[str, PgType] = field(default_factory=dict)
     # Columns already cast to their target type while checking whether they fit.
     conformed: dict[str, pa.ChunkedArray] = field(default_factory=dict)
+    # Columns assumed to fit without looking at the values (see `plan_evolution`).
+    assumed: list[str] = field(default_factory=list)
 
     @property
     def applied(self) -> list[SchemaChange]:
@@ -108,19 +111,26 @@ def _misfit(
 def plan_evolution(
     table: TableName,
     existing: TableInfo,
-    data: pa.Table,
+    data: pa.Table | LoadInput,
     contract: Contract | str,
     *,
     source: str,
     required: Sequence[str] = (),
+    check_values: bool = True,
 ) -> EvolutionPlan:
-    """Decide what the load needs; raises `SchemaContractError` with a diff if the contract forbids it."""
+    """Decide what the load needs; raises `SchemaContractError` with a diff if the contract forbids it.
+
+    With `check_values=False` no data is read: a column whose values may or may not fit the table's
+    type (int8 data for an int4 column, text for char(1)) is assumed to fit and listed in
+    `plan.assumed`; the COPY checks every value anyway, and the loader plans again, with the data,
+    if one does not fit.
+    """
     contract = Contract.parse(contract)
     plan = EvolutionPlan()
     problems: list[str] = []
     for name in data.column_names:
-        array = data[name]
-        incoming = pg_type_for_arrow(array.type)
+        arrow_type = data.schema.field(name).type
+        incoming = pg_type_for_arrow(arrow_type)
         current = existing.columns.get(name)
         if current is None:
             change = SchemaChange("add_column", name, None, str(incoming))
@@ -135,7 +145,10 @@ def plan_evolution(
         plan.target_types[name] = current.pg_type
         if holds(current.pg_type, incoming):
             continue
-        misfit = _misfit(plan, array, current.pg_type, table, name, source)
+        if not check_values and _depends_on_values(incoming, current.pg_type):
+            plan.assumed.append(name)
+            continue
+        misfit = _misfit(plan, data[name], current.pg_type, table, name, source)
         if misfit is None:
             continue
         wider = widening_target(current.pg_type, incoming)
@@ -149,7 +162,7 @@ def plan_evolution(
             )
         elif not _castable(incoming, current.pg_type):
             problems.append(
-                f"  ! {quote_for_display(name)}: table has {current.pg_type}, data has {incoming} ({array.type}); "
+                f"  ! {quote_for_display(name)}: table has {current.pg_type}, data has {incoming} ({arrow_type}); "
                 "incompatible"
             )
     for name, col in existing.columns.items():
@@ -170,6 +183,16 @@ def plan_evolution(
             "nothing was loaded.\n" + "\n".join(problems) + "\n" + hint
         )
     return plan
+
+
+def _depends_on_values(incoming: PgType, existing: PgType) -> bool:
+    """Whether data of type `incoming` fits an `existing` column for some values and not for others."""
+    if incoming.base == "text":
+        return existing.base != "bytea"
+    numeric = ("int2", "int4", "int8", "numeric")
+    if incoming.base in numeric and existing.base in (*numeric, "float4", "float8"):
+        return True
+    return incoming.is_string and existing.is_string
 
 
 def _castable(incoming: PgType, existing: PgType) -> bool:

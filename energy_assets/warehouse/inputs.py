@@ -1,13 +1,16 @@
-"""What a caller hands the warehouse (an Arrow table or a Parquet file), turned into an Arrow table.
+"""What a caller hands the warehouse (an Arrow table or a Parquet file), as a `LoadInput`.
 
-Reading errors name the file: a file that is not Parquet, is truncated or unreadable raises
-`NotParquetError` instead of a bare pyarrow exception.
+A Parquet file is opened lazily: its schema and row count come from the footer, single columns are
+read on demand (for checks), and rows can be streamed batch by batch into a COPY, so a load can start
+before the whole file is decoded. Reading errors name the file: a file that is not Parquet, is
+truncated or unreadable raises `NotParquetError` instead of a bare pyarrow exception.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,22 +18,15 @@ import pyarrow.parquet as pq
 from energy_assets.errors import DataValidationError
 
 PARQUET_MAGIC = b"PAR1"
+T = TypeVar("T")
 
 
 class NotParquetError(DataValidationError):
     """A file handed to the loader is not a readable Parquet file."""
 
 
-@dataclass(frozen=True)
-class LoadInput:
-    """Rows to load and where they came from (for error messages)."""
-
-    table: pa.Table
-    source: str
-
-
-def read_parquet(path: str | Path) -> pa.Table:
-    """Read a whole Parquet file; anything that is not Parquet raises `NotParquetError` naming the file."""
+def open_parquet(path: str | Path) -> pq.ParquetFile:
+    """Open a Parquet file (footer only); anything that is not Parquet raises `NotParquetError`."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -48,17 +44,97 @@ def read_parquet(path: str | Path) -> pa.Table:
             "Convert it first (CSV/JSON: see schema_inference.read_csv_whole / read_json_whole)."
         )
     try:
-        return pq.read_table(path)
+        return pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
         raise NotParquetError(f"{path}: a damaged Parquet file ({exc}); nothing was loaded.") from exc
 
 
-def as_input(data: pa.Table | str | Path, source: str | None = None) -> LoadInput:
-    """An Arrow table as is, or a Parquet file read whole."""
+def read_parquet(path: str | Path) -> pa.Table:
+    """Read a whole Parquet file; anything that is not Parquet raises `NotParquetError` naming the file."""
+    return LoadInput.from_parquet(path).table
+
+
+class LoadInput:
+    """Rows to load and where they came from (for error messages)."""
+
+    def __init__(
+        self, source: str, table: pa.Table | None = None, parquet: pq.ParquetFile | None = None
+    ) -> None:
+        if (table is None) == (parquet is None):
+            raise ValueError("LoadInput needs exactly one of table and parquet")
+        self.source = source
+        self._table = table
+        self._parquet = parquet
+        self._columns: dict[str, pa.ChunkedArray] = {}
+
+    @classmethod
+    def from_parquet(cls, path: str | Path) -> LoadInput:
+        return cls(str(path), parquet=open_parquet(path))
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self._table.schema if self._table is not None else self._parquet.schema_arrow  # type: ignore[union-attr]
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.schema.names)
+
+    @property
+    def num_rows(self) -> int:
+        return self._table.num_rows if self._table is not None else self._parquet.metadata.num_rows  # type: ignore[union-attr]
+
+    @property
+    def is_read(self) -> bool:
+        return self._table is not None
+
+    @property
+    def table(self) -> pa.Table:
+        """All rows (a Parquet file is read on first use)."""
+        if self._table is None:
+            self._table = self._reading(lambda: self._parquet.read(use_threads=True))  # type: ignore[union-attr]
+        return self._table
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        """One column (from a Parquet file, only that column is read)."""
+        if self._table is not None:
+            return self._table[name]
+        if name not in self._columns:
+            read = self._reading(lambda: self._parquet.read(columns=[name], use_threads=True))  # type: ignore[union-attr]
+            self._columns[name] = read.column(0)
+        return self._columns[name]
+
+    __getitem__ = column
+
+    def batches(self, rows: int) -> Iterator[pa.Table]:
+        """The rows in order, about `rows` at a time (streamed from a Parquet file)."""
+        if self._table is not None:
+            for offset in range(0, self._table.num_rows, rows):
+                yield self._table.slice(offset, rows)
+            return
+        stream = self._parquet.iter_batches(batch_size=rows, use_threads=False)  # type: ignore[union-attr]
+        while True:
+            batch = self._reading(lambda: next(stream, None))
+            if batch is None:
+                return
+            yield pa.Table.from_batches([batch])
+
+    def _reading(self, read: Callable[[], T]) -> T:
+        try:
+            return read()
+        except (pa.ArrowException, OSError) as exc:
+            raise NotParquetError(
+                f"{self.source}: a damaged Parquet file ({exc}); nothing was loaded."
+            ) from exc
+
+
+def as_input(data: pa.Table | str | Path | LoadInput, source: str | None = None) -> LoadInput:
+    """An Arrow table as is, or a Parquet file opened lazily."""
+    if isinstance(data, LoadInput):
+        return data
     if isinstance(data, pa.Table):
-        return LoadInput(data, source or "Arrow table")
-    if isinstance(data, (str, Path)):
-        return LoadInput(read_parquet(data), source or str(data))
+        return LoadInput(source or "Arrow table", table=data)
     if isinstance(data, pa.RecordBatch):
-        return LoadInput(pa.Table.from_batches([data]), source or "Arrow record batch")
+        return LoadInput(source or "Arrow record batch", table=pa.Table.from_batches([data]))
+    if isinstance(data, (str, Path)):
+        return LoadInput.from_parquet(data)
     raise TypeError(f"Cannot load {type(data).__name__}; pass a pyarrow.Table or a Parquet file path.")

@@ -11,6 +11,8 @@ Every load opens one connection (`energy_assets.postgres.connection.connect`, TL
 default) and one transaction: create the table if missing, evolve its schema under the contract
 (`evolution`), write the rows, log the load in `energy_meta.load_log`. If anything fails, or the
 process dies mid-COPY, the server rolls the transaction back and the table is exactly as before.
+Parquet files are streamed into the COPY batch by batch (append, replace_partition), so loading
+starts before the file is decoded and memory stays flat.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,17 +35,16 @@ from psycopg import sql
 
 from energy_assets.errors import DatabaseError, DataValidationError, EnergyAssetsError, SchemaContractError
 from energy_assets.postgres.connection import PostgresSettings, connect
-from energy_assets.warehouse.binary_copy import copy_arrow
+from energy_assets.warehouse.binary_copy import BATCH_ROWS, copy_arrow
 from energy_assets.warehouse.catalog import TableInfo, describe_table
 from energy_assets.warehouse.conform import conform_table
-from energy_assets.warehouse.evolution import Contract, apply_evolution, plan_evolution
+from energy_assets.warehouse.evolution import Contract, EvolutionPlan, apply_evolution, plan_evolution
 from energy_assets.warehouse.identifiers import TableName, check_identifier, column
 from energy_assets.warehouse.inputs import LoadInput, as_input
 from energy_assets.warehouse.keys import check_primary_key
 from energy_assets.warehouse.merge import lock_for_merge, merge_rows
-from energy_assets.warehouse.merge import open_reader as merge_reader
+from energy_assets.warehouse.merge import open_reader as open_merge_reader
 from energy_assets.warehouse.meta import META_SCHEMA, ensure_meta_tables, record_load
-from energy_assets.warehouse.pg_types import PgType
 from energy_assets.warehouse.schema_inference import InferredSchema, create_table_sql, infer_arrow
 from energy_assets.warehouse.timing import StepTimes
 
@@ -58,7 +59,7 @@ DataSource = pa.Table | str | Path
 
 @dataclass
 class LoadResult:
-    """What one load did."""
+    """What one load did; `timings` has the seconds per step, `strategy` how a merge diffed."""
 
     load_id: uuid.UUID
     table: TableName
@@ -81,6 +82,21 @@ class LoadResult:
 
 
 @dataclass
+class _Options:
+    """How the shared load skeleton treats one disposition."""
+
+    schema: InferredSchema | None
+    contract: Contract
+    primary_key: Sequence[str] | None
+    required: Sequence[str] = ()
+    check: Callable[[LoadInput], None] | None = None
+    lock: bool = False
+    fillfactor: int | None = None
+    open_reader: bool = False
+    read_whole: bool = False
+
+
+@dataclass
 class _Load:
     """State shared by the steps of one load."""
 
@@ -88,13 +104,75 @@ class _Load:
     table: TableName
     disposition: str
     data: LoadInput
+    pool: ThreadPoolExecutor
     info: TableInfo | None = None
+    plan: EvolutionPlan | None = None
+    not_null: frozenset[str] = frozenset()
     created: bool = False
     altered: bool = False
     schema_changes: list[str] = field(default_factory=list)
-    pool: ThreadPoolExecutor | None = None
     reader: Callable[[], Any] | None = None
     timings: StepTimes = field(default_factory=StepTimes)
+    # Plans the schema evolution again, reading the values (after an optimistic plan failed).
+    replan: Callable[[psycopg.Cursor], None] | None = None
+    _rows: pa.Table | None = None
+
+    def rows(self) -> pa.Table:
+        """Every incoming row, conformed to the target's column types."""
+        if self._rows is None:
+            assert self.plan is not None
+            with self.timings.step("conform"):
+                self._rows = conform_table(
+                    self.data.table,
+                    self.plan.target_types,
+                    table=self.table,
+                    source=self.data.source,
+                    not_null=self.not_null,
+                    already=self.plan.conformed,
+                )
+        return self._rows
+
+    def copy_into(self, cur: psycopg.Cursor, target: sql.Composable) -> int:
+        """COPY every incoming row into `target`, streaming a Parquet input batch by batch.
+
+        If the schema plan assumed that some columns' values fit (see `evolution.plan_evolution`)
+        and one does not, the COPY is rolled back to a savepoint, the plan is made again with the
+        values (possibly widening a column) and the rows are copied again.
+        """
+        assert self.plan is not None
+        if self.data.is_read or self.data.num_rows == 0:
+            return self._copy_whole(cur, target)
+        names = list(self.plan.target_types)
+        if not (self.plan.assumed and self.replan is not None):
+            return copy_arrow(cur, target, self._conformed_batches(), self.plan.target_types, names)
+        cur.execute("SAVEPOINT energy_copy")
+        try:
+            return copy_arrow(cur, target, self._conformed_batches(), self.plan.target_types, names)
+        except EnergyAssetsError as exc:
+            log.info("%s: %s; planning the schema again with the values.", self.table, exc)
+            cur.execute("ROLLBACK TO SAVEPOINT energy_copy")
+        self.replan(cur)
+        return self._copy_whole(cur, target)
+
+    def _copy_whole(self, cur: psycopg.Cursor, target: sql.Composable) -> int:
+        assert self.plan is not None
+        rows = self.rows()
+        return copy_arrow(cur, target, rows, self.plan.target_types) if rows.num_rows else 0
+
+    def _conformed_batches(self) -> Iterator[pa.Table]:
+        assert self.plan is not None
+        offset = 0
+        for batch in self.data.batches(BATCH_ROWS):
+            yield conform_table(
+                batch,
+                self.plan.target_types,
+                table=self.table,
+                source=self.data.source,
+                not_null=self.not_null,
+                already=self.plan.conformed,
+                row_offset=offset,
+            )
+            offset += batch.num_rows
 
 
 class WarehouseLoader:
@@ -117,15 +195,12 @@ class WarehouseLoader:
     ) -> LoadResult:
         """Add every row; creates the table (from `schema` or the data) if it is missing."""
 
-        def body(
-            cur: psycopg.Cursor, load: _Load, rows: pa.Table, types: dict[str, PgType]
-        ) -> dict[str, int]:
+        def body(cur: psycopg.Cursor, load: _Load) -> dict[str, Any]:
             with load.timings.step("copy"):
-                copy_arrow(cur, table.sql(), rows, types)
-            return {"inserted": rows.num_rows}
+                return {"inserted": load.copy_into(cur, table.sql())}
 
         return self._load(
-            table, "append", data, body, schema=schema, contract=contract, primary_key=primary_key
+            table, "append", data, body, _Options(schema, Contract.parse(contract), primary_key)
         )
 
     def replace_partition(
@@ -149,9 +224,7 @@ class WarehouseLoader:
         def check(source: LoadInput) -> None:
             _check_in_range(source, table, partition_column, lower, upper)
 
-        def body(
-            cur: psycopg.Cursor, load: _Load, rows: pa.Table, types: dict[str, PgType]
-        ) -> dict[str, Any]:
+        def body(cur: psycopg.Cursor, load: _Load) -> dict[str, Any]:
             with load.timings.step("delete partition"):
                 cur.execute(
                     sql.SQL("DELETE FROM {} WHERE {col} >= %s AND {col} < %s").format(
@@ -161,20 +234,13 @@ class WarehouseLoader:
                 )
                 deleted = cur.rowcount
             with load.timings.step("copy"):
-                copy_arrow(cur, table.sql(), rows, types)
-            return {"inserted": rows.num_rows, "deleted": deleted}
+                inserted = load.copy_into(cur, table.sql())
+            return {"inserted": inserted, "deleted": deleted}
 
-        return self._load(
-            table,
-            "replace_partition",
-            data,
-            body,
-            check=check,
-            schema=schema,
-            contract=contract,
-            primary_key=primary_key,
-            required=(partition_column,),
+        options = _Options(
+            schema, Contract.parse(contract), primary_key, required=(partition_column,), check=check
         )
+        return self._load(table, "replace_partition", data, body, options)
 
     def merge(
         self,
@@ -197,24 +263,22 @@ class WarehouseLoader:
         if not key:
             raise SchemaContractError(f"{table}: merge needs a key (the natural key columns).")
 
-        def body(
-            cur: psycopg.Cursor, load: _Load, rows: pa.Table, types: dict[str, PgType]
-        ) -> dict[str, Any]:
+        def body(cur: psycopg.Cursor, load: _Load) -> dict[str, Any]:
             key_check = load.pool.submit(
                 check_primary_key, load.data.table, key, source=f"{table} (from {load.data.source})"
             )
+            rows = load.rows()
             if load.created:
                 key_check.result()
                 with load.timings.step("copy"):
-                    copy_arrow(cur, table.sql(), rows, types)
-                return {"inserted": rows.num_rows, "strategy": "initial-copy"}
+                    return {"inserted": copy_arrow(cur, table.sql(), rows, load.plan.target_types)}  # type: ignore[union-attr]
             cur.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(_MERGE_WORK_MEM)))
             counts = merge_rows(
                 cur,
                 table=table,
                 info=describe_table(cur, table) if load.altered else load.info,  # type: ignore[arg-type]
                 data=rows,
-                pg_types=types,
+                pg_types=load.plan.target_types,  # type: ignore[union-attr]
                 key=key,
                 keep_history=keep_history,
                 load_id=load.load_id,
@@ -230,19 +294,17 @@ class WarehouseLoader:
                 "strategy": counts.strategy,
             }
 
-        return self._load(
-            table,
-            "merge",
-            data,
-            body,
-            schema=schema,
-            contract=contract,
-            primary_key=key,
+        options = _Options(
+            schema,
+            Contract.parse(contract),
+            key,
             required=key,
             lock=True,
             fillfactor=fillfactor,
             open_reader=True,
+            read_whole=True,
         )
+        return self._load(table, "merge", data, body, options)
 
     def load_parquet(
         self, path: str | Path, table: TableName, *, disposition: str = "append", **options: Any
@@ -263,28 +325,17 @@ class WarehouseLoader:
         table: TableName,
         disposition: str,
         data: DataSource,
-        body: Callable[[psycopg.Cursor, _Load, pa.Table, dict[str, PgType]], dict[str, Any]],
-        *,
-        schema: InferredSchema | None,
-        contract: Contract | str,
-        primary_key: Sequence[str] | None,
-        check: Callable[[LoadInput], None] | None = None,
-        required: Sequence[str] = (),
-        lock: bool = False,
-        fillfactor: int | None = None,
-        open_reader: bool = False,
+        body: Callable[[psycopg.Cursor, _Load], dict[str, Any]],
+        options: _Options,
     ) -> LoadResult:
         started = time.perf_counter()
-        contract = Contract.parse(contract)
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="warehouse-load") as pool:
-            # Reading the input (and opening the diff reader) overlaps with connecting and locking.
-            reading = pool.submit(_read_and_check, data, check)
-            reader = pool.submit(merge_reader, self.settings) if open_reader else None
+            # Opening the input (and the merge's reader) overlaps with connecting and locking.
+            reading = pool.submit(_open_and_check, data, options.check, options.read_whole)
+            reader = pool.submit(open_merge_reader, self.settings) if options.open_reader else None
             load = _Load(uuid.uuid4(), table, disposition, _placeholder(data), pool=pool)
             try:
-                result = self._transaction(
-                    load, reading, reader, body, schema, contract, primary_key, required, lock, fillfactor
-                )
+                result = self._transaction(load, reading, reader, body, options)
             finally:
                 if reader is not None:
                     _close_quietly(reader)
@@ -298,13 +349,8 @@ class WarehouseLoader:
         load: _Load,
         reading: Future[LoadInput],
         reader: Future[Any] | None,
-        body: Callable[[psycopg.Cursor, _Load, pa.Table, dict[str, PgType]], dict[str, Any]],
-        schema: InferredSchema | None,
-        contract: Contract,
-        primary_key: Sequence[str] | None,
-        required: Sequence[str],
-        lock: bool,
-        fillfactor: int | None,
+        body: Callable[[psycopg.Cursor, _Load], dict[str, Any]],
+        options: _Options,
     ) -> LoadResult:
         started_at = datetime.now(timezone.utc)
         with load.timings.step("connect"):
@@ -320,18 +366,23 @@ class WarehouseLoader:
                             (f"{load.table.schema}.{load.table.name}",),
                         )
                         load.info = describe_table(cur, load.table)
-                        if load.info is not None and lock:
+                        if load.info is not None and options.lock:
                             lock_for_merge(cur, load.table)
-                    with load.timings.step("read input"):
+                    with load.timings.step("open input"):
                         load.data = reading.result()
                     if reader is not None:
                         load.reader = reader.result
-                    counts = self._run(cur, load, body, schema, contract, primary_key, required, fillfactor)
+                    with load.timings.step("schema"):
+                        # A Parquet file that will be streamed is not read just to check types.
+                        streaming = options.contract is Contract.EVOLVE and not load.data.is_read
+                        self._prepare(cur, load, options, check_values=not streaming)
+                        load.replan = lambda c: self._replan(c, load, options)
+                    counts = body(cur, load)
                     result = LoadResult(
                         load_id=load.load_id,
                         table=load.table,
                         disposition=load.disposition,
-                        rows_in=load.data.table.num_rows,
+                        rows_in=load.data.num_rows,
                         inserted=counts.get("inserted", 0),
                         updated=counts.get("updated", 0),
                         unchanged=counts.get("unchanged", 0),
@@ -339,7 +390,7 @@ class WarehouseLoader:
                         schema_changes=load.schema_changes,
                         strategy=counts.get("strategy", ""),
                     )
-                    self._log(cur, load, result, started_at, "succeeded")
+                    self._log(cur, load, result, started_at)
                 with load.timings.step("commit"):
                     conn.commit()
             except Exception as exc:
@@ -348,59 +399,49 @@ class WarehouseLoader:
                 raise _translate(exc, load.table, load.data.source) from exc
         return result
 
-    def _run(
-        self,
-        cur: psycopg.Cursor,
-        load: _Load,
-        body: Callable[[psycopg.Cursor, _Load, pa.Table, dict[str, PgType]], dict[str, Any]],
-        schema: InferredSchema | None,
-        contract: Contract,
-        primary_key: Sequence[str] | None,
-        required: Sequence[str],
-        fillfactor: int | None,
-    ) -> dict[str, Any]:
-        table, data = load.table, load.data.table
-        with load.timings.step("schema"):
-            if load.info is None:
-                self._create(cur, load, schema, primary_key, fillfactor)
-            assert load.info is not None
-            plan = plan_evolution(
-                table, load.info, data, contract, source=load.data.source, required=required
-            )
-            if plan.applied:
-                load.altered = True
-            load.schema_changes += apply_evolution(
-                cur, table, plan, load.load_id, meta_schema=self.meta_schema
-            )
-        with load.timings.step("conform"):
-            not_null = frozenset(n for n, c in load.info.columns.items() if c.not_null) | frozenset(required)
-            rows = conform_table(
-                data,
-                plan.target_types,
-                table=table,
-                source=load.data.source,
-                not_null=not_null,
-                already=plan.conformed,
-            )
-        return body(cur, load, rows, plan.target_types)
-
-    def _create(
-        self,
-        cur: psycopg.Cursor,
-        load: _Load,
-        schema: InferredSchema | None,
-        primary_key: Sequence[str] | None,
-        fillfactor: int | None,
+    def _prepare(
+        self, cur: psycopg.Cursor, load: _Load, options: _Options, *, check_values: bool = True
     ) -> None:
-        table = load.table
+        """Create the table if missing, then plan and apply the schema evolution."""
+        if load.info is None:
+            self._create(cur, load, options)
+        assert load.info is not None
+        load.plan = plan_evolution(
+            load.table,
+            load.info,
+            load.data,
+            options.contract,
+            source=load.data.source,
+            required=options.required,
+            check_values=check_values,
+        )
+        if load.plan.applied:
+            load.altered = True
+        load.schema_changes += apply_evolution(
+            cur, load.table, load.plan, load.load_id, meta_schema=self.meta_schema
+        )
+        load.not_null = frozenset(n for n, c in load.info.columns.items() if c.not_null) | frozenset(
+            options.required
+        )
+
+    def _replan(self, cur: psycopg.Cursor, load: _Load, options: _Options) -> None:
+        with load.timings.step("schema"):
+            load.info = describe_table(cur, load.table)
+            self._prepare(cur, load, options, check_values=True)
+
+    def _create(self, cur: psycopg.Cursor, load: _Load, options: _Options) -> None:
+        table, schema = load.table, options.schema
         if schema is None:
             schema = infer_arrow(
-                load.data.table, primary_key=primary_key, source=load.data.source, detect_primary_key=False
+                load.data.table,
+                primary_key=options.primary_key,
+                source=load.data.source,
+                detect_primary_key=False,
             )
-        elif primary_key and list(schema.primary_key) != list(primary_key):
-            schema = dataclasses.replace(schema, primary_key=list(primary_key))
+        elif options.primary_key and list(schema.primary_key) != list(options.primary_key):
+            schema = dataclasses.replace(schema, primary_key=list(options.primary_key))
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(table.schema_sql()))
-        cur.execute(create_table_sql(table, schema, fillfactor=fillfactor))
+        cur.execute(create_table_sql(table, schema, fillfactor=options.fillfactor))
         load.info = describe_table(cur, table)
         load.created = load.altered = True
         load.schema_changes.append(f"create table {table}")
@@ -411,15 +452,13 @@ class WarehouseLoader:
             ensure_meta_tables(conn, self.meta_schema)
             self._meta_ready = True
 
-    def _log(
-        self, cur: psycopg.Cursor, load: _Load, result: LoadResult, started_at: datetime, status: str
-    ) -> None:
+    def _log(self, cur: psycopg.Cursor, load: _Load, result: LoadResult, started_at: datetime) -> None:
         record_load(
             cur,
             load_id=load.load_id,
             table=load.table,
             disposition=load.disposition,
-            status=status,
+            status="succeeded",
             source=load.data.source,
             counts=(result.rows_in, result.inserted, result.updated, result.unchanged, result.deleted),
             schema_changes=len(load.schema_changes),
@@ -441,7 +480,7 @@ class WarehouseLoader:
                     disposition=load.disposition,
                     status="failed",
                     source=load.data.source,
-                    counts=(load.data.table.num_rows, 0, 0, 0, 0),
+                    counts=(load.data.num_rows, 0, 0, 0, 0),
                     schema_changes=0,
                     started_at=started_at,
                     finished_at=datetime.now(timezone.utc),
@@ -452,17 +491,21 @@ class WarehouseLoader:
             log.debug("Could not log the failed load %s", load.load_id, exc_info=True)
 
 
-def _read_and_check(data: DataSource, check: Callable[[LoadInput], None] | None) -> LoadInput:
+def _open_and_check(
+    data: DataSource, check: Callable[[LoadInput], None] | None, read_whole: bool
+) -> LoadInput:
     source = as_input(data)
+    if read_whole:
+        source.table  # noqa: B018  (decode now, in the background)
     if check is not None:
         check(source)
     return source
 
 
 def _placeholder(data: DataSource) -> LoadInput:
-    """Stands in for the input until it is read (so a failure to read it is logged with its name)."""
+    """Stands in for the input until it is opened (so a failure to open it is logged with its name)."""
     name = "Arrow table" if isinstance(data, pa.Table) else str(data)
-    return LoadInput(pa.table({}), name)
+    return LoadInput(name, table=pa.table({}))
 
 
 def _close_quietly(reader: Future[Any]) -> None:
@@ -480,28 +523,29 @@ def _python_value(value: Any) -> Any:
 
 def _check_in_range(source: LoadInput, table: TableName, name: str, lower: Any, upper: Any) -> None:
     """Every row's partition value must satisfy lower <= value < upper (and not be NULL)."""
-    data = source.table
     where = f"{table}, column {name!r} (from {source.source})"
-    if name not in data.column_names:
-        raise DataValidationError(f"{where}: the partition column is not in the data ({data.column_names}).")
-    values = data[name]
+    if name not in source.column_names:
+        raise DataValidationError(
+            f"{where}: the partition column is not in the data ({source.column_names})."
+        )
+    values = source.column(name)
     if values.null_count:
         row = pc.index(pc.is_null(values), True).as_py()
         raise DataValidationError(f"{where}: NULL at row {row}; every row needs a partition value.")
-    if data.num_rows == 0:
+    if len(values) == 0:
         return
-    try:
-        lo, hi = pa.scalar(lower, type=values.type), pa.scalar(upper, type=values.type)
-    except (pa.ArrowException, TypeError, ValueError) as exc:
-        raise DataValidationError(
-            f"{where}: partition bounds [{lower!r}, {upper!r}) do not match the column type {values.type}: {exc}"
-        ) from exc
     if pa.types.is_timestamp(values.type) and values.type.tz is not None:
         for bound in (lower, upper):
             if isinstance(bound, datetime) and bound.tzinfo is None:
                 raise DataValidationError(
                     f"{where}: bound {bound!r} is a naive datetime; give it a time zone."
                 )
+    try:
+        lo, hi = pa.scalar(lower, type=values.type), pa.scalar(upper, type=values.type)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise DataValidationError(
+            f"{where}: partition bounds [{lower!r}, {upper!r}) do not match the column type {values.type}: {exc}"
+        ) from exc
     outside = pc.or_(pc.less(values, lo), pc.greater_equal(values, hi))
     if pc.any(outside).as_py():
         row = pc.index(outside, True).as_py()
