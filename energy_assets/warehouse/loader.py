@@ -551,9 +551,20 @@ def _check_in_range(source: LoadInput, table: TableName, name: str, lower: Any, 
         row = pc.index(outside, True).as_py()
         count = pc.sum(outside).as_py()
         raise DataValidationError(
-            f"{where}: value {values[row].as_py()!r} at row {row} is outside the partition "
-            f"[{lower!r}, {upper!r}) ({count} rows outside); nothing was loaded."
+            f"{where}: value {_show(values[row].as_py())} at row {row} is outside the partition "
+            f"[{_show(lower)}, {_show(upper)}) ({count} rows outside); nothing was loaded."
         )
+
+
+def _show(value: Any) -> str:
+    """A value for an error message: dates and times in ISO form, strings quoted."""
+    return (
+        value.isoformat(sep=" ")
+        if isinstance(value, datetime)
+        else str(value)
+        if not isinstance(value, str)
+        else repr(value)
+    )
 
 
 def _translate(exc: BaseException, table: TableName, source: str) -> BaseException:
