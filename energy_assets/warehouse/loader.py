@@ -271,7 +271,8 @@ class WarehouseLoader:
             if load.created:
                 key_check.result()
                 with load.timings.step("copy"):
-                    return {"inserted": copy_arrow(cur, table.sql(), rows, load.plan.target_types)}  # type: ignore[union-attr]
+                    inserted = copy_arrow(cur, table.sql(), rows, load.plan.target_types)  # type: ignore[union-attr]
+                return {"inserted": inserted, "strategy": "initial-copy"}
             cur.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(_MERGE_WORK_MEM)))
             counts = merge_rows(
                 cur,

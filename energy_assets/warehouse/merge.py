@@ -43,8 +43,10 @@ log = logging.getLogger(__name__)
 
 STAGE_TABLE = "energy_merge_stage"
 HISTORY_SUFFIX = "__history"
-# Fetch the target for a client-side diff only if it is at most this many times the input's size.
+# Fetch the target for a client-side diff only if it is at most this many times the input's size
+# (plus an allowance, so small inputs into small tables always diff on the client).
 MAX_FETCH_RATIO = 3.0
+FETCH_ALLOWANCE_ROWS = 50_000
 # The client-side diff reads and diffs the target in key ranges of about this many input rows, so
 # the server can update one range while it reads the next (two backends, two cores).
 CHUNK_ROWS = 400_000
@@ -284,7 +286,7 @@ def _fetch_plan(
         return select + (sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""))
 
     plan = cur.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + query([])).fetchone()[0]
-    if plan[0]["Plan"]["Plan Rows"] > MAX_FETCH_RATIO * max(data.num_rows, 1) + 50_000:
+    if plan[0]["Plan"]["Plan Rows"] > MAX_FETCH_RATIO * data.num_rows + FETCH_ALLOWANCE_ROWS:
         return None
     chunks = []
     for rows, lower, upper in _split_by_leading_key(data, info, key):

@@ -1,0 +1,135 @@
+"""Schema contracts: evolve adds and widens (with history), freeze refuses with a diff, discard drops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from psycopg import sql
+
+from energy_assets.errors import SchemaContractError
+from energy_assets.warehouse import TableName, WarehouseLoader
+from energy_assets.warehouse.pg_types import PgType, widening_target
+
+
+@pytest.fixture
+def meters(loader: WarehouseLoader, warehouse_schema: str) -> TableName:
+    table = TableName(warehouse_schema, "meters")
+    loader.append(
+        table,
+        pa.table({"meter_id": pa.array([1, 2], pa.int32()), "kwh": pa.array([1.0, 2.0], pa.float32())}),
+        primary_key=["meter_id"],
+    )
+    return table
+
+
+def column_types(query, table: TableName) -> dict[str, str]:
+    rows = query(
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        (str(table),),
+    )
+    return dict(rows)
+
+
+def history(query, table: TableName) -> list[tuple]:
+    return query(
+        "SELECT change, column_name, old_type, new_type, load_id FROM energy_meta.schema_history "
+        "WHERE table_schema = %s AND table_name = %s ORDER BY id",
+        (table.schema, table.name),
+    )
+
+
+def test_evolve_adds_a_column_and_records_it(loader: WarehouseLoader, meters: TableName, query) -> None:
+    data = pa.table(
+        {"meter_id": pa.array([3], pa.int32()), "kwh": pa.array([3.0], pa.float32()), "site": ["Graz"]}
+    )
+    result = loader.append(meters, data)
+    assert result.schema_changes == ['add column "site" text']
+    assert column_types(query, meters) == {"meter_id": "integer", "kwh": "real", "site": "text"}
+    assert history(query, meters) == [("add_column", "site", None, "text", result.load_id)]
+    assert query(sql.SQL("SELECT meter_id, site FROM {} ORDER BY meter_id").format(meters.sql())) == [
+        (1, None),
+        (2, None),
+        (3, "Graz"),
+    ]
+
+
+def test_evolve_widens_only_when_values_need_it(
+    loader: WarehouseLoader, meters: TableName, query, tmp_path: Path
+) -> None:
+    fits = pa.table({"meter_id": pa.array([3], pa.int64()), "kwh": pa.array([3.0], pa.float32())})
+    assert loader.append(meters, fits).schema_changes == []
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"meter_id": pa.array([5_000_000_000], pa.int64()), "kwh": [4.5]}), path)
+    result = loader.append(meters, path)
+    # float8 never fits float4 (decided from the types); int8 values are checked while streaming the file,
+    # and the load plans again when one does not fit.
+    assert result.schema_changes == [
+        'widen column "kwh" float4 -> float8',
+        'widen column "meter_id" int4 -> int8',
+    ]
+    assert column_types(query, meters) == {"meter_id": "bigint", "kwh": "double precision"}
+    assert [(c, n, o, t) for c, n, o, t, _ in history(query, meters)] == [
+        ("widen_column", "kwh", "float4", "float8"),
+        ("widen_column", "meter_id", "int4", "int8"),
+    ]
+    assert query(sql.SQL("SELECT max(meter_id) FROM {}").format(meters.sql())) == [(5_000_000_000,)]
+
+
+def test_freeze_fails_with_a_diff_and_loads_nothing(
+    loader: WarehouseLoader, meters: TableName, query
+) -> None:
+    data = pa.table({"meter_id": pa.array([3], pa.int32()), "kwh": [3.5], "site": ["Graz"]})
+    with pytest.raises(SchemaContractError) as error:
+        loader.append(meters, data, contract="freeze")
+    message = str(error.value)
+    assert "under the 'freeze' contract; nothing was loaded" in message
+    assert '  + "site" text: not a column of the table' in message
+    assert '  ~ "kwh": table has float4, data needs float8' in message
+    assert query(sql.SQL("SELECT count(*) FROM {}").format(meters.sql())) == [(2,)]
+    assert column_types(query, meters) == {"meter_id": "integer", "kwh": "real"}
+    assert history(query, meters) == []
+
+
+def test_discard_columns_drops_unknown_columns(loader: WarehouseLoader, meters: TableName, query) -> None:
+    data = pa.table(
+        {"meter_id": pa.array([3], pa.int32()), "kwh": pa.array([3.0], pa.float32()), "site": ["Graz"]}
+    )
+    result = loader.append(meters, data, contract="discard_columns")
+    assert result.schema_changes == ['discard incoming column "site" (text)']
+    assert column_types(query, meters) == {"meter_id": "integer", "kwh": "real"}
+    assert query(sql.SQL("SELECT count(*) FROM {}").format(meters.sql())) == [(3,)]
+    assert [(c, n) for c, n, *_ in history(query, meters)] == [("discard_column", "site")]
+
+
+def test_missing_columns_are_null_unless_required(loader: WarehouseLoader, meters: TableName, query) -> None:
+    loader.append(meters, pa.table({"meter_id": pa.array([3], pa.int32())}))
+    assert query(sql.SQL("SELECT kwh FROM {} WHERE meter_id = 3").format(meters.sql())) == [(None,)]
+    with pytest.raises(SchemaContractError, match='"meter_id" int4: NOT NULL / key column missing'):
+        loader.append(meters, pa.table({"kwh": [1.0]}))
+
+
+def test_unknown_contract_is_refused(loader: WarehouseLoader, meters: TableName) -> None:
+    with pytest.raises(SchemaContractError, match="Unknown schema contract 'loose'"):
+        loader.append(meters, pa.table({"meter_id": pa.array([3], pa.int32())}), contract="loose")
+
+
+def test_widening_rules() -> None:
+    assert widening_target(PgType("int2"), PgType("int8")) == PgType("int8")
+    assert widening_target(PgType("int4"), PgType("float8")) == PgType("float8")
+    assert widening_target(PgType("float4"), PgType("float8")) == PgType("float8")
+    assert widening_target(PgType("varchar", (10,)), PgType("text")) == PgType("text")
+    assert widening_target(PgType("numeric", (10, 2)), PgType("numeric", (12, 4))) == PgType(
+        "numeric", (12, 4)
+    )
+    assert widening_target(PgType("numeric", (10, 4)), PgType("numeric", (12, 2))) == PgType(
+        "numeric", (14, 4)
+    )
+    assert widening_target(PgType("int8"), PgType("int4")) is None  # already holds it
+    assert widening_target(PgType("date"), PgType("timestamptz")) is None
+    assert PgType.parse("timestamp with time zone") == PgType("timestamptz")
+    assert PgType.parse("character varying(20)") == PgType("varchar", (20,))
+    assert str(PgType.parse("numeric(12,3)")) == "numeric(12,3)"

@@ -1,0 +1,148 @@
+"""Merges (CDC upserts): counts, history, both diff strategies, bad keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from psycopg import sql
+
+from energy_assets.errors import DataValidationError
+from energy_assets.warehouse import TableName, WarehouseLoader
+from energy_assets.warehouse import merge as merge_module
+
+START = dt.datetime(2025, 10, 26, tzinfo=dt.timezone.utc)
+
+
+def readings(values: dict[tuple[int, int], float | None], quality: str = "A") -> pa.Table:
+    keys = sorted(values)
+    return pa.table(
+        {
+            "series_id": pa.array([k[0] for k in keys], pa.int32()),
+            "interval_start": pa.array(
+                [START + dt.timedelta(minutes=15 * k[1]) for k in keys], pa.timestamp("us", "UTC")
+            ),
+            "value": pa.array([values[k] for k in keys], pa.float64()),
+            "quality": [quality] * len(keys),
+        }
+    )
+
+
+KEY = ["series_id", "interval_start"]
+
+
+@pytest.fixture
+def target(loader: WarehouseLoader, warehouse_schema: str) -> TableName:
+    table = TableName(warehouse_schema, "readings")
+    result = loader.merge(
+        table, readings({(s, i): float(s * 100 + i) for s in (1, 2) for i in range(4)}), key=KEY
+    )
+    assert (result.inserted, result.strategy) == (8, "initial-copy")
+    return table
+
+
+def changes() -> pa.Table:
+    values = {(s, i): float(s * 100 + i) for s in (1, 2) for i in range(4)}
+    values[(1, 0)] = 999.0  # changed
+    values[(2, 3)] = None  # changed to NULL
+    values[(3, 0)] = 300.0  # new
+    del values[(2, 2)]  # absent: merges do not delete
+    return readings(values)
+
+
+def test_merge_counts_and_history(loader: WarehouseLoader, target: TableName, query, tmp_path: Path) -> None:
+    path = tmp_path / "changes.parquet"
+    pq.write_table(changes(), path)
+    result = loader.load_parquet(path, target, disposition="merge", key=KEY, keep_history=True)
+    assert (result.rows_in, result.inserted, result.updated, result.unchanged) == (8, 1, 2, 5)
+    assert result.strategy == "client-diff"
+    rows = query(
+        sql.SQL("SELECT series_id, value FROM {} ORDER BY series_id, interval_start").format(target.sql())
+    )
+    assert rows == [
+        (1, 999.0),
+        (1, 101.0),
+        (1, 102.0),
+        (1, 103.0),
+        (2, 200.0),
+        (2, 201.0),
+        (2, 202.0),
+        (2, None),
+        (3, 300.0),
+    ]
+    history = query(
+        sql.SQL(
+            "SELECT series_id, value, load_id, superseded_at IS NOT NULL FROM {} ORDER BY series_id"
+        ).format(target.with_suffix("__history").sql())
+    )
+    assert history == [(1, 100.0, result.load_id, True), (2, 203.0, result.load_id, True)]
+
+    again = loader.merge(target, path, key=KEY, keep_history=True)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 8)
+    assert query(sql.SQL("SELECT count(*) FROM {}").format(target.with_suffix("__history").sql())) == [(2,)]
+
+
+def test_nan_null_and_char_padding_count_as_unchanged(loader: WarehouseLoader, warehouse_schema: str) -> None:
+    table = TableName(warehouse_schema, "flags")
+    first = pa.table({"id": [1, 2, 3], "value": [float("nan"), None, 1.0], "code": ["a", "b", "c"]})
+    loader.merge(table, first, key=["id"])
+    assert loader.merge(table, first, key=["id"]).unchanged == 3
+    changed = pa.table({"id": [1, 2, 3], "value": [None, float("nan"), 1.0], "code": ["a", "b", "c"]})
+    assert loader.merge(table, changed, key=["id"]).updated == 2
+
+
+def test_server_side_diff_gives_the_same_counts(
+    loader: WarehouseLoader, target: TableName, query, monkeypatch
+) -> None:
+    # The target counts as too large to fetch for a client-side diff.
+    monkeypatch.setattr(merge_module, "MAX_FETCH_RATIO", 0.0)
+    monkeypatch.setattr(merge_module, "FETCH_ALLOWANCE_ROWS", 0)
+    result = loader.merge(target, changes(), key=KEY, keep_history=True)
+    assert (result.inserted, result.updated, result.unchanged, result.strategy) == (1, 2, 5, "server-diff")
+    assert query(sql.SQL("SELECT count(*) FROM {}").format(target.with_suffix("__history").sql())) == [(2,)]
+
+
+def test_chunked_client_diff(loader: WarehouseLoader, target: TableName, monkeypatch) -> None:
+    monkeypatch.setattr(merge_module, "CHUNK_ROWS", 3)
+    result = loader.merge(target, changes(), key=KEY)
+    assert (result.inserted, result.updated, result.unchanged, result.strategy) == (1, 2, 5, "client-diff")
+
+
+def test_merge_that_adds_a_column_diffs_on_the_server(
+    loader: WarehouseLoader, target: TableName, query
+) -> None:
+    data = changes().append_column("unit", pa.array(["MW"] * 8))
+    result = loader.merge(target, data, key=KEY)
+    assert result.schema_changes == ['add column "unit" text']
+    assert (result.inserted, result.updated, result.unchanged, result.strategy) == (1, 7, 0, "server-diff")
+    assert query(sql.SQL("SELECT count(*) FROM {} WHERE unit = 'MW'").format(target.sql())) == [(8,)]
+
+
+def test_text_keys_use_the_duckdb_diff(loader: WarehouseLoader, warehouse_schema: str) -> None:
+    table = TableName(warehouse_schema, "meters")
+    loader.merge(table, pa.table({"nmi": ["NMI1", "NMI2"], "kwh": [1.0, 2.0]}), key=["nmi"])
+    result = loader.merge(
+        table, pa.table({"nmi": ["NMI1", "NMI2", "NMI3"], "kwh": [1.0, 2.5, 3.0]}), key=["nmi"]
+    )
+    assert (result.inserted, result.updated, result.unchanged) == (1, 1, 1)
+
+
+def test_duplicate_keys_are_named_and_nothing_changes(
+    loader: WarehouseLoader, target: TableName, table_rows
+) -> None:
+    before = table_rows(target, "value")
+    data = pa.concat_tables([changes(), changes().slice(2, 1)])
+    with pytest.raises(DataValidationError) as error:
+        loader.merge(target, data, key=KEY)
+    assert "not unique" in str(error.value)
+    assert "'series_id': 1" in str(error.value) and "2025, 10, 26, 0, 30" in str(error.value)
+    assert table_rows(target, "value") == before
+
+
+def test_null_key_is_refused(loader: WarehouseLoader, target: TableName) -> None:
+    data = changes().set_column(0, "series_id", pa.array([1, None, 1, 1, 2, 2, 2, 3], pa.int32()))
+    with pytest.raises(DataValidationError, match="column 'series_id'.*NULL at row 1"):
+        loader.merge(target, data, key=KEY)
