@@ -21,7 +21,8 @@ from energy_assets.errors import DataValidationError
 _PACK_LIMIT = 1 << 62
 
 
-def _as_int64(array: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
+def int64_values(array: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
+    """Integer, date or timestamp values as int64 numpy (days, or the timestamp's unit); None otherwise."""
     t = array.type
     if array.null_count:
         return None
@@ -35,6 +36,13 @@ def _as_int64(array: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     return values.to_numpy(zero_copy_only=False)
+
+
+def scalar_from_int64(value: int, arrow_type: pa.DataType) -> pa.Scalar:
+    """The inverse of `int64_values` for one value."""
+    if pa.types.is_date32(arrow_type):
+        return pa.scalar(int(value), pa.int32()).cast(arrow_type)
+    return pa.scalar(int(value), pa.int64()).cast(arrow_type)
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,7 @@ class KeyPacker:
             return None
         lows, highs = [], []
         for name in key:
-            values = _as_int64(table[name])
+            values = int64_values(table[name])
             if values is None:
                 return None
             lows.append(int(values.min()))
@@ -73,7 +81,7 @@ class KeyPacker:
         for name, low, high, multiplier in zip(
             self.key, self.minimums, self.maximums, self.multipliers, strict=True
         ):
-            values = _as_int64(table[name])
+            values = int64_values(table[name])
             if values is None or (len(values) and (values.min() < low or values.max() > high)):
                 return None
             packed += (values - low) * multiplier

@@ -3,10 +3,13 @@
 Merges are dominated by how many rows the server must compare and rewrite, so the usual path
 diffs on the client: under `LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE` (no concurrent writer can
 slip in), the target's current rows in the incoming key range are fetched as Arrow through ADBC
-(binary COPY TO, read-only, on a second connection that sees exactly the locked state), DuckDB
-joins them with the incoming rows, only the changed rows are staged (binary COPY into a temp table)
-and updated by key, and the new rows are COPYed straight into the target. The UPDATE keeps an
-`IS DISTINCT FROM` guard so the server has the last word on what changed (jsonb, numeric, char(n)).
+(binary COPY TO, read-only, on a second connection that sees exactly the locked state) and diffed
+with the incoming rows (`row_diff`); only the changed rows are staged (binary COPY into a temp
+table) and updated by key, and the new rows are COPYed straight into the target. The UPDATE keeps
+an `IS DISTINCT FROM` guard so the server has the last word on what changed (jsonb, numeric).
+
+Large inputs go in key-range chunks: a reader thread fetches and diffs chunk n+1 while the load's
+own connection updates chunk n, so the server reads and writes on two backends at once.
 
 The server-side path stages every incoming row instead and lets the server compare; it is used
 when the client cannot read the table meanwhile (the same load altered it, so it is exclusively
@@ -34,7 +37,7 @@ from energy_assets.postgres.connection import PostgresSettings
 from energy_assets.warehouse.binary_copy import copy_arrow
 from energy_assets.warehouse.catalog import TableInfo, describe_table
 from energy_assets.warehouse.identifiers import TableName, column, column_list
-from energy_assets.warehouse.keys import KeyPacker
+from energy_assets.warehouse.keys import KeyPacker, int64_values, scalar_from_int64
 from energy_assets.warehouse.pg_types import PgType
 from energy_assets.warehouse.row_diff import diff_rows
 from energy_assets.warehouse.timing import StepTimes
@@ -100,7 +103,7 @@ def merge_rows(
     """
     job = _MergeJob(cur, table, info, data, pg_types, list(key), keep_history, load_id, before_write, timings)
     chunks = _fetch_plan(cur, table, info, data, job.key, job.values) if reader is not None else None
-    connection = reader() if chunks else None
+    connection = _connect_reader(reader, table) if chunks else None
     if connection is None:
         job.server_side(data)
         return job.counts("server-diff")
@@ -109,6 +112,14 @@ def merge_rows(
         job.server_side(pending)
         return job.counts("client-diff, then server-diff")
     return job.counts("client-diff")
+
+
+def _connect_reader(reader: Callable[[], Any] | None, table: TableName) -> Any:
+    try:
+        return reader() if reader is not None else None
+    except Exception as exc:  # the client-side diff is an optimisation: fall back to the server
+        log.warning("No reader connection for the merge into %s (%s); diffing on the server.", table, exc)
+        return None
 
 
 @dataclass
@@ -171,25 +182,27 @@ class _MergeJob:
         by_index = self.info.has_index_on(self.key)
         if by_index:  # few changed rows per chunk: index lookups beat hashing the whole target
             self.cur.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+        pending = None
         try:
             for number in range(len(chunks)):
                 with self.timings.step("wait for read and diff"):
                     outcome = diffs.get()
                 if outcome is None:
-                    return pa.concat_tables([c.rows for c in chunks[number:]])
+                    pending = pa.concat_tables([c.rows for c in chunks[number:]])
+                    break
                 self.before_write()
                 self._write(*outcome, truncate=number > 0)
         finally:
             stop.set()
             reader.join()
-            if by_index:
-                self.cur.execute("RESET enable_hashjoin; RESET enable_mergejoin")
-        return None
+        if by_index:
+            self.cur.execute("RESET enable_hashjoin; RESET enable_mergejoin")
+        return pending
 
     def _read_and_diff(
         self, connection: Any, chunks: list[_Chunk], out: queue.Queue, stop: threading.Event
     ) -> None:
-        """Reader thread: per chunk, the target's current rows (ADBC) diffed with the input (DuckDB).
+        """Reader thread: per chunk, the target's current rows (ADBC) diffed with the input (`row_diff`).
 
         Hands over (changed, new) per chunk, or None when the client-side diff cannot go on.
         """
@@ -311,10 +324,11 @@ def _split_by_leading_key(data: pa.Table, info: TableInfo, key: list[str]) -> li
     if count < 2 or not indexed or info.columns[lead].pg_type.base not in _RANGE_TYPES:
         return [(data, None, None)]
     values = data[lead]
-    as_numbers = pc.cast(values, pa.int64()).to_numpy()
+    as_numbers = int64_values(values)
+    if as_numbers is None:
+        return [(data, None, None)]
     cuts = np.unique(np.quantile(as_numbers, np.linspace(0, 1, count + 1)[1:-1], method="higher"))
-    cuts = [c for c in cuts.tolist() if c > as_numbers.min()]
-    bounds = [pa.scalar(c, pa.int64()).cast(values.type) for c in cuts]
+    bounds = [scalar_from_int64(c, values.type) for c in cuts.tolist() if c > as_numbers.min()]
     pieces = []
     for lower, upper in zip([None, *bounds], [*bounds, None], strict=True):
         if lower is None:

@@ -146,3 +146,15 @@ def test_null_key_is_refused(loader: WarehouseLoader, target: TableName) -> None
     data = changes().set_column(0, "series_id", pa.array([1, None, 1, 1, 2, 2, 2, 3], pa.int32()))
     with pytest.raises(DataValidationError, match="column 'series_id'.*NULL at row 1"):
         loader.merge(target, data, key=KEY)
+
+
+def test_chunks_along_a_date_key(loader: WarehouseLoader, warehouse_schema: str, monkeypatch) -> None:
+    monkeypatch.setattr(merge_module, "CHUNK_ROWS", 2)
+    table = TableName(warehouse_schema, "daily")
+    days = [dt.date(2025, 10, d) for d in range(20, 27)]
+    loader.merge(table, pa.table({"day": days, "energy_mwh": [float(d.day) for d in days]}), key=["day"])
+    later = [*days, dt.date(2025, 10, 27)]
+    values = [float(d.day) for d in later]
+    values[3] = -1.0
+    result = loader.merge(table, pa.table({"day": later, "energy_mwh": values}), key=["day"])
+    assert (result.inserted, result.updated, result.unchanged, result.strategy) == (1, 1, 6, "client-diff")
