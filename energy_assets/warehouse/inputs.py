@@ -8,6 +8,8 @@ truncated or unreadable raises `NotParquetError` instead of a bare pyarrow excep
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -58,18 +60,24 @@ class LoadInput:
     """Rows to load and where they came from (for error messages)."""
 
     def __init__(
-        self, source: str, table: pa.Table | None = None, parquet: pq.ParquetFile | None = None
+        self,
+        source: str,
+        table: pa.Table | None = None,
+        parquet: pq.ParquetFile | None = None,
+        path: str | Path | None = None,
     ) -> None:
         if (table is None) == (parquet is None):
             raise ValueError("LoadInput needs exactly one of table and parquet")
         self.source = source
         self._table = table
         self._parquet = parquet
+        self._path = path
         self._columns: dict[str, pa.ChunkedArray] = {}
+        self._prefetched: tuple[int, _Prefetcher] | None = None
 
     @classmethod
     def from_parquet(cls, path: str | Path) -> LoadInput:
-        return cls(str(path), parquet=open_parquet(path))
+        return cls(str(path), parquet=open_parquet(path), path=path)
 
     @property
     def schema(self) -> pa.Schema:
@@ -91,7 +99,7 @@ class LoadInput:
     def table(self) -> pa.Table:
         """All rows (a Parquet file is read on first use)."""
         if self._table is None:
-            self._table = self._reading(lambda: self._parquet.read(use_threads=True))  # type: ignore[union-attr]
+            self._table = self._reading(lambda: self._reader().read(use_threads=True))
         return self._table
 
     def column(self, name: str) -> pa.ChunkedArray:
@@ -99,7 +107,7 @@ class LoadInput:
         if self._table is not None:
             return self._table[name]
         if name not in self._columns:
-            read = self._reading(lambda: self._parquet.read(columns=[name], use_threads=True))  # type: ignore[union-attr]
+            read = self._reading(lambda: self._reader().read(columns=[name], use_threads=True))
             self._columns[name] = read.column(0)
         return self._columns[name]
 
@@ -111,12 +119,30 @@ class LoadInput:
             for offset in range(0, self._table.num_rows, rows):
                 yield self._table.slice(offset, rows)
             return
-        stream = self._parquet.iter_batches(batch_size=rows, use_threads=False)  # type: ignore[union-attr]
+        if self._prefetched is not None and self._prefetched[0] == rows:
+            yield from self._prefetched[1]
+            return
+        stream = self._reader().iter_batches(batch_size=rows, use_threads=False)
         while True:
             batch = self._reading(lambda: next(stream, None))
             if batch is None:
                 return
             yield pa.Table.from_batches([batch])
+
+    def prefetch(self, rows: int, depth: int = 4) -> None:
+        """Start decoding the first batches of a Parquet file in the background (for `batches(rows)`)."""
+        if self._table is None and self._prefetched is None:
+            self._prefetched = (rows, _Prefetcher(self.batches(rows), depth))
+
+    def close(self) -> None:
+        """Stop a prefetch that nobody consumed."""
+        if self._prefetched is not None:
+            self._prefetched[1].stop()
+
+    def _reader(self) -> pq.ParquetFile:
+        """A reader of its own for each read: a prefetch thread may be streaming the file meanwhile."""
+        assert self._parquet is not None and self._path is not None
+        return pq.ParquetFile(self._path, metadata=self._parquet.metadata)
 
     def _reading(self, read: Callable[[], T]) -> T:
         try:
@@ -125,6 +151,51 @@ class LoadInput:
             raise NotParquetError(
                 f"{self.source}: a damaged Parquet file ({exc}); nothing was loaded."
             ) from exc
+
+
+class _Prefetcher:
+    """Runs an iterator a few items ahead in a daemon thread; errors are re-raised to the consumer."""
+
+    _DONE = object()
+
+    def __init__(self, items: Iterator[pa.Table], depth: int) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(items,), name="parquet-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self, items: Iterator[pa.Table]) -> None:
+        try:
+            for item in items:
+                if not self._put(item):
+                    return
+            self._put(self._DONE)
+        except BaseException as exc:  # handed to the consumer
+            self._put(exc)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        try:
+            while True:
+                item = self._queue.get()
+                if item is self._DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 def as_input(data: pa.Table | str | Path | LoadInput, source: str | None = None) -> LoadInput:

@@ -340,6 +340,7 @@ class WarehouseLoader:
             finally:
                 if reader is not None:
                     _close_quietly(reader)
+                load.data.close()
         result.seconds = time.perf_counter() - started
         result.timings = dict(load.timings)
         log.info("%s", result.summary())
