@@ -6,7 +6,9 @@
 - `pg_types`: Arrow <-> PostgreSQL type rules and safe widenings.
 - `evolution`: schema contracts (`evolve`, `freeze`, `discard_columns`) and the schema history.
 - `loader`: `WarehouseLoader` (append, replace_partition, merge) by binary COPY in one transaction.
-- `merge`, `conform`, `binary_copy`, `catalog`, `meta`, `inputs`: the loader's parts.
+- The loader's parts: `inputs` (Arrow / lazily read Parquet), `conform` (cast to the table's types),
+  `binary_copy` (pgpq + psycopg COPY), `catalog` (the table as PostgreSQL describes it), `meta`
+  (load log, schema history), `merge` and `row_diff` (CDC upserts), `keys` (key checks), `timing`.
 """
 
 from energy_assets.warehouse.evolution import Contract
