@@ -374,7 +374,7 @@ def _widen_after_conversion_error(
     if match is None:
         return None
     index, failed = int(match.group(1)), match.group(2)
-    header = pacsv.read_csv(io.BytesIO(raw), read_options=pacsv.ReadOptions(block_size=1 << 20)).column_names
+    header = pacsv.open_csv(io.BytesIO(raw)).schema.names
     name = header[index]
     if failed.startswith("int") and column_types.get(name) != pa.float64():
         return {name: pa.float64()}
