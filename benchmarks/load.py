@@ -31,7 +31,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -157,12 +156,6 @@ class Bench:
             return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table.sql())).fetchone()[0]
 
 
-def timed(function: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    function()
-    return time.perf_counter() - started
-
-
 def write_binary_copy_file(table: pa.Table, path: Path) -> None:
     """The rows as a PostgreSQL binary COPY file the server process can read."""
     encoder = build_encoder(table.schema, PG_TYPES)
@@ -230,18 +223,25 @@ def run(settings: PostgresSettings, workdir: Path, args: argparse.Namespace) -> 
 
     times: dict[str, list[float]] = {k: [] for k in ("server", "loader", "server_pk", "loader_pk")}
     steps: dict[str, list[dict[str, float]]] = {"loader": [], "loader_pk": []}
+
+    def run_server(pk: bool) -> None:
+        table = bench.fresh_table("server_copy", pk)
+        times["server_pk" if pk else "server"].append(bench.server_copy(copy_path, table))
+        assert bench.count(table) == n
+
+    def run_loader(pk: bool) -> None:
+        table = bench.fresh_table("loader", pk)
+        started = time.perf_counter()
+        result = bench.loader.append(table, parquet_path)
+        times["loader_pk" if pk else "loader"].append(time.perf_counter() - started)
+        steps["loader_pk" if pk else "loader"].append(result.timings)
+        assert bench.count(table) == n
+
     for rep in range(args.repeat):
         for pk in (False, True):
-            suffix = "_pk" if pk else ""
-            table = bench.fresh_table("server_copy", pk)
-            times["server" + suffix].append(bench.server_copy(copy_path, table))
-            assert bench.count(table) == n
-            table = bench.fresh_table("loader", pk)
-            started = time.perf_counter()
-            result = bench.loader.append(table, parquet_path)
-            times["loader" + suffix].append(time.perf_counter() - started)
-            steps["loader" + suffix].append(result.timings)
-            assert bench.count(table) == n
+            # Alternate who goes first, so drift within a pair does not favour either.
+            for step in (run_server, run_loader) if rep % 2 == 0 else (run_loader, run_server):
+                step(pk)
         print(f"run {rep + 1}: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in times.items()))
 
     for name, runs in steps.items():
