@@ -7,6 +7,8 @@ partition is touched. Dataset names, partition keys and values are validated (no
 or exotic characters) so a value can never point outside its dataset folder; values are therefore
 stored verbatim, with no URL encoding to get wrong.
 
+Each dataset may carry its inferred-schema artefact, `<root>/<dataset>/_inferred_schema.json`.
+
 All file access goes through a `pyarrow.fs.FileSystem` (local by default) so object storage can be
 plugged in later. What does not belong here: schema inference, database loading, Dagster.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,10 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from energy_assets.errors import DataValidationError
+from energy_assets.warehouse.schema_inference import InferredSchema
 
 PART_FILE = "part-0.parquet"
+SCHEMA_FILE = "_inferred_schema.json"
 COMPRESSION = "zstd"
 
 _DATASET_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -104,20 +108,45 @@ class ParquetStore:
         self._check_key_layout(dataset, pairs)
         table = self._without_partition_columns(dataset, pairs, table)
         directory = self.partition_dir(dataset, partition)
-        final = f"{directory}/{PART_FILE}"
+        return self._write_atomic(
+            directory, PART_FILE, lambda sink: pq.write_table(table, sink, compression=COMPRESSION)
+        )
+
+    def write_inferred_schema(self, dataset: str, schema: InferredSchema) -> str:
+        """Store the dataset's inferred-schema artefact (`<dataset>/_inferred_schema.json`) atomically.
+
+        Dataset readers skip it: pyarrow ignores `_`-prefixed files and DuckDB globs `*.parquet`.
+        """
+        text = schema.to_json().encode("utf-8")
+        return self._write_atomic(
+            self.dataset_path(_check_dataset(dataset)), SCHEMA_FILE, lambda sink: sink.write(text)
+        )
+
+    def read_inferred_schema(self, dataset: str) -> InferredSchema | None:
+        """The stored inferred schema of a dataset, or None if none was written."""
+        path = f"{self.dataset_path(_check_dataset(dataset))}/{SCHEMA_FILE}"
+        try:
+            with self.filesystem.open_input_stream(path) as stream:
+                return InferredSchema.from_json(stream.read().decode("utf-8"))
+        except FileNotFoundError:
+            return None
+
+    def _write_atomic(self, directory: str, name: str, write: Callable[[Any], Any]) -> str:
+        """Write `directory/name` through a temporary file in the same folder, fsync, rename."""
+        final = f"{directory}/{name}"
         self.filesystem.create_dir(directory, recursive=True)
-        temporary = f"{directory}/.{PART_FILE}.{uuid.uuid4().hex}.tmp"
+        temporary = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
         try:
             if self.is_local:
                 with open(temporary, "wb") as handle:
-                    pq.write_table(table, handle, compression=COMPRESSION)
+                    write(handle)
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.replace(temporary, final)
                 _fsync_dir(directory)
             else:
                 with self.filesystem.open_output_stream(temporary) as stream:
-                    pq.write_table(table, stream, compression=COMPRESSION)
+                    write(stream)
                 self.filesystem.move(temporary, final)
         except BaseException:
             try:

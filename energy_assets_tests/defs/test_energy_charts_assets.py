@@ -32,6 +32,7 @@ from energy_assets.settings import DataHome
 from energy_assets.sources.energy_charts.errors import EnergyChartsResponseError
 from energy_assets.sources.energy_charts.snapshot import SAMPLE_DIR
 from energy_assets.sources.energy_charts.tables import PUBLIC_POWER
+from energy_assets.warehouse import ParquetStore
 from energy_assets_tests.sources.energy_charts_server import EnergyChartsTestServer, Scripted
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "energy_charts"
@@ -150,6 +151,16 @@ def test_normal_day_end_to_end(
         " AND production_type = 'Wind onshore'",
     )
     assert [float(value) for (value,) in trend] == [pytest.approx(635_985.5, abs=1e-6)]
+    # Each normalized dataset carries its inferred-schema artefact, also shown as the column schema.
+    power_metadata = result.asset_materializations_for_node("public_power")[0].metadata
+    artefact = ParquetStore(lake_root).read_inferred_schema("energy_charts.public_power")
+    assert artefact.primary_key == ["country", "production_type", "interval_start"]
+    assert artefact.column("interval_start").pg_type == "timestamptz"
+    assert power_metadata["inferred_schema"].value.endswith(
+        "energy_charts.public_power/_inferred_schema.json"
+    )
+    columns = {c.name: c for c in power_metadata["dagster/column_schema"].schema.columns}
+    assert columns["value_mw"].type == "float8" and "null" in columns["value_mw"].description
     analysis = rows(
         pg_settings,
         "SELECT negative_price_interval_count, correlation_point_count, price_wind_correlation"

@@ -136,3 +136,22 @@ def test_other_filesystems_go_through_pyarrow_fs(tmp_path: Path) -> None:
     assert store.read_dataset("prices")["value"].to_pylist() == [1.0]
     assert store.delete_partition("prices", {"day": "2025-10-26"})
     assert not store.has_partition("prices", {"day": "2025-10-26"})
+
+
+def test_inferred_schema_artefact_sits_beside_the_partitions(tmp_path: Path) -> None:
+    from energy_assets.warehouse import infer_arrow
+
+    store = ParquetStore(tmp_path)
+    table = pa.table({"series_id": pa.array([1, 2], pa.int32()), "value_mw": [1.5, None]})
+    store.write_partition("readings", {"date": "2025-10-26"}, table)
+    assert store.read_inferred_schema("readings") is None
+    schema = infer_arrow(table, primary_key=["series_id"])
+    path = store.write_inferred_schema("readings", schema)
+    assert path.endswith("readings/_inferred_schema.json")
+    again = store.read_inferred_schema("readings")
+    assert again == schema
+    assert again.column("value_mw").stats.null_fraction == 0.5
+    # Readers of the dataset do not see the artefact.
+    assert store.read_dataset("readings").num_rows == 2
+    glob = store.duckdb_glob("readings")
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{glob}')").fetchall() == [(2,)]

@@ -45,6 +45,7 @@ from energy_assets.defs.energy_charts.checks import (
 from energy_assets.defs.energy_charts.partitions import daily_partitions, partition_days
 from energy_assets.defs.energy_charts.resources import EnergyChartsResource
 from energy_assets.defs.resources import LakeResource, PostgresResource
+from energy_assets.defs.schemas import table_schema_from_inferred
 from energy_assets.postgres.connection import connect
 from energy_assets.sources.energy_charts import aggregates, endpoints
 from energy_assets.sources.energy_charts.client import EnergyChartsClient
@@ -83,8 +84,9 @@ from energy_assets.sources.energy_charts.tables import (
 )
 from energy_assets.warehouse.identifiers import TableName
 from energy_assets.warehouse.loader import LoadResult, WarehouseLoader
+from energy_assets.warehouse.parquet_store import SCHEMA_FILE
 from energy_assets.warehouse.pg_types import pg_type_for_arrow
-from energy_assets.warehouse.schema_inference import ColumnStats, InferredColumn, InferredSchema
+from energy_assets.warehouse.schema_inference import ColumnStats, InferredColumn, InferredSchema, infer_arrow
 
 GROUP = "energy_charts"
 MARTS_GROUP = "marts"
@@ -102,19 +104,13 @@ _single_run = dg.BackfillPolicy.single_run()
 # Metadata helpers
 
 
+def spec_descriptions(spec: TableSpec) -> dict[str, str]:
+    return {column.name: column.description for column in spec.columns if column.description}
+
+
 def table_schema(spec: TableSpec) -> dg.TableSchema:
-    """A table spec as Dagster's column schema, typed as in PostgreSQL."""
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(
-                name=column.name,
-                type=str(pg_type_for_arrow(column.arrow_type)),
-                description=column.description,
-                constraints=dg.TableColumnConstraints(nullable=column.nullable),
-            )
-            for column in spec.columns
-        ]
-    )
+    """A table spec as Dagster's column schema, typed as in PostgreSQL (before any data is seen)."""
+    return table_schema_from_inferred(inferred_schema(spec), spec_descriptions(spec))
 
 
 def _static_metadata(spec: TableSpec) -> dict[str, Any]:
@@ -154,13 +150,14 @@ def markdown_bars(labels: Sequence[str], values: Sequence[float | None], unit: s
 
 
 def _load_metadata(
-    spec: TableSpec, data: pa.Table, load: LoadResult | None, lake_path: str
+    spec: TableSpec, data: pa.Table, load: LoadResult | None, lake_write: "LakeWrite"
 ) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "dagster/row_count": data.num_rows,
-        "dagster/column_schema": table_schema(spec),
+        "dagster/column_schema": table_schema_from_inferred(lake_write.schema, spec_descriptions(spec)),
         "dagster/table_name": spec.qualified_name,
-        "dagster/uri": dg.MetadataValue.path(lake_path),
+        "dagster/uri": dg.MetadataValue.path(lake_write.path),
+        "inferred_schema": dg.MetadataValue.path(f"{lake_write.path}/{SCHEMA_FILE}"),
         "preview": dg.MetadataValue.md(markdown_preview(data)),
     }
     if load is not None:
@@ -245,16 +242,35 @@ class LakePartition:
     label: str
 
 
+@dataclass(frozen=True)
+class LakeWrite:
+    """What one asset wrote to the lake: its partitions, the dataset folder and its inferred schema."""
+
+    partitions: list[LakePartition]
+    path: str
+    schema: InferredSchema
+
+
 def write_lake_partitions(
     lake: LakeResource, spec: TableSpec, parts: Sequence[tuple[dict[str, str], pa.Table, dict[str, Any]]]
-) -> tuple[list[LakePartition], str]:
+) -> LakeWrite:
+    """Write the partitions, then the dataset's inferred-schema artefact (types, key, statistics)."""
     store = lake.store()
     written = []
+    conformed = []
     for partition, table, where in parts:
-        store.write_partition(spec.qualified_name, partition, spec.conform(table))
+        conformed.append(spec.conform(table))
+        store.write_partition(spec.qualified_name, partition, conformed[-1])
         label = "/".join(f"{key}={value}" for key, value in partition.items())
         written.append(LakePartition(partition, table.num_rows, where, label))
-    return written, store.dataset_path(spec.qualified_name)
+    schema = infer_arrow(
+        pa.concat_tables(conformed) if conformed else spec.empty(),
+        primary_key=list(spec.primary_key),
+        source=spec.qualified_name,
+        detect_primary_key=False,
+    )
+    store.write_inferred_schema(spec.qualified_name, schema)
+    return LakeWrite(written, store.dataset_path(spec.qualified_name), schema)
 
 
 def read_lake_partition(lake: LakeResource, spec: TableSpec, partition: dict[str, str]) -> pa.Table | None:
@@ -332,10 +348,10 @@ def load_daily_table(
             )
         )
     data = pa.concat_tables([table for _, _, table in parts]) if parts else spec.empty()
-    written, lake_path = write_lake_partitions(lake, spec, lake_parts)
+    lake_write = write_lake_partitions(lake, spec, lake_parts)
     load = merge_into_postgres(postgres, spec, data) if data.num_rows else None
-    counts = postgres_row_counts(postgres, spec, written)
-    return data, load, row_count_check(written, counts), lake_path
+    counts = postgres_row_counts(postgres, spec, lake_write.partitions)
+    return data, load, row_count_check(lake_write.partitions, counts), lake_write
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -525,9 +541,9 @@ def public_power(
 ) -> dg.MaterializeResult:
     days = partition_days(context.partition_keys)
     parts, all_null = _normalized_public_power(context, energy_charts, lake, "power")
-    data, load, row_counts, lake_path = load_daily_table(lake, postgres, PUBLIC_POWER, "country", parts)
+    data, load, row_counts, lake_write = load_daily_table(lake, postgres, PUBLIC_POWER, "country", parts)
     results = [*_interval_checks(data, PUBLIC_POWER, "country", days), check_physical_signs(data), row_counts]
-    metadata = _load_metadata(PUBLIC_POWER, data, load, lake_path) | {
+    metadata = _load_metadata(PUBLIC_POWER, data, load, lake_write) | {
         "all_null_series_left_out": dg.MetadataValue.json(all_null),
         "series": len(set(data.column("production_type").to_pylist())),
     }
@@ -560,10 +576,12 @@ def public_power_share(
 ) -> dg.MaterializeResult:
     days = partition_days(context.partition_keys)
     parts, _ = _normalized_public_power(context, energy_charts, lake, "share")
-    data, load, row_counts, lake_path = load_daily_table(lake, postgres, PUBLIC_POWER_SHARE, "country", parts)
+    data, load, row_counts, lake_write = load_daily_table(
+        lake, postgres, PUBLIC_POWER_SHARE, "country", parts
+    )
     results = [*_interval_checks(data, PUBLIC_POWER_SHARE, "country", days), row_counts]
     return dg.MaterializeResult(
-        metadata=_load_metadata(PUBLIC_POWER_SHARE, data, load, lake_path),
+        metadata=_load_metadata(PUBLIC_POWER_SHARE, data, load, lake_write),
         check_results=[to_check_result(result) for result in results],
     )
 
@@ -601,7 +619,7 @@ def day_ahead_price(
             )
             parts.append((zone, day, result.table))
             units.add(result.unit)
-    data, load, row_counts, lake_path = load_daily_table(
+    data, load, row_counts, lake_write = load_daily_table(
         lake, postgres, DAY_AHEAD_PRICE, "bidding_zone", parts
     )
     results = [
@@ -610,7 +628,7 @@ def day_ahead_price(
         row_counts,
     ]
     minutes = pc.value_counts(data.column("interval_minutes")).to_pylist() if data.num_rows else []
-    metadata = _load_metadata(DAY_AHEAD_PRICE, data, load, lake_path) | {
+    metadata = _load_metadata(DAY_AHEAD_PRICE, data, load, lake_write) | {
         "units_seen": dg.MetadataValue.json(sorted(units)),
         "intervals_by_minutes": dg.MetadataValue.json(
             {str(item["values"]): item["counts"] for item in minutes}
@@ -651,12 +669,13 @@ def installed_power(
             )
         )
     data = pa.concat_tables(tables)
-    written, lake_path = write_lake_partitions(lake, INSTALLED_POWER, lake_parts)
+    lake_write = write_lake_partitions(lake, INSTALLED_POWER, lake_parts)
     load = merge_into_postgres(postgres, INSTALLED_POWER, data)
+    written = lake_write.partitions
     row_counts = row_count_check(written, postgres_row_counts(postgres, INSTALLED_POWER, written))
     unique = check_unique_intervals(data, key_columns=list(INSTALLED_POWER.primary_key))
     return dg.MaterializeResult(
-        metadata=_load_metadata(INSTALLED_POWER, data, load, lake_path),
+        metadata=_load_metadata(INSTALLED_POWER, data, load, lake_write),
         check_results=[to_check_result(unique), to_check_result(row_counts)],
     )
 
@@ -686,9 +705,10 @@ def load_mart(
     for day in days:
         rows = data.filter(pc.equal(data.column("local_date"), pa.scalar(day, pa.date32())))
         parts.append(({"date": day.isoformat()}, rows, {"local_date": day}))
-    written, lake_path = write_lake_partitions(lake, spec, parts)
+    lake_write = write_lake_partitions(lake, spec, parts)
     load = merge_into_postgres(postgres, spec, data) if data.num_rows else None
-    return load, row_count_check(written, postgres_row_counts(postgres, spec, written)), lake_path
+    written = lake_write.partitions
+    return load, row_count_check(written, postgres_row_counts(postgres, spec, written)), lake_write
 
 
 def _mart_check_specs(asset_key: str) -> list[dg.AssetCheckSpec]:
@@ -718,7 +738,7 @@ def daily_production_trend(
     days = partition_days(context.partition_keys)
     power = read_daily(lake, PUBLIC_POWER, "country", energy_charts.countries, days)
     trend = aggregates.daily_production_trend(power)
-    load, row_counts, lake_path = load_mart(lake, postgres, DAILY_PRODUCTION_TREND, trend, days)
+    load, row_counts, lake_write = load_mart(lake, postgres, DAILY_PRODUCTION_TREND, trend, days)
     country = energy_charts.countries[0]
     latest = trend.filter(
         pc.and_(
@@ -733,7 +753,7 @@ def daily_production_trend(
     chart = markdown_bars(
         latest.column("production_type").to_pylist(), latest.column("energy_mwh").to_pylist(), "MWh"
     )
-    metadata = _load_metadata(DAILY_PRODUCTION_TREND, trend, load, lake_path) | {
+    metadata = _load_metadata(DAILY_PRODUCTION_TREND, trend, load, lake_write) | {
         "generation_by_type": dg.MetadataValue.md(f"Generation on {days[-1]} ({country}):\n\n{chart}"),
     }
     return dg.MaterializeResult(metadata=metadata, check_results=[to_check_result(row_counts)])
@@ -767,10 +787,10 @@ def daily_price_analysis(
     )
     power = read_daily(lake, PUBLIC_POWER, "country", countries, days)
     analysis = aggregates.daily_price_analysis(prices, power)
-    load, row_counts, lake_path = load_mart(lake, postgres, DAILY_PRICE_ANALYSIS, analysis, days)
+    load, row_counts, lake_write = load_mart(lake, postgres, DAILY_PRICE_ANALYSIS, analysis, days)
     labels = [f"{row['local_date']} {row['bidding_zone']}" for row in analysis.to_pylist()]
     chart = markdown_bars(labels, analysis.column("mean_price_eur_per_mwh").to_pylist(), "EUR/MWh")
-    metadata = _load_metadata(DAILY_PRICE_ANALYSIS, analysis, load, lake_path) | {
+    metadata = _load_metadata(DAILY_PRICE_ANALYSIS, analysis, load, lake_write) | {
         "mean_price": dg.MetadataValue.md(chart),
     }
     return dg.MaterializeResult(metadata=metadata, check_results=[to_check_result(row_counts)])
@@ -830,12 +850,12 @@ def underperformance_30min(
         max_lookback_days=config.max_lookback_days,
         output_days=days,
     )
-    load, row_counts, lake_path = load_mart(lake, postgres, UNDERPERFORMANCE_30MIN, result, days)
+    load, row_counts, lake_write = load_mart(lake, postgres, UNDERPERFORMANCE_30MIN, result, days)
     flagged = result.filter(pc.fill_null(result.column("is_underperforming"), False))
     by_type = {name: 0 for name in aggregates.DEFAULT_MONITORED_TYPES}
     for name in flagged.column("production_type").to_pylist():
         by_type[name] = by_type.get(name, 0) + 1
-    metadata = _load_metadata(UNDERPERFORMANCE_30MIN, result, load, lake_path) | {
+    metadata = _load_metadata(UNDERPERFORMANCE_30MIN, result, load, lake_write) | {
         "underperforming_buckets": flagged.num_rows,
         "underperforming_by_type": dg.MetadataValue.md(
             markdown_bars(list(by_type), list(by_type.values()), "buckets")
