@@ -42,10 +42,11 @@ from energy_assets.warehouse.evolution import Contract, EvolutionPlan, apply_evo
 from energy_assets.warehouse.identifiers import TableName, check_identifier, column
 from energy_assets.warehouse.inputs import LoadInput, as_input
 from energy_assets.warehouse.keys import check_primary_key
-from energy_assets.warehouse.merge import lock_for_merge, merge_rows
+from energy_assets.warehouse.merge import delete_missing_rows, lock_for_merge, merge_rows
 from energy_assets.warehouse.merge import open_reader as open_merge_reader
 from energy_assets.warehouse.meta import META_SCHEMA, ensure_meta_tables, record_load
 from energy_assets.warehouse.schema_inference import InferredSchema, create_table_sql, infer_arrow
+from energy_assets.warehouse.scopes import Scope
 from energy_assets.warehouse.timing import StepTimes
 
 log = logging.getLogger(__name__)
@@ -252,11 +253,14 @@ class WarehouseLoader:
         keep_history: bool = False,
         schema: InferredSchema | None = None,
         fillfactor: int | None = MERGE_FILLFACTOR,
+        delete_missing_in: Sequence[Scope] | None = None,
     ) -> LoadResult:
         """Upsert on the natural `key`: insert new keys, update rows whose values changed.
 
-        With `keep_history`, superseded rows go to `<table>__history` with `superseded_at` and
-        `load_id`. Duplicate or NULL keys in the input raise `DataValidationError` naming them.
+        With `delete_missing_in` (scopes, see `scopes`), the table's rows inside those scopes whose
+        key the input no longer has are deleted too: the input is the whole truth for them (a
+        re-fetched day). With `keep_history`, superseded and deleted rows go to `<table>__history`
+        with `superseded_at` and `load_id`. Duplicate or NULL keys in the input raise `DataValidationError` naming them.
         A table created by a merge gets `fillfactor` (room for updates on the same page).
         """
         key = [check_identifier(k, "key column") for k in key]
@@ -288,10 +292,24 @@ class WarehouseLoader:
                 before_write=key_check.result,
                 timings=load.timings,
             )
+            deleted = 0
+            if delete_missing_in:
+                with load.timings.step("delete missing rows"):
+                    deleted = delete_missing_rows(
+                        cur,
+                        table=table,
+                        data=rows,
+                        key=key,
+                        pg_types=load.plan.target_types,  # type: ignore[union-attr]
+                        scopes=delete_missing_in,
+                        keep_history=keep_history,
+                        load_id=load.load_id,
+                    )
             return {
                 "inserted": counts.inserted,
                 "updated": counts.updated,
                 "unchanged": counts.unchanged,
+                "deleted": deleted,
                 "strategy": counts.strategy,
             }
 

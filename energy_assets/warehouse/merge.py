@@ -40,6 +40,7 @@ from energy_assets.warehouse.identifiers import TableName, column, column_list
 from energy_assets.warehouse.keys import KeyPacker, int64_values, scalar_from_int64
 from energy_assets.warehouse.pg_types import PgType
 from energy_assets.warehouse.row_diff import diff_rows
+from energy_assets.warehouse.scopes import any_scope_condition
 from energy_assets.warehouse.timing import StepTimes
 
 log = logging.getLogger(__name__)
@@ -397,6 +398,51 @@ def _update_changed(
         )
     )
     return cur.rowcount
+
+
+# ---------------------------------------------------------------------- rows gone from the source
+MISSING_KEYS_TABLE = "energy_merge_incoming_keys"
+
+
+def delete_missing_rows(
+    cur: psycopg.Cursor,
+    *,
+    table: TableName,
+    data: pa.Table,
+    key: Sequence[str],
+    pg_types: Mapping[str, PgType],
+    scopes: Sequence[Mapping[str, Any]],
+    keep_history: bool,
+    load_id: uuid.UUID,
+) -> int:
+    """Delete the target's rows inside `scopes` whose key is not in `data` (the source dropped them).
+
+    A re-fetched day that no longer has a series must not keep the old rows. With `keep_history`, the
+    deleted rows are kept in the history table first. Returns the number of rows deleted.
+    """
+    condition, params = any_scope_condition(scopes, alias="t")
+    cur.execute(
+        sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+            sql.Identifier(MISSING_KEYS_TABLE), column_list(key), table.sql()
+        )
+    )
+    copy_arrow(cur, sql.Identifier(MISSING_KEYS_TABLE), data.select(list(key)), pg_types)
+    cur.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(MISSING_KEYS_TABLE)))
+    missing = sql.SQL("{condition} AND NOT EXISTS (SELECT 1 FROM {keys} AS s WHERE {match})").format(
+        condition=condition, keys=sql.Identifier(MISSING_KEYS_TABLE), match=_key_match(key)
+    )
+    if keep_history:
+        history, names = ensure_history_table(cur, table)
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {} ({}, superseded_at, load_id) SELECT {}, now(), %s FROM {} AS t WHERE {}"
+            ).format(history.sql(), column_list(names), column_list(names, "t"), table.sql(), missing),
+            [load_id, *params],
+        )
+    cur.execute(sql.SQL("DELETE FROM {} AS t WHERE {}").format(table.sql(), missing), params)
+    deleted = cur.rowcount
+    cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(MISSING_KEYS_TABLE)))
+    return deleted
 
 
 # ---------------------------------------------------------------------- history

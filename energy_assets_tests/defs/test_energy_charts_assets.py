@@ -294,6 +294,49 @@ def test_rematerializing_a_changed_day_reports_updates(
     assert stored == pytest.approx(revised["price"][10])
 
 
+def test_refetched_day_without_a_series_deletes_its_rows(
+    resources: dict, instance: dg.DagsterInstance, pg_settings: PostgresSettings, tmp_path: Path
+) -> None:
+    first = dg.materialize(
+        [raw_energy_charts__public_power, public_power],
+        partition_key="2025-10-26",
+        resources=resources,
+        instance=instance,
+    )
+    assert first.success
+    revised = json.loads((SAMPLE_DIR / "public_power_de_2025-10-26.json").read_text())
+    revised["production_types"] = [s for s in revised["production_types"] if s["name"] != "Geothermal"]
+    (tmp_path / "pp.json").write_text(json.dumps(revised))
+    params = {"country": "de", "start": "2025-10-26", "end": "2025-10-26"}
+    (tmp_path / "index.json").write_text(
+        json.dumps({"responses": [{"endpoint": "public_power", "params": params, "file": "pp.json"}]})
+    )
+    revised_resources = {
+        **resources,
+        "energy_charts": EnergyChartsResource(source="sample", snapshot_dirs=[str(tmp_path)]),
+    }
+
+    second = dg.materialize(
+        [raw_energy_charts__public_power, public_power],
+        partition_key="2025-10-26",
+        resources=revised_resources,
+        instance=instance,
+    )
+
+    assert second.success
+    counts = metadata_of(second, "public_power")
+    assert (counts["inserted"], counts["updated"], counts["deleted"]) == (0, 0, 100)
+    assert all(evaluation.passed for evaluation in second.get_asset_check_evaluations())
+    left = scalar(
+        pg_settings,
+        "SELECT count(*) FROM energy_charts.public_power WHERE production_type = 'Geothermal'"
+        " AND interval_start >= %s AND interval_start < %s",
+        datetime(2025, 10, 26, tzinfo=BERLIN),
+        datetime(2025, 10, 27, tzinfo=BERLIN),
+    )
+    assert left == 0
+
+
 def test_bad_response_names_endpoint_partition_and_field_and_loads_nothing(
     resources: dict, instance: dg.DagsterInstance, pg_settings: PostgresSettings
 ) -> None:

@@ -158,3 +158,37 @@ def test_chunks_along_a_date_key(loader: WarehouseLoader, warehouse_schema: str,
     values[3] = -1.0
     result = loader.merge(table, pa.table({"day": later, "energy_mwh": values}), key=["day"])
     assert (result.inserted, result.updated, result.unchanged, result.strategy) == (1, 1, 6, "client-diff")
+
+
+def test_delete_missing_in_scope_removes_rows_the_source_dropped(
+    loader: WarehouseLoader, target: TableName, query
+) -> None:
+    # Series 2 is re-fetched for its first three quarter hours; (2, 2) is gone from the source.
+    # Series 1 is outside the scope: its rows stay although this input does not mention them.
+    refetch = readings({(2, 0): 200.0, (2, 1): 250.0})
+    scope = {"series_id": 2, "interval_start": (START, START + dt.timedelta(minutes=45))}
+    result = loader.merge(target, refetch, key=KEY, keep_history=True, delete_missing_in=[scope])
+    assert (result.inserted, result.updated, result.unchanged, result.deleted) == (0, 1, 1, 1)
+    rows = query(
+        sql.SQL("SELECT series_id, value FROM {} ORDER BY series_id, interval_start").format(target.sql())
+    )
+    assert rows == [(1, 100.0), (1, 101.0), (1, 102.0), (1, 103.0), (2, 200.0), (2, 250.0), (2, 203.0)]
+    history = query(
+        sql.SQL("SELECT series_id, value FROM {} ORDER BY value").format(
+            target.with_suffix("__history").sql()
+        )
+    )
+    assert history == [(2, 201.0), (2, 202.0)]
+    # Run again: nothing left to change or delete.
+    again = loader.merge(target, refetch, key=KEY, delete_missing_in=[scope])
+    assert (again.updated, again.unchanged, again.deleted) == (0, 2, 0)
+
+
+def test_delete_missing_rolls_back_with_a_failed_merge(
+    loader: WarehouseLoader, target: TableName, query
+) -> None:
+    bad = readings({(2, 0): 1.0, (2, 1): 2.0})
+    bad = pa.concat_tables([bad, bad])  # duplicate keys: the merge fails
+    with pytest.raises(DataValidationError):
+        loader.merge(target, bad, key=KEY, delete_missing_in=[{"series_id": 2}])
+    assert query(sql.SQL("SELECT count(*) FROM {}").format(target.sql())) == [(8,)]

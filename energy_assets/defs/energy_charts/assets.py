@@ -87,6 +87,7 @@ from energy_assets.warehouse.loader import LoadResult, WarehouseLoader
 from energy_assets.warehouse.parquet_store import SCHEMA_FILE
 from energy_assets.warehouse.pg_types import pg_type_for_arrow
 from energy_assets.warehouse.schema_inference import ColumnStats, InferredColumn, InferredSchema, infer_arrow
+from energy_assets.warehouse.scopes import scope_condition
 
 GROUP = "energy_charts"
 MARTS_GROUP = "marts"
@@ -165,6 +166,7 @@ def _load_metadata(
             "inserted": load.inserted,
             "updated": load.updated,
             "unchanged": load.unchanged,
+            "deleted": load.deleted,
             "load_id": str(load.load_id),
             "merge_strategy": load.strategy,
         }
@@ -221,14 +223,21 @@ def inferred_schema(spec: TableSpec) -> InferredSchema:
     )
 
 
-def merge_into_postgres(postgres: PostgresResource, spec: TableSpec, data: pa.Table) -> LoadResult:
-    """Upsert `data` on the spec's key; counts say what changed."""
+def merge_into_postgres(
+    postgres: PostgresResource, spec: TableSpec, data: pa.Table, partitions: Sequence["LakePartition"]
+) -> LoadResult:
+    """Upsert `data` on the spec's key; the partitions' rows the source no longer has are deleted.
+
+    Each lake partition is the whole truth for its rows (a re-fetched day), so a series that vanished
+    from a day does not linger in PostgreSQL. Counts say what changed.
+    """
     loader = WarehouseLoader(postgres.settings())
     return loader.merge(
         TableName(spec.schema, spec.name),
         spec.conform(data),
         key=list(spec.primary_key),
         schema=inferred_schema(spec),
+        delete_missing_in=[part.where for part in partitions],
     )
 
 
@@ -295,16 +304,9 @@ def postgres_row_counts(
     counts = {}
     with connect(postgres.settings()) as connection:
         for part in partitions:
-            conditions, params = [], []
-            for name, value in part.where.items():
-                if isinstance(value, tuple):
-                    conditions.append(sql.SQL("{col} >= %s AND {col} < %s").format(col=sql.Identifier(name)))
-                    params.extend(value)
-                else:
-                    conditions.append(sql.SQL("{col} = %s").format(col=sql.Identifier(name)))
-                    params.append(value)
+            condition, params = scope_condition(part.where)
             query = sql.SQL(_PARTITION_ROW_COUNT).format(
-                table=TableName(spec.schema, spec.name).sql(), conditions=sql.SQL(" AND ").join(conditions)
+                table=TableName(spec.schema, spec.name).sql(), conditions=condition
             )
             counts[part.label] = connection.execute(query, params).fetchone()[0]
     return counts
@@ -349,7 +351,7 @@ def load_daily_table(
         )
     data = pa.concat_tables([table for _, _, table in parts]) if parts else spec.empty()
     lake_write = write_lake_partitions(lake, spec, lake_parts)
-    load = merge_into_postgres(postgres, spec, data) if data.num_rows else None
+    load = merge_into_postgres(postgres, spec, data, lake_write.partitions) if data.num_rows else None
     counts = postgres_row_counts(postgres, spec, lake_write.partitions)
     return data, load, row_count_check(lake_write.partitions, counts), lake_write
 
@@ -670,7 +672,7 @@ def installed_power(
         )
     data = pa.concat_tables(tables)
     lake_write = write_lake_partitions(lake, INSTALLED_POWER, lake_parts)
-    load = merge_into_postgres(postgres, INSTALLED_POWER, data)
+    load = merge_into_postgres(postgres, INSTALLED_POWER, data, lake_write.partitions)
     written = lake_write.partitions
     row_counts = row_count_check(written, postgres_row_counts(postgres, INSTALLED_POWER, written))
     unique = check_unique_intervals(data, key_columns=list(INSTALLED_POWER.primary_key))
@@ -706,7 +708,7 @@ def load_mart(
         rows = data.filter(pc.equal(data.column("local_date"), pa.scalar(day, pa.date32())))
         parts.append(({"date": day.isoformat()}, rows, {"local_date": day}))
     lake_write = write_lake_partitions(lake, spec, parts)
-    load = merge_into_postgres(postgres, spec, data) if data.num_rows else None
+    load = merge_into_postgres(postgres, spec, data, lake_write.partitions) if data.num_rows else None
     written = lake_write.partitions
     return load, row_count_check(written, postgres_row_counts(postgres, spec, written)), lake_write
 
