@@ -243,6 +243,15 @@ def test_dst_days_load_92_and_100_quarter_hours(
         assert counts == [(expected,)]
 
 
+def revised_snapshot(resources: dict, folder: Path, endpoint: str, params: dict, body: dict) -> dict:
+    """Resources whose snapshot client answers `endpoint` with `params` by `body` (a revised response)."""
+    (folder / "revised.json").write_text(json.dumps(body))
+    (folder / "index.json").write_text(
+        json.dumps({"responses": [{"endpoint": endpoint, "params": params, "file": "revised.json"}]})
+    )
+    return {**resources, "energy_charts": EnergyChartsResource(source="sample", snapshot_dirs=[str(folder)])}
+
+
 def test_rematerializing_a_changed_day_reports_updates(
     resources: dict, instance: dg.DagsterInstance, pg_settings: PostgresSettings, tmp_path: Path
 ) -> None:
@@ -257,24 +266,9 @@ def test_rematerializing_a_changed_day_reports_updates(
     revised = json.loads((SAMPLE_DIR / "price_DE-LU_2025-10-26.json").read_text())
     for index in (10, 11, 12):
         revised["price"][index] += 1.0
-    (tmp_path / "price_DE-LU_2025-10-26.json").write_text(json.dumps(revised))
-    (tmp_path / "index.json").write_text(
-        json.dumps(
-            {
-                "responses": [
-                    {
-                        "endpoint": "price",
-                        "params": {"bzn": "DE-LU", "start": "2025-10-26", "end": "2025-10-26"},
-                        "file": "price_DE-LU_2025-10-26.json",
-                    }
-                ]
-            }
-        )
+    revised_resources = revised_snapshot(
+        resources, tmp_path, "price", {"bzn": "DE-LU", "start": "2025-10-26", "end": "2025-10-26"}, revised
     )
-    revised_resources = {
-        **resources,
-        "energy_charts": EnergyChartsResource(source="sample", snapshot_dirs=[str(tmp_path)]),
-    }
 
     second = dg.materialize(
         [raw_energy_charts__price, day_ahead_price],
@@ -306,15 +300,13 @@ def test_refetched_day_without_a_series_deletes_its_rows(
     assert first.success
     revised = json.loads((SAMPLE_DIR / "public_power_de_2025-10-26.json").read_text())
     revised["production_types"] = [s for s in revised["production_types"] if s["name"] != "Geothermal"]
-    (tmp_path / "pp.json").write_text(json.dumps(revised))
-    params = {"country": "de", "start": "2025-10-26", "end": "2025-10-26"}
-    (tmp_path / "index.json").write_text(
-        json.dumps({"responses": [{"endpoint": "public_power", "params": params, "file": "pp.json"}]})
+    revised_resources = revised_snapshot(
+        resources,
+        tmp_path,
+        "public_power",
+        {"country": "de", "start": "2025-10-26", "end": "2025-10-26"},
+        revised,
     )
-    revised_resources = {
-        **resources,
-        "energy_charts": EnergyChartsResource(source="sample", snapshot_dirs=[str(tmp_path)]),
-    }
 
     second = dg.materialize(
         [raw_energy_charts__public_power, public_power],
