@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 import psycopg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from energy_assets.postgres.cluster import ManagedCluster
 from energy_assets.postgres.connection import PostgresSettings, connect
@@ -37,7 +37,15 @@ class PostgresResource(dg.ConfigurableResource):
         default=None, description="Data home; empty for ENERGY_ASSETS_HOME/default."
     )
 
+    _settings: PostgresSettings | None = PrivateAttr(default=None)
+
     def settings(self) -> PostgresSettings:
+        """Resolved once per resource instance (a run): starting or checking the cluster is not free."""
+        if self._settings is None:
+            self._settings = self._resolve_settings()
+        return self._settings
+
+    def _resolve_settings(self) -> PostgresSettings:
         if self.url:
             settings = external_settings(
                 self.url,
