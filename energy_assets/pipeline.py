@@ -20,6 +20,9 @@ from energy_assets.postgres.cluster import ManagedCluster
 from energy_assets.postgres.settings_from_env import external_settings
 from energy_assets.settings import DAGSTER_DATABASE, ENV_PG_URL, DataHome
 
+# Step events stay in the run history (UI); the terminal shows INFO and above.
+CONSOLE_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
 
 @contextmanager
 def _instance(home: DataHome, *, ephemeral: bool) -> Iterator[dg.DagsterInstance]:
@@ -47,8 +50,8 @@ def run_sample_pipeline(home: DataHome, *, ephemeral_instance: bool = False) -> 
         health = defs.resolve_implicit_global_asset_job_def().get_subset(
             asset_selection={dg.AssetKey("platform_tls_health")}
         )
-        results = [health.execute_in_process(instance=instance)]
-        results.extend(materialize_sample(defs, instance))
+        results = [health.execute_in_process(instance=instance, run_config=CONSOLE_INFO)]
+        results.extend(materialize_sample(defs, instance, run_config=CONSOLE_INFO))
         materializations = sum(len(r.get_asset_materialization_events()) for r in results)
         checks = [c for r in results for c in r.get_asset_check_evaluations()]
         failed = [c for c in checks if not c.passed]

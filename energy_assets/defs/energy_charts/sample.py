@@ -24,6 +24,7 @@ def materialize_sample(
     instance: dg.DagsterInstance,
     *,
     resource_overrides: Mapping[str, Any] | None = None,
+    run_config: Mapping[str, Any] | None = None,
 ) -> list[dg.ExecuteInProcessResult]:
     """Materialize every Energy-Charts asset and mart for the sample days from the recorded responses.
 
@@ -33,13 +34,16 @@ def materialize_sample(
     """
     resources = {"energy_charts": EnergyChartsResource(source="sample"), **(resource_overrides or {})}
     installed_job = defs.resolve_job_def(energy_charts_installed_power_job.name)
-    results = [installed_job.execute_in_process(instance=instance, resources=resources)]
+    results = [
+        installed_job.execute_in_process(instance=instance, resources=resources, run_config=run_config)
+    ]
     daily_job = defs.resolve_job_def(energy_charts_daily_job.name)
     for first, last in sample_partition_ranges():
         results.append(
             daily_job.execute_in_process(
                 instance=instance,
                 resources=resources,
+                run_config=run_config,
                 tags={
                     "dagster/asset_partition_range_start": first,
                     "dagster/asset_partition_range_end": last,
