@@ -87,10 +87,20 @@ def cmd_ca_rotate_server(args: argparse.Namespace) -> int:
 def cmd_ca_status(args: argparse.Namespace) -> int:
     ca = CertificateAuthority(_home().ca_dir)
     statuses = ca.status(warn_days=args.warn_days)
+    cluster_status = _cluster().status()
+    in_use = cluster_status.server_certificate_serial if cluster_status.initialized else None
     expiring = 0
     for status in statuses:
-        flag = "REVOKED" if status.revoked else ("EXPIRING" if status.expiring else "ok")
-        expiring += status.expiring
+        superseded = in_use is not None and status.kind == "server" and status.serial != in_use
+        if status.revoked:
+            flag = "REVOKED"
+        elif superseded:
+            flag = "superseded"
+        else:
+            flag = "EXPIRING" if status.expiring else "ok"
+            expiring += status.expiring
+        if status.serial == in_use:
+            flag += " (served by the managed cluster)"
         print(
             f"{status.kind:7} {status.serial:040x} {status.subject_cn:30} "
             f"{status.days_left:8.1f} days left  {flag}"

@@ -67,3 +67,16 @@ def test_errors_are_one_clear_line(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("ENERGY_PG_URL", "postgresql://app@db.example/energy?sslmode=prefer")
     assert main(["db", "url"]) == 2
     assert "sslmode=prefer" in capsys.readouterr().err
+
+
+def test_ca_status_marks_the_served_and_superseded_server_certificates(
+    managed_cluster: ManagedCluster, data_home: DataHome, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("ENERGY_ASSETS_HOME", str(data_home.root))
+    served = managed_cluster.rotate_server_certificate()
+    assert main(["ca", "status"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    served_lines = [line for line in lines if f"{served.serial:040x}" in line]
+    assert len(served_lines) == 1 and served_lines[0].endswith("ok (served by the managed cluster)")
+    assert any(line.startswith("server") and line.endswith("superseded") for line in lines)
+    assert any(line.startswith("ca ") for line in lines)
