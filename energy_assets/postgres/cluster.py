@@ -14,7 +14,6 @@ Layout under `<data home>/postgres/`:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pwd
@@ -29,11 +28,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from energy_assets.errors import CertificateError, ClusterError, DatabaseError
+from energy_assets.files import write_atomic
 from energy_assets.postgres.binaries import PostgresBinaries, find_binaries
 from energy_assets.postgres.connection import PostgresSettings, connect
 from energy_assets.postgres.tls_probe import presented_certificate
 from energy_assets.settings import DAGSTER_DATABASE, DATA_DATABASE, ENV_PG_PORT, ENV_PG_SERVER_USER, DataHome
-from energy_assets.tls.ca import CertificateAuthority, IssuedCertificate, write_pem_atomic
+from energy_assets.tls.ca import CertificateAuthority, IssuedCertificate
 
 SUPERUSER = "energy_admin"
 LISTEN_ADDRESS = "127.0.0.1"
@@ -162,7 +162,7 @@ class ManagedCluster:
             ) from exc
 
     def _save_config(self, config: ClusterConfig) -> None:
-        write_pem_atomic(self.config_path, json.dumps(asdict(config), indent=2).encode(), mode=0o644)
+        write_atomic(self.config_path, json.dumps(asdict(config), indent=2).encode(), mode=0o644)
 
     @property
     def config(self) -> ClusterConfig:
@@ -208,10 +208,15 @@ class ManagedCluster:
             )
         return result
 
-    def _chown_to_server(self, path: Path) -> None:
+    def _server_owner(self) -> tuple[int, int] | None:
+        """(uid, gid) for files the server must own, or None when it runs as ourselves."""
         user = self._server_user()
-        if user is not None:
-            os.chown(path, user.pw_uid, user.pw_gid)
+        return (user.pw_uid, user.pw_gid) if user is not None else None
+
+    def _chown_to_server(self, path: Path) -> None:
+        owner = self._server_owner()
+        if owner is not None:
+            os.chown(path, *owner)
 
     def _check_server_can_reach(self, directory: Path) -> None:
         user = self._server_user()
@@ -290,7 +295,7 @@ class ManagedCluster:
             pwfile.unlink()
             self._write_server_config(pgdata, config)
             self._install_tls_files(pgdata, self._issue_server_certificate(config))
-            write_pem_atomic(self.password_path, password.encode(), mode=0o600)
+            write_atomic(self.password_path, password.encode(), mode=0o600)
             self._save_config(config)
             os.rename(pgdata, self.data_dir)
         finally:
@@ -352,20 +357,7 @@ class ManagedCluster:
             "root.crl": (ca.crl_path.read_bytes(), 0o644),
         }
         for name, (data, mode) in files.items():
-            target = pgdata / name
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=pgdata)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.chmod(tmp, mode)
-                self._chown_to_server(Path(tmp))
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
+            write_atomic(pgdata / name, data, mode, owner=self._server_owner())
 
     def is_running(self) -> bool:
         if not (self.data_dir / "PG_VERSION").exists():
@@ -555,8 +547,7 @@ class ManagedCluster:
         """Copy the CA's current CRL into the cluster and reload, after a revocation."""
         ca = self.certificate_authority()
         target = self.data_dir / "root.crl"
-        write_pem_atomic(target, ca.crl_path.read_bytes(), mode=0o644)
-        self._chown_to_server(target)
+        write_atomic(target, ca.crl_path.read_bytes(), 0o644, owner=self._server_owner())
         if self.is_running():
             self._reload_and_wait()
 

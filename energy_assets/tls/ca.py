@@ -22,7 +22,6 @@ import fcntl
 import ipaddress
 import json
 import os
-import secrets
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from energy_assets.errors import CertificateError
+from energy_assets.files import write_atomic
 
 MAX_LEAF_VALIDITY_DAYS = 397
 """Longest validity accepted for server and client certificates (the CA/Browser Forum limit)."""
@@ -516,7 +516,7 @@ class CertificateAuthority:
 
     def _write_index(self, index: dict[str, Any]) -> None:
         data = json.dumps(index, indent=2, sort_keys=True) + "\n"
-        _write_atomic(self.index_path, data.encode("utf-8"), 0o600)
+        write_atomic(self.index_path, data.encode("utf-8"), 0o600)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -544,7 +544,7 @@ def write_private_key(path: Path, key: CertificateIssuerPrivateKeyTypes) -> None
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    _write_atomic(Path(path), data, 0o600)
+    write_atomic(Path(path), data, 0o600)
 
 
 def load_private_key(path: Path) -> CertificateIssuerPrivateKeyTypes:
@@ -587,39 +587,12 @@ def load_private_key(path: Path) -> CertificateIssuerPrivateKeyTypes:
 
 def write_pem_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write `data` to `path` atomically with the given mode (temp file, fsync, os.replace)."""
-    _write_atomic(Path(path), data, mode)
+    write_atomic(Path(path), data, mode)
 
 
 def certificate_serial_from_pem(path: Path) -> int:
     """Serial number of the PEM certificate at `path`."""
     return _load_certificate(Path(path)).serial_number
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    # The temp file is created with its final mode so its content is never readable by others, and
-    # lives in the same directory so os.replace is an atomic rename on one filesystem.
-    temp_path = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            os.fchmod(file.fileno(), mode)  # the umask may have removed bits we asked for
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp_path, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temp_path.unlink()
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _make_private_dir(directory: Path) -> None:

@@ -29,6 +29,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from energy_assets.errors import DataValidationError
+from energy_assets.files import fsync_directory
 from energy_assets.warehouse.schema_inference import InferredSchema
 
 PART_FILE = "part-0.parquet"
@@ -143,7 +144,7 @@ class ParquetStore:
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.replace(temporary, final)
-                _fsync_dir(directory)
+                fsync_directory(directory)
             else:
                 with self.filesystem.open_output_stream(temporary) as stream:
                     write(stream)
@@ -252,15 +253,3 @@ class ParquetStore:
                 )
             table = table.drop_columns([key])
         return table
-
-
-def _fsync_dir(directory: str) -> None:
-    """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

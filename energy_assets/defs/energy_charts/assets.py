@@ -20,8 +20,6 @@ partition per area and day and merge into PostgreSQL, reporting inserted/updated
 """
 
 import json
-import os
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -46,6 +44,7 @@ from energy_assets.defs.energy_charts.partitions import daily_partitions, partit
 from energy_assets.defs.energy_charts.resources import EnergyChartsResource
 from energy_assets.defs.resources import LakeResource, PostgresResource
 from energy_assets.defs.schemas import table_schema_from_inferred
+from energy_assets.files import write_atomic
 from energy_assets.postgres.connection import connect
 from energy_assets.sources.energy_charts import aggregates, endpoints
 from energy_assets.sources.energy_charts.client import EnergyChartsClient
@@ -185,9 +184,7 @@ def raw_path(lake: LakeResource, endpoint: str, area: str, name: str) -> Path:
 def _write_json(path: Path, body: Any) -> None:
     """Write atomically: readers see the old document or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    temporary.write_text(json.dumps(body, separators=(",", ":")), encoding="utf-8")
-    os.replace(temporary, path)
+    write_atomic(path, json.dumps(body, separators=(",", ":")).encode("utf-8"))
 
 
 def read_raw(lake: LakeResource, endpoint: str, area: str, name: str, *, raw_asset: str) -> Any:
