@@ -6,62 +6,12 @@ descriptions into `TableSchema` metadata and PostgreSQL tables, so a column is d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pyarrow as pa
+
+from energy_assets.warehouse.table_spec import UTC_TIMESTAMP, ColumnSpec, TableSpec
 
 RAW_SCHEMA = "energy_charts"
 MARTS_SCHEMA = "marts"
-
-UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
-
-
-@dataclass(frozen=True)
-class ColumnSpec:
-    """One column: name, Arrow type, whether NULL is allowed, and what it means (with unit)."""
-
-    name: str
-    arrow_type: pa.DataType
-    description: str
-    nullable: bool = True
-
-    def field(self) -> pa.Field:
-        return pa.field(self.name, self.arrow_type, nullable=self.nullable)
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """A table in the warehouse: `schema.name`, its columns and the key a merge matches on."""
-
-    schema: str
-    name: str
-    description: str
-    columns: tuple[ColumnSpec, ...]
-    primary_key: tuple[str, ...]
-
-    @property
-    def qualified_name(self) -> str:
-        return f"{self.schema}.{self.name}"
-
-    @property
-    def arrow_schema(self) -> pa.Schema:
-        return pa.schema([column.field() for column in self.columns])
-
-    @property
-    def column_names(self) -> list[str]:
-        return [column.name for column in self.columns]
-
-    def value_columns(self) -> list[str]:
-        """Columns outside the key: the ones a merge compares and updates."""
-        return [name for name in self.column_names if name not in self.primary_key]
-
-    def empty(self) -> pa.Table:
-        return self.arrow_schema.empty_table()
-
-    def conform(self, table: pa.Table) -> pa.Table:
-        """Select and cast `table`'s columns to this spec (raises if a column is missing)."""
-        return table.select(self.column_names).cast(self.arrow_schema)
-
 
 def _col(name: str, arrow_type: pa.DataType, description: str, nullable: bool = True) -> ColumnSpec:
     return ColumnSpec(name, arrow_type, description, nullable)
