@@ -95,6 +95,8 @@ class _Options:
     fillfactor: int | None = None
     open_reader: bool = False
     read_whole: bool = False
+    # Runs in the load's transaction just before COMMIT (e.g. the publish path's partition records).
+    before_commit: Callable[[psycopg.Cursor, LoadResult], None] | None = None
 
 
 @dataclass
@@ -254,6 +256,7 @@ class WarehouseLoader:
         schema: InferredSchema | None = None,
         fillfactor: int | None = MERGE_FILLFACTOR,
         delete_missing_in: Sequence[Scope] | None = None,
+        before_commit: Callable[[psycopg.Cursor, LoadResult], None] | None = None,
     ) -> LoadResult:
         """Upsert on the natural `key`: insert new keys, update rows whose values changed.
 
@@ -262,6 +265,8 @@ class WarehouseLoader:
         re-fetched day). With `keep_history`, superseded and deleted rows go to `<table>__history`
         with `superseded_at` and `load_id`. Duplicate or NULL keys in the input raise `DataValidationError` naming them.
         A table created by a merge gets `fillfactor` (room for updates on the same page).
+        `before_commit(cursor, result)` runs inside the load's transaction just before it commits, so
+        bookkeeping written there commits (or rolls back) together with the rows.
         """
         key = [check_identifier(k, "key column") for k in key]
         if not key:
@@ -322,6 +327,7 @@ class WarehouseLoader:
             fillfactor=fillfactor,
             open_reader=True,
             read_whole=True,
+            before_commit=before_commit,
         )
         return self._load(table, "merge", data, body, options)
 
@@ -411,6 +417,8 @@ class WarehouseLoader:
                         strategy=counts.get("strategy", ""),
                     )
                     self._log(cur, load, result, started_at)
+                    if options.before_commit is not None:
+                        options.before_commit(cur, result)
                 with load.timings.step("commit"):
                     conn.commit()
             except Exception as exc:
@@ -591,7 +599,7 @@ def _translate(exc: BaseException, table: TableName, source: str) -> BaseExcepti
     """Domain errors pass through; database errors become `DataValidationError` / `DatabaseError`."""
     if isinstance(exc, EnergyAssetsError):
         return exc
-    if isinstance(exc, (psycopg.errors.DataException, psycopg.errors.IntegrityConstraintViolation)):
+    if isinstance(exc, (psycopg.DataError, psycopg.IntegrityError)):
         diag = exc.diag
         detail = " ".join(p for p in (diag.message_primary, diag.message_detail, diag.context) if p)
         return DataValidationError(

@@ -1,7 +1,9 @@
 """The warehouse's own bookkeeping tables in schema `energy_meta`: the load log and the schema history.
 
 `load_log` has one row per load (successful ones written in the load's own transaction, failed ones
-afterwards); `schema_history` has one row per schema change a load applied, with that load's id.
+afterwards); `schema_history` has one row per schema change a load applied, with that load's id;
+`published_partitions` has one row per lake partition the publish path published (content hash, rows,
+series, load id), written in the same transaction as the rows, so it says what the lake must hold.
 The DDL is idempotent and runs once per loader, in its own short transaction, under an advisory
 lock so two processes creating it at the same time do not collide.
 """
@@ -52,6 +54,17 @@ CREATE TABLE IF NOT EXISTS {schema_history} (
     applied_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS schema_history_table_idx ON {schema_history} (table_schema, table_name, applied_at);
+CREATE TABLE IF NOT EXISTS {published} (
+    table_schema text NOT NULL,
+    table_name text NOT NULL,
+    lake_partition text NOT NULL,
+    content_sha256 text NOT NULL,
+    row_count bigint NOT NULL,
+    series_count bigint NOT NULL,
+    load_id uuid NOT NULL,
+    published_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (table_schema, table_name, lake_partition)
+);
 """
 
 
@@ -63,12 +76,18 @@ def schema_history_table(schema: str = META_SCHEMA) -> TableName:
     return TableName(schema, "schema_history")
 
 
+def published_partitions_table(schema: str = META_SCHEMA) -> TableName:
+    """One row per published lake partition: content hash, rows, series and the load that published it."""
+    return TableName(schema, "published_partitions")
+
+
 def ensure_meta_tables(conn: psycopg.Connection, schema: str = META_SCHEMA) -> None:
     """Create the meta schema and tables if missing, in a transaction of their own."""
     statement = sql.SQL(_DDL).format(
         schema=sql.Identifier(schema),
         load_log=load_log_table(schema).sql(),
         schema_history=schema_history_table(schema).sql(),
+        published=published_partitions_table(schema).sql(),
     )
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))

@@ -157,6 +157,93 @@ class ParquetStore:
             raise
         return final
 
+    # ------------------------------------------------------------------ staged writes (publish path)
+    def staged_path(self, dataset: str, partition: Mapping[str, str], tag: str) -> str:
+        """A hidden file beside the partition's file, invisible to readers until promoted."""
+        return f"{self.partition_dir(dataset, partition)}/.{PART_FILE}.staged-{tag}"
+
+    def write_staged_partition(
+        self, dataset: str, partition: Mapping[str, str], table: pa.Table, tag: str
+    ) -> str:
+        """Write the partition's next version as a hidden staged file (fsynced), for `promote_staged`."""
+        pairs = _check_partition(dataset, partition)
+        self._check_key_layout(dataset, pairs)
+        table = self._without_partition_columns(dataset, pairs, table)
+        path = self.staged_path(dataset, partition, tag)
+        self._require_local("staged writes")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            pq.write_table(table, handle, compression=COMPRESSION)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return path
+
+    def stage_partition_file(
+        self, dataset: str, partition: Mapping[str, str], source: str | Path, tag: str
+    ) -> str:
+        """Stage a Parquet file written elsewhere, batch by batch (bounded memory), as the next version."""
+        pairs = _check_partition(dataset, partition)
+        self._check_key_layout(dataset, pairs)
+        self._require_local("staged writes")
+        path = self.staged_path(dataset, partition, tag)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        reader = pq.ParquetFile(source)
+        drop = [key for key, _ in pairs if key in reader.schema_arrow.names]
+        schema = reader.schema_arrow
+        for name in drop:
+            schema = schema.remove(schema.get_field_index(name))
+        with open(path, "wb") as handle:
+            with pq.ParquetWriter(handle, schema, compression=COMPRESSION) as writer:
+                for batch in reader.iter_batches():
+                    table = pa.Table.from_batches([batch])
+                    writer.write_table(self._without_partition_columns(dataset, pairs, table))
+            handle.flush()
+            os.fsync(handle.fileno())
+        return path
+
+    def staged_tags(self, dataset: str, partition: Mapping[str, str]) -> list[str]:
+        """Tags of the staged files waiting beside a partition (left by an interrupted publish)."""
+        directory = self.partition_dir(dataset, partition)
+        prefix = f".{PART_FILE}.staged-"
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return []
+        return sorted(name[len(prefix) :] for name in names if name.startswith(prefix))
+
+    def promote_staged(self, dataset: str, partition: Mapping[str, str], tag: str) -> str:
+        """Move a staged file into place (atomic rename, directory fsynced); returns the partition path."""
+        final = self.partition_path(dataset, partition)
+        os.replace(self.staged_path(dataset, partition, tag), final)
+        fsync_directory(os.path.dirname(final))
+        return final
+
+    def discard_staged(self, dataset: str, partition: Mapping[str, str], tag: str) -> None:
+        try:
+            os.remove(self.staged_path(dataset, partition, tag))
+        except FileNotFoundError:
+            pass
+
+    def remove_orphan_temporaries(self, dataset: str, partition: Mapping[str, str]) -> int:
+        """Delete `*.tmp` files a killed write left beside a partition; returns how many."""
+        directory = self.partition_dir(dataset, partition)
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return 0
+        removed = 0
+        for name in names:
+            if name.startswith(f".{PART_FILE}.") and name.endswith(".tmp"):
+                os.remove(os.path.join(directory, name))
+                removed += 1
+        return removed
+
+    def _require_local(self, what: str) -> None:
+        if not self.is_local:
+            raise NotImplementedError(
+                f"{what} need a local lake; {self.root} is not on the local filesystem."
+            )
+
     def delete_partition(self, dataset: str, partition: Mapping[str, str]) -> bool:
         """Remove one partition's folder; returns False if it did not exist."""
         directory = self.partition_dir(dataset, partition)

@@ -50,3 +50,40 @@ def any_scope_condition(
         parts.append(condition)
         params.extend(values)
     return sql.SQL("(") + sql.SQL(" OR ").join(parts) + sql.SQL(")"), params
+
+
+def coalesce_scopes(scopes: Sequence[Scope]) -> list[Scope]:
+    """Fewer, wider scopes matching the same rows: touching ranges on one column are joined.
+
+    Scopes that have the same equality values and one range column `(lower, upper)` whose ranges touch
+    or overlap become one scope, so 366 consecutive local days of a country are one range condition
+    (one index range scan) instead of 366 OR-ed ones. Other scopes are returned as they are.
+
+    >>> coalesce_scopes([{"c": "de", "t": (1, 2)}, {"c": "de", "t": (2, 3)}, {"c": "fr", "t": (1, 2)}])
+    [{'c': 'de', 't': (1, 3)}, {'c': 'fr', 't': (1, 2)}]
+    """
+    groups: dict[tuple[Any, ...], list[tuple[Any, Any]]] = {}
+    order: list[tuple[Any, ...]] = []
+    passthrough: list[Scope] = []
+    for scope in scopes:
+        ranges = [name for name, value in scope.items() if isinstance(value, tuple)]
+        fixed = [(name, value) for name, value in scope.items() if not isinstance(value, tuple)]
+        if len(ranges) != 1 or any(isinstance(value, list | set | frozenset) for _, value in fixed):
+            passthrough.append(scope)
+            continue
+        group = (tuple(fixed), ranges[0])
+        if group not in groups:
+            groups[group] = []
+            order.append(group)
+        groups[group].append(scope[ranges[0]])
+    result: list[Scope] = []
+    for group in order:
+        fixed, range_column = group
+        merged: list[list[Any]] = []
+        for lower, upper in sorted(groups[group]):
+            if merged and lower <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], upper)
+            else:
+                merged.append([lower, upper])
+        result.extend({**dict(fixed), range_column: (lower, upper)} for lower, upper in merged)
+    return result + passthrough

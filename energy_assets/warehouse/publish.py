@@ -1,0 +1,705 @@
+"""The publish path: candidate partitions -> audit -> lake and PostgreSQL in step. No Dagster here.
+
+Every table of every source is published through `Publisher.publish`, per run and for all the run's
+partitions at once (a one-year backfill is one audit, one merge, one records write):
+
+1. **Lock** the table's partitions in the run (PostgreSQL session advisory locks, one statement, in
+   key order): two runs over one partition queue instead of interleaving.
+2. **Recover** what an interrupted publish left: a staged file whose load committed (its load id is
+   the partition's publish record) is moved into place; any other staged or temporary file is removed.
+3. **Stage** each candidate partition as a hidden Parquet file beside the published one (sorted by
+   key, so identical content gives identical bytes and the same sha256).
+4. **Audit** the staged candidate with DuckDB: the table's own rules (`audit.spec_rules`), the
+   source's rules, and "no partition shrinks" against the publish records (unless `allow_shrink`).
+   A refusal moves the candidate and a JSON report under `rejected/` and publishes nothing.
+5. **Commit** the changed partitions' rows to PostgreSQL (`WarehouseLoader.merge`; with `replace`
+   the partitions are the whole truth for their scopes) together with one publish record per partition
+   (`energy_meta.published_partitions`: content hash, rows, series, load id), in one transaction.
+6. **Move** the staged files (and raw documents) into place. A kill before 5 leaves the old version
+   everywhere; a kill after 5 leaves staged files that step 2 of the next run moves into place.
+
+Partitions whose content hash equals their publish record (and whose lake file is intact) are
+`unchanged`: nothing is written for them. `compare_lake_with_postgres` checks content, not counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from psycopg import sql
+
+from energy_assets.files import write_atomic
+from energy_assets.postgres.connection import PostgresSettings, connect
+from energy_assets.warehouse.audit import (
+    PARTITION_COLUMN,
+    AuditFailedError,
+    AuditReport,
+    AuditRule,
+    quote,
+    run_audit,
+    spec_rules,
+)
+from energy_assets.warehouse.identifiers import TableName
+from energy_assets.warehouse.loader import LoadResult, WarehouseLoader
+from energy_assets.warehouse.merge import open_reader
+from energy_assets.warehouse.meta import META_SCHEMA, ensure_meta_tables, published_partitions_table
+from energy_assets.warehouse.parquet_store import ParquetStore
+from energy_assets.warehouse.schema_inference import InferredSchema, infer_arrow
+from energy_assets.warehouse.scopes import Scope, any_scope_condition, coalesce_scopes
+from energy_assets.warehouse.table_spec import TableSpec
+from energy_assets.warehouse.timing import StepTimes
+
+SHRINK_RULE = "no_shrinking_partition"
+Mode = Literal["replace", "upsert"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One lake partition's next version, and the PostgreSQL rows it is the truth for.
+
+    `data` is an Arrow table with the spec's columns, or a Parquet file of them (streamed into the
+    lake, for large partitions). `raw_files` are raw documents published with the partition (written
+    only after the audit passed and the rows committed).
+    """
+
+    partition: Mapping[str, str]
+    scope: Scope
+    data: pa.Table | Path
+    raw_files: Mapping[Path, bytes] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return partition_label(self.partition)
+
+
+@dataclass
+class PartitionOutcome:
+    label: str
+    rows: int
+    series: int
+    status: str  # "new", "changed", "unchanged"
+    content_sha256: str
+
+
+@dataclass
+class PublishResult:
+    """What one publish did, for the asset's metadata and checks."""
+
+    spec: TableSpec
+    audit: AuditReport
+    partitions: list[PartitionOutcome]
+    load: LoadResult | None
+    lake_path: str
+    schema: InferredSchema
+    repaired: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    load_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+    @property
+    def rows(self) -> int:
+        return sum(outcome.rows for outcome in self.partitions)
+
+    def count(self, status: str) -> int:
+        return sum(1 for outcome in self.partitions if outcome.status == status)
+
+
+@dataclass
+class PartitionComparison:
+    label: str
+    lake_rows: int
+    postgres_rows: int
+    differing_rows: int
+
+    @property
+    def passed(self) -> bool:
+        return self.differing_rows == 0 and self.lake_rows == self.postgres_rows
+
+
+@dataclass
+class LakeComparison:
+    """The lake's partitions compared row by row (key and every value) with PostgreSQL."""
+
+    table: str
+    partitions: list[PartitionComparison]
+    postgres_only_rows: int
+    sample: list[dict[str, Any]]
+
+    @property
+    def passed(self) -> bool:
+        return self.postgres_only_rows == 0 and all(part.passed for part in self.partitions)
+
+    def summary(self) -> str:
+        lake_rows = sum(part.lake_rows for part in self.partitions)
+        if self.passed:
+            return (
+                f"{lake_rows} rows in {len(self.partitions)} partition(s): the same keys and values in the lake"
+                " and PostgreSQL"
+            )
+        bad = [part for part in self.partitions if not part.passed]
+        parts = ", ".join(
+            f"{part.label} (lake {part.lake_rows}, PostgreSQL {part.postgres_rows}, {part.differing_rows} differ)"
+            for part in bad[:3]
+        )
+        extra = (
+            f"; {self.postgres_only_rows} PostgreSQL row(s) missing from the lake"
+            if self.postgres_only_rows
+            else ""
+        )
+        return f"{self.table}: lake and PostgreSQL differ in {len(bad)} partition(s): {parts}{extra}. Re-run the partitions."
+
+
+def partition_label(partition: Mapping[str, str]) -> str:
+    """`country=de/date=2024-01-01`: how a lake partition is named in records, reports and the UI."""
+    return "/".join(f"{key}={value}" for key, value in partition.items())
+
+
+class Publisher:
+    """Publishes candidate partitions of one table at a time; see the module docstring."""
+
+    def __init__(self, settings: PostgresSettings, store: ParquetStore, rejected_root: Path) -> None:
+        self.settings = settings
+        self.store = store
+        self.rejected_root = Path(rejected_root)
+        self.records_table = published_partitions_table(META_SCHEMA)
+
+    def publish(
+        self,
+        spec: TableSpec,
+        candidates: Sequence[Candidate],
+        *,
+        rules: Sequence[AuditRule] = (),
+        relations: Mapping[str, Any] | None = None,
+        allow_shrink: bool = False,
+        keep_history: bool = False,
+        mode: Mode = "replace",
+        source: str = "",
+    ) -> PublishResult:
+        """Audit the candidates, then publish the changed partitions to PostgreSQL and the lake."""
+        timings = StepTimes()
+        load_id = uuid.uuid4()
+        tag = str(load_id)
+        labels = [candidate.label for candidate in candidates]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"{spec.qualified_name}: a partition appears twice in one publish: {labels}")
+        dataset = spec.qualified_name
+        with timings.step("lock"):
+            lock = connect(self.settings)
+        try:
+            with timings.step("lock"):
+                ensure_meta_tables(lock)
+                self._lock(lock, spec, labels)
+            with timings.step("recover"):
+                records = self._records(lock, spec, labels)
+                repaired = self._recover(spec, candidates, records)
+            staged: dict[str, str] = {}
+            try:
+                with timings.step("stage"):
+                    for candidate in candidates:
+                        staged[candidate.label] = self._stage(spec, candidate, tag, mode)
+                with timings.step("audit"):
+                    report, counts = self._audit(
+                        spec, candidates, staged, records, rules, relations, allow_shrink, mode
+                    )
+                if not report.passed:
+                    rejected_at = self._reject(spec, candidates, staged, report, tag)
+                    staged = {}
+                    raise AuditFailedError(report, rejected_at)
+                outcomes = []
+                for candidate in candidates:
+                    digest = _sha256(staged[candidate.label])
+                    rows, series = counts.get(candidate.label, (0, 0))
+                    record = records.get(candidate.label)
+                    if record is None:
+                        status = "new"
+                    elif record["content_sha256"] == digest and self._lake_matches(spec, candidate, digest):
+                        status = "unchanged"
+                    else:
+                        status = "changed"
+                    outcomes.append(PartitionOutcome(candidate.label, rows, series, status, digest))
+                changed = [
+                    (candidate, outcome)
+                    for candidate, outcome in zip(candidates, outcomes, strict=True)
+                    if outcome.status != "unchanged"
+                ]
+                load = None
+                if changed:
+                    load = self._commit(spec, changed, load_id, keep_history, mode, timings)
+                with timings.step("move"):
+                    for candidate, outcome in zip(candidates, outcomes, strict=True):
+                        if outcome.status == "unchanged":
+                            self.store.discard_staged(dataset, candidate.partition, tag)
+                        else:
+                            self.store.promote_staged(dataset, candidate.partition, tag)
+                        staged.pop(candidate.label, None)
+                        _write_raw(candidate.raw_files)
+            finally:
+                for label, _ in list(staged.items()):
+                    candidate = next(c for c in candidates if c.label == label)
+                    self.store.discard_staged(dataset, candidate.partition, tag)
+            with timings.step("schema artefact"):
+                schema = self._write_schema(spec, candidates)
+        finally:
+            lock.close()  # ends the session: its advisory locks go with it
+        return PublishResult(
+            spec=spec,
+            audit=report,
+            partitions=outcomes,
+            load=load,
+            lake_path=self.store.dataset_path(dataset),
+            schema=schema,
+            repaired=repaired,
+            timings=dict(timings),
+            load_id=load_id,
+        )
+
+    # ------------------------------------------------------------------ steps
+    def _lock(self, conn: psycopg.Connection, spec: TableSpec, labels: Sequence[str]) -> None:
+        keys = sorted(f"publish:{spec.qualified_name}:{label}" for label in labels)
+        conn.execute(
+            "SELECT pg_advisory_lock(hashtextextended(k, 0)) FROM (SELECT unnest(%s::text[]) AS k ORDER BY 1) s",
+            (keys,),
+        )
+        conn.commit()
+
+    def _records(
+        self, conn: psycopg.Connection, spec: TableSpec, labels: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT lake_partition, content_sha256, row_count, series_count, load_id FROM {} "
+                "WHERE table_schema = %s AND table_name = %s AND lake_partition = ANY(%s)"
+            ).format(self.records_table.sql()),
+            (spec.schema, spec.name, list(labels)),
+        ).fetchall()
+        conn.commit()
+        return {
+            row[0]: {
+                "content_sha256": row[1],
+                "row_count": row[2],
+                "series_count": row[3],
+                "load_id": str(row[4]),
+            }
+            for row in rows
+        }
+
+    def _recover(
+        self, spec: TableSpec, candidates: Sequence[Candidate], records: Mapping[str, Mapping[str, Any]]
+    ) -> list[str]:
+        """Finish what an interrupted publish committed; drop what it did not. Returns repaired labels."""
+        repaired = []
+        for candidate in candidates:
+            self.store.remove_orphan_temporaries(spec.qualified_name, candidate.partition)
+            committed = records.get(candidate.label, {}).get("load_id")
+            for tag in self.store.staged_tags(spec.qualified_name, candidate.partition):
+                if tag == committed:
+                    self.store.promote_staged(spec.qualified_name, candidate.partition, tag)
+                    repaired.append(candidate.label)
+                else:
+                    self.store.discard_staged(spec.qualified_name, candidate.partition, tag)
+        return repaired
+
+    def _stage(self, spec: TableSpec, candidate: Candidate, tag: str, mode: Mode) -> str:
+        dataset = spec.qualified_name
+        if isinstance(candidate.data, Path):
+            if mode == "upsert":
+                raise ValueError(f"{dataset}: upsert publishes Arrow candidates, not files.")
+            return self.store.stage_partition_file(dataset, candidate.partition, candidate.data, tag)
+        table = spec.conform(candidate.data)
+        if mode == "upsert" and self.store.has_partition(dataset, candidate.partition):
+            table = _upsert(spec, self._read_published(spec, candidate.partition), table)
+        return self.store.write_staged_partition(dataset, candidate.partition, _sorted(spec, table), tag)
+
+    def _read_published(self, spec: TableSpec, partition: Mapping[str, str]) -> pa.Table:
+        table = self.store.read_partition(spec.qualified_name, partition)
+        return _with_partition_columns(spec, table, partition)
+
+    def _audit(
+        self,
+        spec: TableSpec,
+        candidates: Sequence[Candidate],
+        staged: Mapping[str, str],
+        records: Mapping[str, Mapping[str, Any]],
+        rules: Sequence[AuditRule],
+        relations: Mapping[str, Any] | None,
+        allow_shrink: bool,
+        mode: Mode,
+    ) -> tuple[AuditReport, dict[str, tuple[int, int]]]:
+        con = duckdb.connect()
+        try:
+            con.sql("SET threads = 2")
+            relation = self._candidate_sql(spec, candidates, staged, con)
+            published = pa.table(
+                {
+                    PARTITION_COLUMN: pa.array(list(records), pa.string()),
+                    "row_count": pa.array([r["row_count"] for r in records.values()], pa.int64()),
+                    "series_count": pa.array([r["series_count"] for r in records.values()], pa.int64()),
+                }
+            )
+            all_rules = [*spec_rules(spec), *rules]
+            if not allow_shrink and mode == "replace":
+                all_rules.append(shrink_rule(spec))
+            report = run_audit(
+                spec,
+                relation,
+                all_rules,
+                relations={"published": published, **(relations or {})},
+                connection=con,
+            )
+            series = series_expression(spec)
+            counts = {
+                row[0]: (int(row[1]), int(row[2]))
+                for row in con.sql(
+                    f"SELECT {PARTITION_COLUMN}, count(*), count(DISTINCT {series}) FROM candidate GROUP BY 1"
+                ).fetchall()
+            }
+        finally:
+            con.close()
+        return report, counts
+
+    def _candidate_sql(
+        self,
+        spec: TableSpec,
+        candidates: Sequence[Candidate],
+        staged: Mapping[str, str],
+        con: duckdb.DuckDBPyConnection,
+    ) -> str:
+        """SQL for the staged candidate rows with their partition columns and `lake_partition` restored."""
+        files = pa.table(
+            {
+                "filename": [staged[c.label] for c in candidates],
+                PARTITION_COLUMN: [c.label for c in candidates],
+                **{
+                    key: [c.partition.get(key) for c in candidates]
+                    for key in _partition_keys(candidates)
+                    if key in spec.column_names
+                },
+            }
+        )
+        con.register("candidate_files", files)
+        restored = [
+            f"CAST(m.{quote(key)} AS {_duckdb_type(spec.column(key).arrow_type)}) AS {quote(key)}"
+            for key in _partition_keys(candidates)
+            if key in spec.column_names
+        ]
+        file_list = ", ".join("'" + path.replace("'", "''") + "'" for path in staged.values())
+        if not file_list:
+            columns = ", ".join(
+                f"CAST(NULL AS {_duckdb_type(c.arrow_type)}) AS {quote(c.name)}" for c in spec.columns
+            )
+            return f"SELECT {columns}, CAST(NULL AS VARCHAR) AS {PARTITION_COLUMN} WHERE false"
+        select = ", ".join(["f.* EXCLUDE (filename)", *restored, f"m.{PARTITION_COLUMN}"])
+        return (
+            f"SELECT {select} FROM read_parquet([{file_list}], filename = true, union_by_name = true, hive_partitioning = false) f "
+            "JOIN candidate_files m ON f.filename = m.filename"
+        )
+
+    def _reject(
+        self,
+        spec: TableSpec,
+        candidates: Sequence[Candidate],
+        staged: Mapping[str, str],
+        report: AuditReport,
+        tag: str,
+    ) -> str:
+        """Keep the refused candidate and its report under `rejected/<table>/<time>-<load>/`."""
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        folder = self.rejected_root / spec.qualified_name / f"{stamp}-{tag[:8]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for candidate in candidates:
+            name = candidate.label.replace("/", "__")
+            if candidate.label in staged:
+                shutil.move(staged[candidate.label], folder / f"{name}.parquet")
+            for path, body in candidate.raw_files.items():
+                (folder / f"{name}__{path.name}").write_bytes(body)
+        write_atomic(folder / "report.json", report.to_json().encode("utf-8"))
+        return str(folder)
+
+    def _lake_matches(self, spec: TableSpec, candidate: Candidate, digest: str) -> bool:
+        path = self.store.partition_path(spec.qualified_name, candidate.partition)
+        return os.path.exists(path) and _sha256(path) == digest
+
+    def _commit(
+        self,
+        spec: TableSpec,
+        changed: Sequence[tuple[Candidate, PartitionOutcome]],
+        load_id: uuid.UUID,
+        keep_history: bool,
+        mode: Mode,
+        timings: StepTimes,
+    ) -> LoadResult:
+        """One merge of every changed partition's rows, with the publish records, in one transaction."""
+        tables = []
+        for candidate, _ in changed:
+            if isinstance(candidate.data, Path):
+                tables.append(spec.conform(pq.read_table(candidate.data)))
+            else:
+                tables.append(spec.conform(candidate.data))
+        data = pa.concat_tables(tables) if tables else spec.empty()
+        scopes = coalesce_scopes([candidate.scope for candidate, _ in changed]) if mode == "replace" else None
+
+        def write_records(cur: psycopg.Cursor, result: LoadResult) -> None:
+            outcomes = [outcome for _, outcome in changed]
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO {} AS p (table_schema, table_name, lake_partition, content_sha256, row_count,"
+                    " series_count, load_id, published_at)"
+                    " SELECT %s, %s, u.label, u.digest, u.row_count, u.series_count, %s, now()"
+                    " FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[])"
+                    " AS u(label, digest, row_count, series_count)"
+                    " ON CONFLICT (table_schema, table_name, lake_partition) DO UPDATE SET"
+                    " content_sha256 = EXCLUDED.content_sha256, row_count = EXCLUDED.row_count,"
+                    " series_count = EXCLUDED.series_count, load_id = EXCLUDED.load_id,"
+                    " published_at = EXCLUDED.published_at"
+                ).format(self.records_table.sql()),
+                (
+                    spec.schema,
+                    spec.name,
+                    load_id,
+                    [o.label for o in outcomes],
+                    [o.content_sha256 for o in outcomes],
+                    [o.rows for o in outcomes],
+                    [o.series for o in outcomes],
+                ),
+            )
+
+        with timings.step("merge"):
+            loader = WarehouseLoader(self.settings)
+            return loader.merge(
+                TableName(spec.schema, spec.name),
+                data,
+                key=list(spec.primary_key),
+                schema=spec.inferred_schema(),
+                keep_history=keep_history,
+                delete_missing_in=scopes,
+                before_commit=write_records,
+            )
+
+    def _write_schema(self, spec: TableSpec, candidates: Sequence[Candidate]) -> InferredSchema:
+        tables = [spec.conform(c.data) for c in candidates if isinstance(c.data, pa.Table)]
+        if tables and len(tables) == len(candidates):
+            schema = infer_arrow(
+                pa.concat_tables(tables),
+                primary_key=list(spec.primary_key),
+                source=spec.qualified_name,
+                detect_primary_key=False,
+            )
+        else:
+            schema = spec.inferred_schema()
+        self.store.write_inferred_schema(spec.qualified_name, schema)
+        return schema
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rules and SQL pieces that depend on the publish records
+
+
+def series_expression(spec: TableSpec) -> str:
+    """DuckDB expression naming a row's series (for distinct-series counts)."""
+    if not spec.series_columns:
+        return "1"
+    if len(spec.series_columns) == 1:
+        return quote(spec.series_columns[0])
+    return (
+        "concat_ws(chr(31), " + ", ".join(f"CAST({quote(c)} AS VARCHAR)" for c in spec.series_columns) + ")"
+    )
+
+
+def shrink_rule(spec: TableSpec) -> AuditRule:
+    """A re-fetched partition may not have fewer rows or series than its published version."""
+    series = series_expression(spec)
+    return AuditRule(
+        name=SHRINK_RULE,
+        description=(
+            "a re-fetched partition has at least the rows and series of its published version"
+            " (re-run with allow_shrink to accept a smaller one)"
+        ),
+        sql=(
+            f"WITH c AS (SELECT {PARTITION_COLUMN}, count(*) AS candidate_rows, count(DISTINCT {series})"
+            f" AS candidate_series FROM candidate GROUP BY 1)"
+            f" SELECT p.{PARTITION_COLUMN}, p.row_count AS published_rows,"
+            f" coalesce(c.candidate_rows, 0) AS candidate_rows, p.series_count AS published_series,"
+            f" coalesce(c.candidate_series, 0) AS candidate_series"
+            f" FROM published p LEFT JOIN c USING ({PARTITION_COLUMN})"
+            f" WHERE coalesce(c.candidate_rows, 0) < p.row_count OR coalesce(c.candidate_series, 0) < p.series_count"
+            f" ORDER BY 1"
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Lake versus PostgreSQL
+
+
+def compare_lake_with_postgres(
+    settings: PostgresSettings,
+    store: ParquetStore,
+    spec: TableSpec,
+    partitions: Sequence[tuple[Mapping[str, str], Scope]],
+) -> LakeComparison:
+    """Compare the lake partitions with PostgreSQL's rows in their scopes: every key and every value.
+
+    One query to PostgreSQL (the scopes coalesced into ranges) and one DuckDB join, whatever the
+    number of partitions.
+    """
+    lake_tables = []
+    for partition, _ in partitions:
+        if store.has_partition(spec.qualified_name, partition):
+            table = _with_partition_columns(
+                spec, store.read_partition(spec.qualified_name, partition), partition
+            )
+            table = spec.conform(table)
+        else:
+            table = spec.empty()
+        label = pa.array([partition_label(partition)] * table.num_rows, pa.string())
+        lake_tables.append(table.append_column(PARTITION_COLUMN, label))
+    lake = (
+        pa.concat_tables(lake_tables)
+        if lake_tables
+        else spec.empty().append_column(PARTITION_COLUMN, pa.array([], pa.string()))
+    )
+    postgres = _read_postgres(settings, spec, [scope for _, scope in partitions])
+    key = list(spec.primary_key)
+    values = spec.value_columns()
+    con = duckdb.connect()
+    try:
+        con.register("lake", lake)
+        con.register("pg", postgres)
+        on = " AND ".join(f"l.{quote(k)} = p.{quote(k)}" for k in key)
+        differs = " OR ".join(f"l.{quote(v)} IS DISTINCT FROM p.{quote(v)}" for v in values) or "false"
+        per_partition = con.sql(
+            f"SELECT l.{PARTITION_COLUMN}, count(*) AS lake_rows,"
+            f" count(p.{quote(key[0])}) AS postgres_rows,"
+            f" count(*) FILTER (WHERE p.{quote(key[0])} IS NULL OR {differs}) AS differing"
+            f" FROM lake l LEFT JOIN pg p ON {on} GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        missing = con.sql(
+            f"SELECT p.* FROM pg p ANTI JOIN lake l ON {on} ORDER BY {', '.join('p.' + quote(k) for k in key)}"
+        ).to_arrow_table()
+    finally:
+        con.close()
+    found = {row[0]: row for row in per_partition}
+    comparisons = []
+    for partition, _ in partitions:
+        label = partition_label(partition)
+        row = found.get(label)
+        comparisons.append(
+            PartitionComparison(label, int(row[1]), int(row[2]), int(row[3]))
+            if row
+            else PartitionComparison(label, 0, 0, 0)
+        )
+    return LakeComparison(
+        spec.qualified_name,
+        comparisons,
+        missing.num_rows,
+        [{k: str(v) for k, v in row.items()} for row in missing.slice(0, 5).to_pylist()],
+    )
+
+
+def _read_postgres(settings: PostgresSettings, spec: TableSpec, scopes: Sequence[Scope]) -> pa.Table:
+    """The table's rows inside `scopes` as Arrow (ADBC), or an empty table when it does not exist yet."""
+    table = TableName(spec.schema, spec.name)
+    with connect(settings) as conn:
+        exists = conn.execute("SELECT to_regclass(%s)", (f"{table.sql().as_string(conn)}",)).fetchone()
+        if not exists or exists[0] is None or not scopes:
+            return spec.empty()
+        condition, params = any_scope_condition(coalesce_scopes(scopes))
+        columns = sql.SQL(", ").join(sql.Identifier(name) for name in spec.column_names)
+        query = sql.SQL("SELECT {} FROM {} WHERE {}").format(columns, table.sql(), condition)
+        text = psycopg.ClientCursor(conn).mogrify(query, params)
+    reader = open_reader(settings)
+    if reader is None:  # no ADBC: psycopg rows are fine for the sizes checks read
+        with connect(settings) as conn:
+            rows = conn.execute(text).fetchall()
+        return pa.Table.from_pylist(
+            [dict(zip(spec.column_names, row, strict=True)) for row in rows], spec.arrow_schema
+        )
+    try:
+        with reader.cursor() as cur:
+            cur.execute(text)
+            return spec.conform(cur.fetch_arrow_table())
+    finally:
+        reader.close()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _sorted(spec: TableSpec, table: pa.Table) -> pa.Table:
+    if not spec.primary_key or table.num_rows == 0:
+        return table
+    return table.take(pc.sort_indices(table, [(name, "ascending") for name in spec.primary_key]))
+
+
+def _upsert(spec: TableSpec, published: pa.Table, incoming: pa.Table) -> pa.Table:
+    """The published partition with `incoming` rows replacing those with the same key."""
+    con = duckdb.connect()
+    try:
+        con.register("published", spec.conform(published))
+        con.register("incoming", incoming)
+        on = " AND ".join(f"p.{quote(k)} = i.{quote(k)}" for k in spec.primary_key)
+        kept = con.sql(f"SELECT p.* FROM published p ANTI JOIN incoming i ON {on}").to_arrow_table()
+    finally:
+        con.close()
+    return pa.concat_tables([spec.conform(kept), incoming])
+
+
+def _with_partition_columns(spec: TableSpec, table: pa.Table, partition: Mapping[str, str]) -> pa.Table:
+    for key, value in partition.items():
+        if key in spec.column_names and key not in table.column_names:
+            column = pa.array([value] * table.num_rows, pa.string()).cast(spec.column(key).arrow_type)
+            table = table.append_column(key, column)
+    return table
+
+
+def _partition_keys(candidates: Sequence[Candidate]) -> list[str]:
+    keys: list[str] = []
+    for candidate in candidates:
+        for key in candidate.partition:
+            if key not in keys:
+                keys.append(key)
+    return keys
+
+
+def _duckdb_type(arrow_type: pa.DataType) -> str:
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "VARCHAR"
+    if pa.types.is_date32(arrow_type):
+        return "DATE"
+    if pa.types.is_int32(arrow_type):
+        return "INTEGER"
+    if pa.types.is_int64(arrow_type):
+        return "BIGINT"
+    raise ValueError(f"Partition columns must be text, date or integer, not {arrow_type}.")
+
+
+def _sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_raw(files: Mapping[Path, bytes]) -> None:
+    """Publish raw documents; an identical existing file is left alone (nothing rewritten)."""
+    for path, body in files.items():
+        try:
+            if path.read_bytes() == body:
+                continue
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, body)

@@ -1,0 +1,290 @@
+"""The publish path on the session's cluster: audit before publish, lake and PostgreSQL in step.
+
+A small daily table (`site`, `interval_start`, `value_mw`) partitioned by site and day stands in for
+any source; every test reads back both the lake and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from psycopg import sql
+
+from energy_assets.postgres.connection import PostgresSettings, connect
+from energy_assets.warehouse.audit import AuditFailedError, AuditRule
+from energy_assets.warehouse.parquet_store import ParquetStore
+from energy_assets.warehouse.publish import Candidate, Publisher, compare_lake_with_postgres
+from energy_assets.warehouse.table_spec import UTC_TIMESTAMP, TableSpec, column
+
+DAY0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
+
+
+def make_spec(schema: str) -> TableSpec:
+    return TableSpec(
+        schema=schema,
+        name="power",
+        description="test power",
+        columns=(
+            column("site", pa.string(), "site", False),
+            column("interval_start", UTC_TIMESTAMP, "start", False),
+            column("series", pa.string(), "series", False),
+            column("value_mw", pa.float64(), "MW", unit="MW", minimum=-100.0, maximum=1e5),
+        ),
+        primary_key=("site", "series", "interval_start"),
+        series_columns=("site", "series"),
+    )
+
+
+def day_candidate(
+    day: int, values: list[float], site: str = "a", series: tuple[str, ...] = ("x",)
+) -> Candidate:
+    start = DAY0 + timedelta(days=day)
+    rows = {"site": [], "interval_start": [], "series": [], "value_mw": []}
+    for name in series:
+        for index, value in enumerate(values):
+            rows["site"].append(site)
+            rows["interval_start"].append(start + timedelta(hours=index))
+            rows["series"].append(name)
+            rows["value_mw"].append(value)
+    table = pa.table(
+        rows,
+        schema=pa.schema(
+            [
+                ("site", pa.string()),
+                ("interval_start", UTC_TIMESTAMP),
+                ("series", pa.string()),
+                ("value_mw", pa.float64()),
+            ]
+        ),
+    )
+    return Candidate(
+        partition={"site": site, "date": start.date().isoformat()},
+        scope={"site": site, "interval_start": (start, start + timedelta(days=1))},
+        data=table,
+    )
+
+
+@pytest.fixture
+def publisher(pg_settings: PostgresSettings, tmp_path: Path) -> Publisher:
+    return Publisher(pg_settings, ParquetStore(tmp_path / "lake"), tmp_path / "rejected")
+
+
+@pytest.fixture
+def spec(warehouse_schema: str) -> TableSpec:
+    return make_spec(warehouse_schema)
+
+
+def pg_values(settings: PostgresSettings, spec: TableSpec) -> list[tuple]:
+    with connect(settings) as conn:
+        return conn.execute(
+            sql.SQL("SELECT site, series, interval_start, value_mw FROM {}.{} ORDER BY 1, 2, 3").format(
+                sql.Identifier(spec.schema), sql.Identifier(spec.name)
+            )
+        ).fetchall()
+
+
+def lake_bytes(publisher: Publisher, spec: TableSpec, candidate: Candidate) -> bytes:
+    return Path(publisher.store.partition_path(spec.qualified_name, candidate.partition)).read_bytes()
+
+
+def test_publish_then_unchanged_rerun_writes_nothing(publisher, spec, pg_settings):
+    first = publisher.publish(spec, [day_candidate(0, [1.0, 2.0]), day_candidate(1, [3.0, 4.0])])
+    assert [p.status for p in first.partitions] == ["new", "new"]
+    assert first.load is not None and first.load.inserted == 4
+    assert [v[3] for v in pg_values(pg_settings, spec)] == [1.0, 2.0, 3.0, 4.0]
+    path = publisher.store.partition_path(spec.qualified_name, day_candidate(0, []).partition)
+    mtime = os.stat(path).st_mtime_ns
+    again = publisher.publish(spec, [day_candidate(0, [1.0, 2.0]), day_candidate(1, [3.0, 4.0])])
+    assert [p.status for p in again.partitions] == ["unchanged", "unchanged"]
+    assert again.load is None
+    assert os.stat(path).st_mtime_ns == mtime
+    changed = publisher.publish(spec, [day_candidate(1, [3.0, 5.0])])
+    assert [p.status for p in changed.partitions] == ["changed"]
+    assert (changed.load.updated, changed.load.unchanged) == (1, 1)
+    comparison = compare_lake_with_postgres(
+        pg_settings,
+        publisher.store,
+        spec,
+        [(c.partition, c.scope) for c in (day_candidate(0, []), day_candidate(1, []))],
+    )
+    assert comparison.passed, comparison.summary()
+    assert [p.lake_rows for p in comparison.partitions] == [2, 2]
+
+
+@pytest.mark.parametrize(
+    ("values", "rule"),
+    [
+        ([1.0, float("nan")], "finite:value_mw"),
+        ([1.0, 1e308], "bounds:value_mw"),
+        ([1.0, float("inf")], "finite:value_mw"),
+        ([1.0], "no_shrinking_partition"),
+    ],
+)
+def test_refused_candidate_changes_nothing_and_is_kept(publisher, spec, pg_settings, values, rule):
+    good = day_candidate(0, [1.0, 2.0])
+    publisher.publish(spec, [good])
+    before_lake = lake_bytes(publisher, spec, good)
+    before_pg = pg_values(pg_settings, spec)
+    with pytest.raises(AuditFailedError) as raised:
+        publisher.publish(spec, [day_candidate(0, values)])
+    message = str(raised.value)
+    assert rule in message and "site=a/date=2024-03-01" in message and "Nothing was published" in message
+    assert lake_bytes(publisher, spec, good) == before_lake
+    assert pg_values(pg_settings, spec) == before_pg
+    folder = Path(raised.value.rejected_at)
+    report = json.loads((folder / "report.json").read_text())
+    failed = [o for o in report["outcomes"] if not o["passed"]]
+    assert rule in [o["rule"] for o in failed]
+    assert all(o["partitions"] == ["site=a/date=2024-03-01"] for o in failed)
+    assert (folder / "site=a__date=2024-03-01.parquet").exists()
+    assert publisher.store.staged_tags(spec.qualified_name, good.partition) == []
+
+
+def test_shrinking_partition_is_accepted_when_the_run_says_so(publisher, spec, pg_settings):
+    publisher.publish(spec, [day_candidate(0, [1.0, 2.0], series=("x", "y"))])
+    result = publisher.publish(spec, [day_candidate(0, [1.0, 2.0], series=("x",))], allow_shrink=True)
+    assert result.load.deleted == 2
+    assert {row[1] for row in pg_values(pg_settings, spec)} == {"x"}
+
+
+def test_duplicate_key_and_source_rule_are_refused(publisher, spec):
+    duplicate = day_candidate(0, [1.0, 2.0])
+    table = pa.concat_tables([duplicate.data, duplicate.data.slice(0, 1)])
+    with pytest.raises(AuditFailedError, match="unique_key"):
+        publisher.publish(spec, [Candidate(duplicate.partition, duplicate.scope, table)])
+    off_grid = AuditRule(
+        "hour_grid",
+        "starts on the hour",
+        "SELECT * FROM candidate WHERE minute(interval_start) <> 0",
+        "interval_start",
+    )
+    shifted = duplicate.data.set_column(
+        1, "interval_start", pa.array([DAY0 + timedelta(minutes=7), DAY0 + timedelta(hours=1)], UTC_TIMESTAMP)
+    )
+    with pytest.raises(AuditFailedError, match="hour_grid"):
+        publisher.publish(spec, [Candidate(duplicate.partition, duplicate.scope, shifted)], rules=[off_grid])
+
+
+def test_merge_refused_by_postgres_leaves_the_lake_as_it_was(publisher, spec, pg_settings):
+    good = day_candidate(0, [1.0, 2.0])
+    publisher.publish(spec, [good])
+    before = lake_bytes(publisher, spec, good)
+    with connect(pg_settings, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER TABLE {}.{} ADD CONSTRAINT small CHECK (value_mw < 50)").format(
+                sql.Identifier(spec.schema), sql.Identifier(spec.name)
+            )
+        )
+    with pytest.raises(Exception, match="small"):
+        publisher.publish(spec, [day_candidate(0, [1.0, 60.0])])
+    assert lake_bytes(publisher, spec, good) == before
+    assert publisher.store.staged_tags(spec.qualified_name, good.partition) == []
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from energy_assets.postgres.connection import PostgresSettings
+from energy_assets.warehouse import publish
+from energy_assets.warehouse.parquet_store import ParquetStore
+from energy_assets_tests.warehouse.test_publish import make_spec, day_candidate
+settings = PostgresSettings(**{settings!r})
+where = {where!r}
+if where == "before_commit":
+    original = publish.WarehouseLoader.merge
+    def merge(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+    publish.WarehouseLoader.merge = merge
+else:
+    def promote(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+    ParquetStore.promote_staged = promote
+publisher = publish.Publisher(settings, ParquetStore({lake!r}), Path({rejected!r}))
+publisher.publish(make_spec({schema!r}), [day_candidate(0, [7.0, 8.0])])
+"""
+
+
+@pytest.mark.parametrize("where", ["before_commit", "after_commit"])
+def test_killed_publish_converges_on_the_next_run(publisher, spec, pg_settings, tmp_path, where):
+    good = day_candidate(0, [1.0, 2.0])
+    publisher.publish(spec, [good])
+    script = KILL_SCRIPT.format(
+        tests=str(Path(__file__).resolve().parents[2]),
+        settings=_settings_kwargs(pg_settings),
+        where=where,
+        lake=str(publisher.store.root),
+        rejected=str(tmp_path / "rejected"),
+        schema=spec.schema,
+    )
+    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert process.returncode == -signal.SIGKILL, process.stderr
+    assert len(publisher.store.staged_tags(spec.qualified_name, good.partition)) == 1
+    expected_pg = [1.0, 2.0] if where == "before_commit" else [7.0, 8.0]
+    assert [v[3] for v in pg_values(pg_settings, spec)] == expected_pg
+    result = publisher.publish(spec, [day_candidate(0, [7.0, 8.0])])
+    assert result.repaired == ([] if where == "before_commit" else ["site=a/date=2024-03-01"])
+    assert publisher.store.staged_tags(spec.qualified_name, good.partition) == []
+    comparison = compare_lake_with_postgres(
+        pg_settings, publisher.store, spec, [(good.partition, good.scope)]
+    )
+    assert comparison.passed, comparison.summary()
+    assert [v[3] for v in pg_values(pg_settings, spec)] == [7.0, 8.0]
+
+
+def test_concurrent_publishes_of_one_partition_end_in_step(publisher, spec, pg_settings):
+    publisher.publish(spec, [day_candidate(0, [1.0, 2.0])])
+    errors = []
+
+    def run(values):
+        try:
+            publisher.publish(spec, [day_candidate(0, values)])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=([v, v + 1000.0],)) for v in (10.0, 20.0, 30.0)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    good = day_candidate(0, [])
+    comparison = compare_lake_with_postgres(
+        pg_settings, publisher.store, spec, [(good.partition, good.scope)]
+    )
+    assert comparison.passed, comparison.summary()
+
+
+def test_comparison_sees_a_changed_value_not_only_counts(publisher, spec, pg_settings):
+    good = day_candidate(0, [1.0, 2.0])
+    publisher.publish(spec, [good])
+    with connect(pg_settings, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("UPDATE {}.{} SET value_mw = value_mw + 1000 WHERE value_mw = 2").format(
+                sql.Identifier(spec.schema), sql.Identifier(spec.name)
+            )
+        )
+    comparison = compare_lake_with_postgres(
+        pg_settings, publisher.store, spec, [(good.partition, good.scope)]
+    )
+    assert not comparison.passed
+    assert [(p.lake_rows, p.postgres_rows, p.differing_rows) for p in comparison.partitions] == [(2, 2, 1)]
+
+
+def _settings_kwargs(settings: PostgresSettings) -> dict:
+    from dataclasses import asdict
+
+    return {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in asdict(settings).items()
+        if v is None or isinstance(v, str | int | Path)
+    }
