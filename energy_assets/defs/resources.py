@@ -15,6 +15,7 @@ from energy_assets.postgres.connection import PostgresSettings, connect
 from energy_assets.postgres.settings_from_env import external_settings
 from energy_assets.settings import DATA_DATABASE, DataHome
 from energy_assets.tls.ca import CertificateAuthority
+from energy_assets.warehouse.parquet_store import ParquetStore
 
 
 def _data_home(path: str | None) -> DataHome:
@@ -86,7 +87,9 @@ class LakeResource(dg.ConfigurableResource):
         """Where raw source responses are kept, beside the lake."""
         return _data_home(self.data_home).raw_dir if not self.path else Path(self.path).parent / "raw"
 
-    def store(self):  # -> ParquetStore
-        from energy_assets.warehouse.parquet_store import ParquetStore
+    def rejected_dir(self) -> Path:
+        """Where refused candidates are kept with their audit reports, beside the lake."""
+        return self.raw_dir().parent / "rejected"
 
+    def store(self) -> ParquetStore:
         return ParquetStore(self.root())

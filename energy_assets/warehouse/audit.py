@@ -106,11 +106,18 @@ class AuditReport:
 class AuditFailedError(DataValidationError):
     """Candidate data broke a blocking rule; nothing of it was published."""
 
-    def __init__(self, report: AuditReport, rejected_at: str | None = None) -> None:
-        self.report = report
-        self.rejected_at = rejected_at
-        kept = f" The candidate and its report are kept in {rejected_at}." if rejected_at else ""
-        super().__init__(f"Audit refused {report.table}: {report.summary()}. {ADVICE}{kept}")
+    def __init__(self, reports: Sequence[AuditReport], rejected: Sequence[str] = ()) -> None:
+        self.reports = list(reports)
+        self.rejected = list(rejected)
+        self.report = self.reports[0]
+        self.rejected_at = self.rejected[0] if self.rejected else None
+        kept = (
+            f" The candidates and their reports are kept in {', '.join(self.rejected)}."
+            if self.rejected
+            else ""
+        )
+        refused = "; ".join(f"{report.table}: {report.summary()}" for report in self.reports)
+        super().__init__(f"Audit refused {refused}. {ADVICE}{kept}")
 
 
 def quote(name: str) -> str:

@@ -85,6 +85,19 @@ class Candidate:
         return partition_label(self.partition)
 
 
+@dataclass(frozen=True)
+class PublishRequest:
+    """One table's candidates and how to audit and load them."""
+
+    spec: TableSpec
+    candidates: Sequence[Candidate]
+    rules: Sequence[AuditRule] = ()
+    relations: Mapping[str, Any] | None = None
+    allow_shrink: bool = False
+    keep_history: bool = False
+    mode: Mode = "replace"
+
+
 @dataclass
 class PartitionOutcome:
     label: str
@@ -114,6 +127,19 @@ class PublishResult:
 
     def count(self, status: str) -> int:
         return sum(1 for outcome in self.partitions if outcome.status == status)
+
+
+@dataclass
+class _Prepared:
+    """A request that is locked, recovered, staged and audited, waiting to commit."""
+
+    request: PublishRequest
+    tag: str
+    records: Mapping[str, Mapping[str, Any]]
+    repaired: list[str]
+    staged: dict[str, str] = field(default_factory=dict)
+    report: AuditReport | None = None
+    outcomes: list[PartitionOutcome] = field(default_factory=list)
 
 
 @dataclass
@@ -185,89 +211,119 @@ class Publisher:
         allow_shrink: bool = False,
         keep_history: bool = False,
         mode: Mode = "replace",
-        source: str = "",
     ) -> PublishResult:
         """Audit the candidates, then publish the changed partitions to PostgreSQL and the lake."""
+        request = PublishRequest(spec, candidates, rules, relations, allow_shrink, keep_history, mode)
+        return self.publish_all([request])[0]
+
+    def publish_all(self, requests: Sequence[PublishRequest]) -> list[PublishResult]:
+        """Audit every table's candidates first; publish them (table by table) only if all passed.
+
+        Tables fed by one raw response (public power and its share series) go through one call, so a
+        refused share series keeps the power series, the raw files and the lake unchanged too.
+        """
         timings = StepTimes()
         load_id = uuid.uuid4()
-        tag = str(load_id)
-        labels = [candidate.label for candidate in candidates]
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"{spec.qualified_name}: a partition appears twice in one publish: {labels}")
-        dataset = spec.qualified_name
+        for request in requests:
+            labels = [candidate.label for candidate in request.candidates]
+            if len(set(labels)) != len(labels):
+                raise ValueError(f"{request.spec.qualified_name}: a partition appears twice: {labels}")
         with timings.step("lock"):
             lock = connect(self.settings)
+        prepared: list[_Prepared] = []
         try:
             with timings.step("lock"):
                 ensure_meta_tables(lock)
-                self._lock(lock, spec, labels)
-            with timings.step("recover"):
-                records = self._records(lock, spec, labels)
-                repaired = self._recover(spec, candidates, records)
-            staged: dict[str, str] = {}
+                self._lock(lock, requests)
             try:
-                with timings.step("stage"):
-                    for candidate in candidates:
-                        staged[candidate.label] = self._stage(spec, candidate, tag, mode)
-                with timings.step("audit"):
-                    report, counts = self._audit(
-                        spec, candidates, staged, records, rules, relations, allow_shrink, mode
-                    )
-                if not report.passed:
-                    rejected_at = self._reject(spec, candidates, staged, report, tag)
-                    staged = {}
-                    raise AuditFailedError(report, rejected_at)
-                outcomes = []
-                for candidate in candidates:
-                    digest = _sha256(staged[candidate.label])
-                    rows, series = counts.get(candidate.label, (0, 0))
-                    record = records.get(candidate.label)
-                    if record is None:
-                        status = "new"
-                    elif record["content_sha256"] == digest and self._lake_matches(spec, candidate, digest):
-                        status = "unchanged"
-                    else:
-                        status = "changed"
-                    outcomes.append(PartitionOutcome(candidate.label, rows, series, status, digest))
-                changed = [
-                    (candidate, outcome)
-                    for candidate, outcome in zip(candidates, outcomes, strict=True)
-                    if outcome.status != "unchanged"
-                ]
-                load = None
-                if changed:
-                    load = self._commit(spec, changed, load_id, keep_history, mode, timings)
-                with timings.step("move"):
-                    for candidate, outcome in zip(candidates, outcomes, strict=True):
-                        if outcome.status == "unchanged":
-                            self.store.discard_staged(dataset, candidate.partition, tag)
-                        else:
-                            self.store.promote_staged(dataset, candidate.partition, tag)
-                        staged.pop(candidate.label, None)
-                        _write_raw(candidate.raw_files)
+                for request in requests:
+                    prepared.append(self._prepare(lock, request, str(load_id), timings))
+                failed = [item for item in prepared if not item.report.passed]
+                if failed:
+                    rejected = [self._reject(item) for item in failed]
+                    raise AuditFailedError([item.report for item in failed], rejected)
+                return [self._finish(item, load_id, timings) for item in prepared]
             finally:
-                for label, _ in list(staged.items()):
-                    candidate = next(c for c in candidates if c.label == label)
-                    self.store.discard_staged(dataset, candidate.partition, tag)
-            with timings.step("schema artefact"):
-                schema = self._write_schema(spec, candidates)
+                for item in prepared:
+                    for candidate in item.request.candidates:
+                        self.store.discard_staged(
+                            item.request.spec.qualified_name, candidate.partition, item.tag
+                        )
         finally:
             lock.close()  # ends the session: its advisory locks go with it
+
+    def _prepare(
+        self, lock: psycopg.Connection, request: PublishRequest, tag: str, timings: StepTimes
+    ) -> _Prepared:
+        spec, candidates = request.spec, request.candidates
+        with timings.step("recover"):
+            records = self._records(lock, spec, [candidate.label for candidate in candidates])
+            repaired = self._recover(spec, candidates, records)
+        item = _Prepared(request, tag, records, repaired)
+        with timings.step("stage"):
+            for candidate in candidates:
+                item.staged[candidate.label] = self._stage(spec, candidate, tag, request.mode)
+        with timings.step("audit"):
+            item.report, counts = self._audit(
+                spec,
+                candidates,
+                item.staged,
+                records,
+                request.rules,
+                request.relations,
+                request.allow_shrink,
+                request.mode,
+            )
+        for candidate in candidates:
+            digest = _sha256(item.staged[candidate.label])
+            rows, series = counts.get(candidate.label, (0, 0))
+            record = records.get(candidate.label)
+            if record is None:
+                status = "new"
+            elif record["content_sha256"] == digest and self._lake_matches(spec, candidate, digest):
+                status = "unchanged"
+            else:
+                status = "changed"
+            item.outcomes.append(PartitionOutcome(candidate.label, rows, series, status, digest))
+        return item
+
+    def _finish(self, item: _Prepared, load_id: uuid.UUID, timings: StepTimes) -> PublishResult:
+        """Commit the changed partitions with their records, then move the staged files into place."""
+        request, dataset = item.request, item.request.spec.qualified_name
+        pairs = list(zip(request.candidates, item.outcomes, strict=True))
+        changed = [(candidate, outcome) for candidate, outcome in pairs if outcome.status != "unchanged"]
+        load = None
+        if changed:
+            load = self._commit(request.spec, changed, load_id, request.keep_history, request.mode, timings)
+        with timings.step("move"):
+            for candidate, outcome in pairs:
+                if outcome.status == "unchanged":
+                    self.store.discard_staged(dataset, candidate.partition, item.tag)
+                else:
+                    self.store.promote_staged(dataset, candidate.partition, item.tag)
+                _write_raw(candidate.raw_files)
+        with timings.step("schema artefact"):
+            schema = self._write_schema(request.spec, request.candidates)
+        assert item.report is not None
         return PublishResult(
-            spec=spec,
-            audit=report,
-            partitions=outcomes,
+            spec=request.spec,
+            audit=item.report,
+            partitions=item.outcomes,
             load=load,
             lake_path=self.store.dataset_path(dataset),
             schema=schema,
-            repaired=repaired,
+            repaired=item.repaired,
             timings=dict(timings),
             load_id=load_id,
         )
 
     # ------------------------------------------------------------------ steps
-    def _lock(self, conn: psycopg.Connection, spec: TableSpec, labels: Sequence[str]) -> None:
-        keys = sorted(f"publish:{spec.qualified_name}:{label}" for label in labels)
+    def _lock(self, conn: psycopg.Connection, requests: Sequence[PublishRequest]) -> None:
+        keys = sorted(
+            f"publish:{request.spec.qualified_name}:{candidate.label}"
+            for request in requests
+            for candidate in request.candidates
+        )
         conn.execute(
             "SELECT pg_advisory_lock(hashtextextended(k, 0)) FROM (SELECT unnest(%s::text[]) AS k ORDER BY 1) s",
             (keys,),
@@ -406,22 +462,18 @@ class Publisher:
             "JOIN candidate_files m ON f.filename = m.filename"
         )
 
-    def _reject(
-        self,
-        spec: TableSpec,
-        candidates: Sequence[Candidate],
-        staged: Mapping[str, str],
-        report: AuditReport,
-        tag: str,
-    ) -> str:
+    def _reject(self, item: _Prepared) -> str:
         """Keep the refused candidate and its report under `rejected/<table>/<time>-<load>/`."""
+        spec, candidates, staged, tag = item.request.spec, item.request.candidates, item.staged, item.tag
+        assert item.report is not None
+        report = item.report
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         folder = self.rejected_root / spec.qualified_name / f"{stamp}-{tag[:8]}"
         folder.mkdir(parents=True, exist_ok=True)
         for candidate in candidates:
             name = candidate.label.replace("/", "__")
             if candidate.label in staged:
-                shutil.move(staged[candidate.label], folder / f"{name}.parquet")
+                shutil.move(staged.pop(candidate.label), folder / f"{name}.parquet")
             for path, body in candidate.raw_files.items():
                 (folder / f"{name}__{path.name}").write_bytes(body)
         write_atomic(folder / "report.json", report.to_json().encode("utf-8"))
@@ -537,6 +589,20 @@ def shrink_rule(spec: TableSpec) -> AuditRule:
             f" ORDER BY 1"
         ),
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading what was published
+
+
+def read_published(store: ParquetStore, spec: TableSpec, partitions: Sequence[Mapping[str, str]]) -> pa.Table:
+    """The published lake partitions that exist, as one table with the spec's columns (in the given order)."""
+    tables = [
+        spec.conform(_with_partition_columns(spec, store.read_partition(spec.qualified_name, partition), partition))
+        for partition in partitions
+        if store.has_partition(spec.qualified_name, partition)
+    ]
+    return pa.concat_tables(tables) if tables else spec.empty()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-from energy_assets.defs.energy_charts.assets import ENERGY_CHARTS_ASSETS, MART_ASSETS
+from energy_assets.defs.energy_charts.assets import (
+    DAY_AHEAD_PRICE_KEY,
+    ENERGY_CHARTS_ASSETS,
+    MART_ASSETS,
+    PUBLIC_POWER_KEY,
+)
 from energy_assets.defs.energy_charts.checks import build_freshness_check
 from energy_assets.defs.energy_charts.partitions import (
     SAMPLE_PARTITION_KEYS,
@@ -28,8 +33,8 @@ from energy_assets.sources.energy_charts.snapshot import SAMPLE_DAYS
 from energy_assets.sources.energy_charts.tables import DAY_AHEAD_PRICE, PUBLIC_POWER
 
 FRESHNESS_CHECKS = [
-    build_freshness_check("public_power", PUBLIC_POWER.qualified_name),
-    build_freshness_check("day_ahead_price", DAY_AHEAD_PRICE.qualified_name),
+    build_freshness_check(PUBLIC_POWER_KEY, PUBLIC_POWER.qualified_name),
+    build_freshness_check(DAY_AHEAD_PRICE_KEY, DAY_AHEAD_PRICE.qualified_name),
 ]
 
 

@@ -72,7 +72,7 @@ def _latest_lake_day(lake: LakeResource, dataset: str) -> date | None:
     return max(days) if days else None
 
 
-def build_freshness_check(asset_key: str, dataset: str) -> dg.AssetChecksDefinition:
+def build_freshness_check(asset_key: dg.AssetKey, dataset: str) -> dg.AssetChecksDefinition:
     """A WARN check that the newest partition of `dataset` in the lake is at most `max_lag_days` old."""
 
     @dg.asset_check(

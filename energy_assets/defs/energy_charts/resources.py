@@ -3,16 +3,33 @@
 Keep asset logic out of this module: it only turns configuration into an `EnergyChartsClient`.
 `source` and `base_url` left empty are read at run time from ENERGY_ASSETS_SOURCE (default `sample`) and
 ENERGY_CHARTS_BASE_URL (default `https://api.energy-charts.info`).
+
+`countries`, `bidding_zones` and `installed_power_country` end up in raw file paths, query strings and SQL, and
+can be edited in the launchpad. Pydantic validators check them against the API's published code lists
+(`sources.energy_charts.areas`) and store the normalized codes (`DE` -> `de`, `de-lu` -> `DE-LU`), so the assets
+only ever see valid codes. Dagster builds the resource from the run config when a run starts, so a bad code
+fails the run there, with `UnknownAreaError` listing the valid codes, before any step writes a file.
 """
 
 import os
+from typing import Any
 
 import dagster as dg
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
 from energy_assets.errors import ConfigurationError
 from energy_assets.settings import DEFAULT_ENERGY_CHARTS_BASE_URL, ENV_ENERGY_CHARTS_BASE_URL, ENV_SOURCE
-from energy_assets.sources.energy_charts.client import EnergyChartsClient, LiveEnergyChartsClient
+from energy_assets.sources.energy_charts.areas import (
+    normalize_bidding_zones,
+    normalize_countries,
+    normalize_country,
+)
+from energy_assets.sources.energy_charts.client import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_REQUEST_DEADLINE_S,
+    EnergyChartsClient,
+    LiveEnergyChartsClient,
+)
 from energy_assets.sources.energy_charts.snapshot import SAMPLE_DIR, SnapshotEnergyChartsClient
 
 SOURCES = ("sample", "live")
@@ -28,8 +45,12 @@ class EnergyChartsResource(dg.ConfigurableResource):
     base_url: str | None = Field(
         default=None, description="API root for `live`; empty: ENERGY_CHARTS_BASE_URL."
     )
-    countries: list[str] = Field(default=["de"], description="Countries for /public_power.")
-    bidding_zones: list[str] = Field(default=["DE-LU"], description="Bidding zones for /price.")
+    countries: list[str] = Field(
+        default=["de"], description="Countries for /public_power (published codes: de, at, fr, ...)."
+    )
+    bidding_zones: list[str] = Field(
+        default=["DE-LU"], description="Bidding zones for /price (published codes: DE-LU, NL, DK1, ...)."
+    )
     installed_power_country: str = Field(default="de", description="Country for /installed_power.")
     max_days_per_request: int = Field(default=31, description="Longest run of days asked for in one request.")
     min_seconds_between_requests: float = Field(default=1.0, description="Request rate limit (live).")
@@ -37,11 +58,42 @@ class EnergyChartsResource(dg.ConfigurableResource):
     read_timeout_s: float = Field(default=60.0)
     max_retries: int = Field(default=5, description="Retries on 429/5xx, honouring Retry-After.")
     backoff_factor_s: float = Field(default=2.0, description="Exponential backoff factor between retries.")
+    request_deadline_s: float = Field(
+        default=DEFAULT_REQUEST_DEADLINE_S,
+        description="Overall deadline per request (live), retries and body included; a stalled server fails here.",
+    )
+    max_response_bytes: int = Field(
+        default=DEFAULT_MAX_RESPONSE_BYTES, description="Largest response body accepted (live), in bytes."
+    )
     snapshot_dirs: list[str] = Field(
         default=[], description="Extra recording folders for `sample`, searched before the bundled sample."
     )
 
     _client: EnergyChartsClient | None = PrivateAttr(default=None)
+
+    # `mode="before"` sees the value as given, so an `EnvVar` is left for Dagster to resolve; the validators
+    # run again on the resolved value when the run starts.
+    @field_validator("countries", mode="before")
+    @classmethod
+    def _known_countries(cls, value: Any) -> Any:
+        return value if _unresolved(value) else normalize_countries(value, setting="countries")
+
+    @field_validator("bidding_zones", mode="before")
+    @classmethod
+    def _known_bidding_zones(cls, value: Any) -> Any:
+        return value if _unresolved(value) else normalize_bidding_zones(value, setting="bidding_zones")
+
+    @field_validator("installed_power_country", mode="before")
+    @classmethod
+    def _known_installed_power_country(cls, value: Any) -> Any:
+        return value if _unresolved(value) else normalize_country(value, setting="installed_power_country")
+
+    @field_validator("request_deadline_s", "max_response_bytes")
+    @classmethod
+    def _positive(cls, value: float, info: ValidationInfo) -> float:
+        if not value > 0:
+            raise ConfigurationError(f"{info.field_name} must be positive, got {value!r}.")
+        return value
 
     def resolved_source(self) -> str:
         source = (self.source or os.environ.get(ENV_SOURCE) or "sample").strip().lower()
@@ -72,4 +124,13 @@ class EnergyChartsResource(dg.ConfigurableResource):
             max_retries=self.max_retries,
             backoff_factor_s=self.backoff_factor_s,
             min_seconds_between_requests=self.min_seconds_between_requests,
+            request_deadline_s=self.request_deadline_s,
+            max_response_bytes=self.max_response_bytes,
         )
+
+
+def _unresolved(value: Any) -> bool:
+    """An environment-variable reference Dagster has not resolved yet (at definition time)."""
+    return isinstance(value, dg.EnvVar) or (
+        isinstance(value, list) and any(isinstance(item, dg.EnvVar) for item in value)
+    )

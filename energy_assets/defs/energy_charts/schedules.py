@@ -14,13 +14,14 @@ import dagster as dg
 
 from energy_assets.defs.energy_charts.assets import (
     ENERGY_CHARTS_ASSETS,
+    INSTALLED_POWER_KEY,
     MART_ASSETS,
     RAW_INSTALLED_POWER,
 )
 from energy_assets.sources.energy_charts.local_days import MARKET_TIMEZONE, MARKET_TIMEZONE_NAME
 
 _ALL_KEYS = [key for asset in (*ENERGY_CHARTS_ASSETS, *MART_ASSETS) for key in asset.keys]
-_INSTALLED_KEYS = [dg.AssetKey(RAW_INSTALLED_POWER), dg.AssetKey("installed_power")]
+_INSTALLED_KEYS = [RAW_INSTALLED_POWER, INSTALLED_POWER_KEY]
 
 energy_charts_daily_job = dg.define_asset_job(
     name="energy_charts_daily_job",

@@ -76,6 +76,9 @@ def _connect() -> duckdb.DuckDBPyConnection:
     connection = duckdb.connect()
     # Arrow results carry the session timezone; UTC keeps `bucket_start` comparable with `interval_start`.
     connection.execute("SET TimeZone = 'UTC'")
+    # One thread: floating-point sums then run in input order, so identical inputs give identical bytes
+    # (parallel aggregation changed the last digits of energy sums and correlations between runs).
+    connection.execute("SET threads = 1")
     return connection
 
 

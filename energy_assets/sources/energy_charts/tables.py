@@ -13,8 +13,24 @@ from energy_assets.warehouse.table_spec import UTC_TIMESTAMP, ColumnSpec, TableS
 RAW_SCHEMA = "energy_charts"
 MARTS_SCHEMA = "marts"
 
-def _col(name: str, arrow_type: pa.DataType, description: str, nullable: bool = True) -> ColumnSpec:
-    return ColumnSpec(name, arrow_type, description, nullable)
+# Physical and market limits a published value must respect (the audit refuses anything outside them).
+# Power: no series of a country comes near 1 TW. Prices: the day-ahead market's harmonised bounds.
+POWER_LIMIT_MW = 1_000_000.0
+PRICE_MIN_EUR_PER_MWH = -600.0
+PRICE_MAX_EUR_PER_MWH = 4000.0
+
+
+def _col(
+    name: str,
+    arrow_type: pa.DataType,
+    description: str,
+    nullable: bool = True,
+    *,
+    unit: str | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> ColumnSpec:
+    return ColumnSpec(name, arrow_type, description, nullable, unit=unit, minimum=minimum, maximum=maximum)
 
 
 _COUNTRY = _col("country", pa.string(), "Energy-Charts country code, lower case (`de`).", False)
@@ -40,9 +56,17 @@ PUBLIC_POWER = TableSpec(
         _INTERVAL_START,
         _INTERVAL_MINUTES,
         _PRODUCTION_TYPE,
-        _col("value_mw", pa.float64(), "Average power over the interval, MW; NULL where the API sent null."),
+        _col(
+            "value_mw",
+            pa.float64(),
+            "Average power over the interval, MW; NULL where the API sent null.",
+            unit="MW",
+            minimum=-POWER_LIMIT_MW,
+            maximum=POWER_LIMIT_MW,
+        ),
     ),
     primary_key=("country", "production_type", "interval_start"),
+    series_columns=("country", "production_type"),
 )
 
 PUBLIC_POWER_SHARE = TableSpec(
@@ -54,9 +78,17 @@ PUBLIC_POWER_SHARE = TableSpec(
         _INTERVAL_START,
         _INTERVAL_MINUTES,
         _PRODUCTION_TYPE,
-        _col("share_percent", pa.float64(), "Share in percent (0-100) as reported by Energy-Charts."),
+        _col(
+            "share_percent",
+            pa.float64(),
+            "Share in percent as reported by Energy-Charts (renewable share of load can exceed 100).",
+            unit="%",
+            minimum=0.0,
+            maximum=1000.0,
+        ),
     ),
     primary_key=("country", "production_type", "interval_start"),
+    series_columns=("country", "production_type"),
 )
 
 DAY_AHEAD_PRICE = TableSpec(
@@ -67,9 +99,17 @@ DAY_AHEAD_PRICE = TableSpec(
         _BIDDING_ZONE,
         _INTERVAL_START,
         _INTERVAL_MINUTES,
-        _col("price_eur_per_mwh", pa.float64(), "Clearing price, EUR/MWh; may be negative."),
+        _col(
+            "price_eur_per_mwh",
+            pa.float64(),
+            "Clearing price, EUR/MWh; may be negative.",
+            unit="EUR/MWh",
+            minimum=PRICE_MIN_EUR_PER_MWH,
+            maximum=PRICE_MAX_EUR_PER_MWH,
+        ),
     ),
     primary_key=("bidding_zone", "interval_start"),
+    series_columns=("bidding_zone",),
 )
 
 INSTALLED_POWER = TableSpec(
@@ -87,9 +127,13 @@ INSTALLED_POWER = TableSpec(
             "capacity_gw",
             pa.float64(),
             "Installed capacity, GW (the `Battery storage (capacity)` series is GWh, as the API reports it).",
+            unit="GW",
+            minimum=0.0,
+            maximum=POWER_LIMIT_MW / 1000,
         ),
     ),
     primary_key=("country", "time_step", "production_type", "period_start"),
+    series_columns=("country", "time_step", "production_type"),
 )
 
 DAILY_PRODUCTION_TREND = TableSpec(
@@ -120,6 +164,7 @@ DAILY_PRODUCTION_TREND = TableSpec(
         ),
     ),
     primary_key=("local_date", "country", "production_type"),
+    series_columns=("country", "production_type"),
 )
 
 DAILY_PRICE_ANALYSIS = TableSpec(
@@ -150,6 +195,7 @@ DAILY_PRICE_ANALYSIS = TableSpec(
         ),
     ),
     primary_key=("local_date", "bidding_zone"),
+    series_columns=("bidding_zone",),
 )
 
 UNDERPERFORMANCE_30MIN = TableSpec(
@@ -184,6 +230,7 @@ UNDERPERFORMANCE_30MIN = TableSpec(
         ),
     ),
     primary_key=("country", "production_type", "bucket_start"),
+    series_columns=("country", "production_type"),
 )
 
 ALL_TABLES: tuple[TableSpec, ...] = (

@@ -1,0 +1,102 @@
+"""Asset factories shared by every source: a mart is a declaration, not a copy of another mart's code.
+
+Keep data logic out of this module: a mart's rows come from a `compute` function the source supplies
+(usually a DuckDB query in `energy_assets.sources.<source>.aggregates`); this module wires it to the
+publish path (audit, lake and PostgreSQL in step), the checks and the metadata.
+"""
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+
+from energy_assets.defs.publishing import (
+    audit_check_results,
+    audit_check_specs,
+    comparison_check_result,
+    make_publisher,
+    publish_metadata,
+    publish_or_fail,
+)
+from energy_assets.warehouse.publish import Candidate, PublishRequest, compare_lake_with_postgres
+from energy_assets.warehouse.table_spec import TableSpec
+
+MARTS_GROUP = "marts"
+
+
+@dataclass
+class MartOutput:
+    """What a mart's compute function returns: all rows, split into lake partitions, plus key figures."""
+
+    table: pa.Table
+    candidates: list[Candidate]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+MartCompute = Callable[[dg.AssetExecutionContext], MartOutput]
+
+
+def static_metadata(spec: TableSpec) -> dict[str, Any]:
+    """Metadata known before any data: the table's name and its column schema as in PostgreSQL."""
+    from energy_assets.defs.schemas import table_schema_from_inferred
+
+    return {
+        "dagster/column_schema": table_schema_from_inferred(spec.inferred_schema(), spec.descriptions()),
+        "dagster/table_name": spec.qualified_name,
+    }
+
+
+def mart_asset(
+    *,
+    key: dg.AssetKey,
+    spec: TableSpec,
+    deps: Sequence[dg.AssetKey],
+    description: str,
+    compute: MartCompute,
+    partitions_def: dg.PartitionsDefinition | None = None,
+    resource_keys: Sequence[str] = (),
+    config_schema: Mapping[str, Any] | None = None,
+    kinds: frozenset[str] = frozenset({"python", "duckdb", "parquet", "postgres"}),
+    group_name: str = MARTS_GROUP,
+) -> dg.AssetsDefinition:
+    """A mart: compute its rows, publish them (audit first), compare lake and PostgreSQL, report.
+
+    A recomputed mart partition may hold fewer rows than before (a series left the inputs), so marts
+    are published with the shrink rule off; every other rule of the spec applies.
+    """
+    check_specs = audit_check_specs(key, spec, shrink=False)
+
+    @dg.asset(
+        key=key,
+        deps=list(deps),
+        group_name=group_name,
+        kinds=set(kinds),
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run() if partitions_def is not None else None,
+        metadata=static_metadata(spec),
+        check_specs=check_specs,
+        description=description,
+        required_resource_keys={"lake", "postgres", *resource_keys},
+        config_schema=config_schema,
+    )
+    def _mart(context: dg.AssetExecutionContext) -> Iterator[Any]:
+        output = compute(context)
+        lake, postgres = context.resources.lake, context.resources.postgres
+        publisher = make_publisher(lake, postgres)
+        request = PublishRequest(spec, output.candidates, allow_shrink=True)
+        results = yield from publish_or_fail(context.op_execution_context, publisher, [request], [key])
+        comparison = compare_lake_with_postgres(
+            postgres.settings(), lake.store(), spec, [(c.partition, c.scope) for c in output.candidates]
+        )
+        yield dg.MaterializeResult(
+            asset_key=key,
+            metadata=publish_metadata(results[0], output.table) | output.metadata,
+            check_results=[
+                *audit_check_results(key, results[0].audit, check_specs),
+                comparison_check_result(key, comparison),
+            ],
+        )
+
+    return _mart

@@ -1,0 +1,230 @@
+"""The Dagster side of the publish path, shared by every source: checks, metadata, failures.
+
+Keep data logic out of this module: auditing and publishing live in `energy_assets.warehouse.publish`
+(no Dagster). This module only turns what a publish did into what the UI shows:
+
+- `audit_check_specs`: one blocking asset check per audit rule family (`unique_key`, `finite`, `bounds`,
+  `no_shrinking_partition`, a source's own rules) plus `lake_matches_postgres`, from the table's spec;
+- `audit_check_results` / `comparison_check_result`: their evaluations, with numeric metadata (rows
+  audited, offending rows, rows compared) so the check plots have something to draw;
+- `publish_metadata`: row count, column schema, table name, lake path, a representative preview, and
+  new/changed/unchanged partitions with inserted/updated/unchanged/deleted rows;
+- `publish_or_fail`: runs a publish, and on a refused audit records the failed checks (naming partition,
+  rule and first offending rows) before failing the step, so nothing downstream runs;
+- `ALLOW_SHRINK_TAG`: the documented run tag that accepts a partition smaller than its published version.
+"""
+
+from collections.abc import Generator, Mapping, Sequence
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+
+from energy_assets.defs.resources import LakeResource, PostgresResource
+from energy_assets.defs.schemas import table_schema_from_inferred
+from energy_assets.warehouse.audit import AuditFailedError, AuditReport, AuditRule, spec_rules
+from energy_assets.warehouse.parquet_store import SCHEMA_FILE
+from energy_assets.warehouse.publish import (
+    SHRINK_RULE,
+    LakeComparison,
+    Publisher,
+    PublishRequest,
+    PublishResult,
+)
+from energy_assets.warehouse.table_spec import TableSpec
+
+ALLOW_SHRINK_TAG = "energy_assets/allow_shrink"
+LAKE_MATCHES_POSTGRES = "lake_matches_postgres"
+PREVIEW_ROWS = 12
+
+_FAMILY_DESCRIPTIONS = {
+    "unique_key": "No two rows share the table's key in the candidate partitions.",
+    "not_null": "Key and required columns are never NULL.",
+    "finite": "Every number is finite (no NaN or infinity).",
+    "bounds": "Every value lies within the column's physical or market bounds.",
+    SHRINK_RULE: (
+        "A re-fetched partition has at least the rows and series of its published version; run with the tag "
+        f"{ALLOW_SHRINK_TAG}=true to accept a smaller one."
+    ),
+    LAKE_MATCHES_POSTGRES: "The lake partitions and PostgreSQL hold the same keys and values (row by row).",
+}
+
+
+def check_family(rule_name: str) -> str:
+    """`finite:value_mw` -> `finite`: one asset check per family of rules."""
+    return rule_name.split(":", 1)[0]
+
+
+def make_publisher(lake: LakeResource, postgres: PostgresResource) -> Publisher:
+    return Publisher(postgres.settings(), lake.store(), lake.rejected_dir())
+
+
+def allow_shrink(context: dg.OpExecutionContext) -> bool:
+    """Whether the run accepts partitions smaller than their published versions (tag ALLOW_SHRINK_TAG)."""
+    return context.run.tags.get(ALLOW_SHRINK_TAG, "").strip().lower() in ("1", "true", "yes")
+
+
+def audit_check_specs(
+    asset_key: dg.AssetKey,
+    spec: TableSpec,
+    rules: Sequence[AuditRule] = (),
+    *,
+    shrink: bool = True,
+    warnings: Mapping[str, str] | None = None,
+) -> list[dg.AssetCheckSpec]:
+    """The asset's checks: blocking ones per audit rule family and the lake/PostgreSQL comparison."""
+    families: dict[str, str] = {}
+    for rule in [*spec_rules(spec), *rules]:
+        family = check_family(rule.name)
+        families.setdefault(family, _FAMILY_DESCRIPTIONS.get(family, rule.description))
+    if shrink:
+        families[SHRINK_RULE] = _FAMILY_DESCRIPTIONS[SHRINK_RULE]
+    families[LAKE_MATCHES_POSTGRES] = _FAMILY_DESCRIPTIONS[LAKE_MATCHES_POSTGRES]
+    specs = [
+        dg.AssetCheckSpec(name=name, asset=asset_key, description=description, blocking=True)
+        for name, description in families.items()
+    ]
+    specs += [
+        dg.AssetCheckSpec(name=name, asset=asset_key, description=description, blocking=False)
+        for name, description in (warnings or {}).items()
+    ]
+    return specs
+
+
+def audit_check_results(
+    asset_key: dg.AssetKey, report: AuditReport, check_specs: Sequence[dg.AssetCheckSpec]
+) -> list[dg.AssetCheckResult]:
+    """One result per blocking audit check of the asset, from the audit's rule outcomes."""
+    names = [spec.name for spec in check_specs if spec.asset_key == asset_key and spec.blocking]
+    results = []
+    for name in names:
+        if name == LAKE_MATCHES_POSTGRES:
+            continue
+        outcomes = [o for o in report.outcomes if check_family(o.rule) == name]
+        failed = [o for o in outcomes if not o.passed]
+        description = (
+            "; ".join(o.summary(report.table) for o in failed)
+            if failed
+            else f"{len(outcomes)} rule(s) passed on {report.rows} rows in {len(report.partitions)} partition(s)"
+        )
+        results.append(
+            dg.AssetCheckResult(
+                asset_key=asset_key,
+                check_name=name,
+                passed=not failed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=description[:2000],
+                metadata={
+                    "rows_audited": report.rows,
+                    "partitions_audited": len(report.partitions),
+                    "offending_rows": sum(o.offending_rows for o in failed),
+                    "failed_partitions": dg.MetadataValue.json(
+                        sorted({p for o in failed for p in o.partitions})
+                    ),
+                    "first_offending_rows": dg.MetadataValue.json(
+                        {o.rule: o.sample for o in failed} if failed else {}
+                    ),
+                    "rules": dg.MetadataValue.json({o.rule: o.description for o in outcomes}),
+                },
+            )
+        )
+    return results
+
+
+def comparison_check_result(asset_key: dg.AssetKey, comparison: LakeComparison) -> dg.AssetCheckResult:
+    lake_rows = sum(part.lake_rows for part in comparison.partitions)
+    postgres_rows = sum(part.postgres_rows for part in comparison.partitions)
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=LAKE_MATCHES_POSTGRES,
+        passed=comparison.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=comparison.summary(),
+        metadata={
+            "rows_compared": lake_rows,
+            "lake_rows": lake_rows,
+            "postgres_rows": postgres_rows,
+            "differing_rows": sum(part.differing_rows for part in comparison.partitions),
+            "postgres_only_rows": comparison.postgres_only_rows,
+            "partitions_compared": len(comparison.partitions),
+        },
+    )
+
+
+def table_preview(table: pa.Table, limit: int = PREVIEW_ROWS) -> dg.MetadataValue:
+    """A representative sample for the UI: rows spread evenly over the table, not its first rows."""
+    if table.num_rows > limit:
+        step = table.num_rows / limit
+        table = table.take([int(i * step) for i in range(limit)])
+    columns = [dg.TableColumn(field.name, str(field.type)) for field in table.schema]
+    records = [dg.TableRecord({k: _preview_value(v) for k, v in row.items()}) for row in table.to_pylist()]
+    return dg.MetadataValue.table(records=records, schema=dg.TableSchema(columns=columns))
+
+
+def _preview_value(value: Any) -> str | int | float | bool | None:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def publish_metadata(result: PublishResult, preview: pa.Table | None = None) -> dict[str, Any]:
+    """What a materialization shows: rows, schema, where the data went, a preview and what changed."""
+    spec = result.spec
+    load = result.load
+    metadata: dict[str, Any] = {
+        "dagster/row_count": result.rows,
+        "dagster/column_schema": table_schema_from_inferred(result.schema, spec.descriptions()),
+        "dagster/table_name": spec.qualified_name,
+        "dagster/uri": dg.MetadataValue.path(result.lake_path),
+        "inferred_schema": dg.MetadataValue.path(f"{result.lake_path}/{SCHEMA_FILE}"),
+        "partitions_new": result.count("new"),
+        "partitions_changed": result.count("changed"),
+        "partitions_unchanged": result.count("unchanged"),
+        "inserted": load.inserted if load else 0,
+        "updated": load.updated if load else 0,
+        "unchanged": load.unchanged if load else result.rows,
+        "deleted": load.deleted if load else 0,
+        "publish_seconds": dg.MetadataValue.json({k: round(v, 3) for k, v in result.timings.items()}),
+    }
+    if load is not None:
+        metadata["load_id"] = str(load.load_id)
+        metadata["merge_strategy"] = load.strategy
+    if result.repaired:
+        metadata["repaired_partitions"] = dg.MetadataValue.json(result.repaired)
+    if preview is not None and preview.num_rows:
+        metadata["preview"] = table_preview(preview)
+    return metadata
+
+
+def publish_or_fail(
+    context: dg.OpExecutionContext,
+    publisher: Publisher,
+    requests: Sequence[PublishRequest],
+    asset_keys: Sequence[dg.AssetKey],
+) -> Generator[dg.AssetCheckResult, None, list[PublishResult]]:
+    """Publish all `requests` (one per asset in `asset_keys`); on a refused audit, fail the step.
+
+    Use as `results = yield from publish_or_fail(...)` in a generator asset: on a refusal it yields the
+    audit checks' results before raising, so the UI names partition, rule and first rows.
+    """
+    specs = list(context.assets_def.check_specs)
+    try:
+        results = publisher.publish_all(requests)
+    except AuditFailedError as refused:
+        by_table = {report.table: report for report in refused.reports}
+        for request, key in zip(requests, asset_keys, strict=True):
+            report = by_table.get(request.spec.qualified_name)
+            if report is not None:
+                yield from audit_check_results(key, report, specs)
+        raise dg.Failure(
+            description=str(refused),
+            metadata={
+                "rejected_candidates": dg.MetadataValue.json(refused.rejected),
+                "failed_partitions": dg.MetadataValue.json(
+                    sorted({p for report in refused.reports for p in report.failed_partitions()})
+                ),
+            },
+        ) from refused
+    return results
