@@ -13,19 +13,23 @@ import pytest
 from energy_assets.defs.build import build_defs
 from energy_assets.defs.energy_charts import FRESHNESS_CHECKS, materialize_sample
 from energy_assets.defs.energy_charts.assets import (
+    DAY_AHEAD_PRICE_KEY,
     ENERGY_CHARTS_ASSETS,
     MART_ASSETS,
+    PUBLIC_POWER_KEY,
+    PUBLIC_POWER_SHARE_KEY,
+    RAW_PRICE,
+    RAW_PUBLIC_POWER,
     daily_production_trend,
-    day_ahead_price,
-    public_power,
-    raw_energy_charts__price,
-    raw_energy_charts__public_power,
+    price_assets,
+    public_power_assets,
     raw_path,
 )
 from energy_assets.defs.energy_charts.checks import FreshnessConfig
 from energy_assets.defs.energy_charts.partitions import SAMPLE_PARTITION_KEYS, sample_partition_ranges
 from energy_assets.defs.energy_charts.resources import EnergyChartsResource
 from energy_assets.defs.energy_charts.schedules import energy_charts_daily_schedule
+from energy_assets.defs.publishing import ALLOW_SHRINK_TAG
 from energy_assets.defs.resources import LakeResource, PostgresResource
 from energy_assets.postgres.connection import PostgresSettings, connect
 from energy_assets.settings import DataHome
@@ -68,11 +72,22 @@ def rows(settings: PostgresSettings, query: str, *params: object) -> list[tuple]
         return connection.execute(query, params).fetchall()
 
 
-def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]:
+def materializations_of(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> list[dg.AssetMaterialization]:
+    return [
+        event.event_specific_data.materialization
+        for event in result.all_events
+        if event.is_step_materialization and event.event_specific_data.materialization.asset_key == key
+    ]
+
+
+def metadata_of(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict[str, object]:
     """The run's metadata of an asset (a single-run range records one identical event per partition)."""
-    materializations = result.asset_materializations_for_node(asset)
-    assert materializations, f"{asset} was not materialized"
-    return {key: value.value for key, value in materializations[-1].metadata.items()}
+    materializations = materializations_of(result, key)
+    assert materializations, f"{key.to_user_string()} was not materialized"
+    return {name: value.value for name, value in materializations[-1].metadata.items()}
+
+
+MARTS = dg.AssetKey(["marts", "daily_production_trend"])
 
 
 def materialize_range(
@@ -90,7 +105,7 @@ def materialize_range(
 def test_definitions_load_with_the_energy_charts_source() -> None:
     defs = build_defs()
     dg.Definitions.validate_loadable(defs)
-    assert defs.resolve_assets_def("public_power")
+    assert defs.resolve_assets_def(PUBLIC_POWER_KEY)
     assert defs.resolve_job_def("energy_charts_sample_job")
     assert SAMPLE_PARTITION_KEYS == ("2023-12-31", "2025-03-30", "2025-09-30", "2025-10-01", "2025-10-26")
     assert sample_partition_ranges()[2] == ("2025-09-30", "2025-10-01")
@@ -135,7 +150,13 @@ def test_normal_day_end_to_end(
         datetime(2024, 1, 1, tzinfo=BERLIN),
     )
     assert float(onshore_mwh) == pytest.approx(635_985.5, abs=1e-6)
-    assert scalar(pg_settings, "SELECT count(*) FROM energy_charts.public_power_share") >= 192
+    share_rows = scalar(
+        pg_settings,
+        "SELECT count(*) FROM energy_charts.public_power_share WHERE interval_start >= %s AND interval_start < %s",
+        datetime(2023, 12, 31, tzinfo=BERLIN),
+        datetime(2024, 1, 1, tzinfo=BERLIN),
+    )
+    assert share_rows == 2 * 96
     assert (
         scalar(
             pg_settings,
@@ -152,7 +173,7 @@ def test_normal_day_end_to_end(
     )
     assert [float(value) for (value,) in trend] == [pytest.approx(635_985.5, abs=1e-6)]
     # Each normalized dataset carries its inferred-schema artefact, also shown as the column schema.
-    power_metadata = result.asset_materializations_for_node("public_power")[0].metadata
+    power_metadata = materializations_of(result, PUBLIC_POWER_KEY)[0].metadata
     artefact = ParquetStore(lake_root).read_inferred_schema("energy_charts.public_power")
     assert artefact.primary_key == ["country", "production_type", "interval_start"]
     assert artefact.column("interval_start").pg_type == "timestamptz"
@@ -176,11 +197,12 @@ def test_normal_day_end_to_end(
     )
     assert scalar(pg_settings, "SELECT count(*) FROM energy_charts.installed_power") == 14 * 24 + 14 * 34
 
-    power = metadata_of(result, "public_power")
+    power = metadata_of(result, PUBLIC_POWER_KEY)
     assert power["dagster/row_count"] == 18 * 96
     assert power["all_null_series_left_out"] == ["Nuclear"]
     assert power["dagster/table_name"] == "energy_charts.public_power"
-    assert "| country | interval_start |" in power["preview"]
+    assert [column.name for column in power["preview"].schema.columns][:2] == ["country", "interval_start"]
+    assert len(power["preview"].records) == 12
     raw = json.loads(raw_path(resources["lake"], "public_power", "de", "2023-12-31").read_text())
     assert len(raw["unix_seconds"]) == 96
     assert (
@@ -192,7 +214,7 @@ def test_mixed_price_days_as_one_single_run_backfill(
     resources: dict, instance: dg.DagsterInstance, pg_settings: PostgresSettings
 ) -> None:
     result = materialize_range(
-        [raw_energy_charts__public_power, raw_energy_charts__price, public_power, day_ahead_price],
+        [public_power_assets, price_assets],
         "2025-09-30",
         "2025-10-01",
         resources,
@@ -201,9 +223,9 @@ def test_mixed_price_days_as_one_single_run_backfill(
 
     assert result.success
     # One request per series and chunk of days, not one per day.
-    assert metadata_of(result, "raw_energy_charts__price")["requests"] == 1
-    assert metadata_of(result, "raw_energy_charts__public_power")["requests"] == 1
-    assert len(result.asset_materializations_for_node("day_ahead_price")) == 2  # one event per partition
+    assert metadata_of(result, RAW_PRICE)["requests"] == 1
+    assert metadata_of(result, RAW_PUBLIC_POWER)["requests"] == 1
+    assert len(materializations_of(result, DAY_AHEAD_PRICE_KEY)) == 2  # one event per partition
     by_minutes = rows(
         pg_settings,
         "SELECT interval_minutes, count(*) FROM energy_charts.day_ahead_price"
@@ -212,10 +234,10 @@ def test_mixed_price_days_as_one_single_run_backfill(
         datetime(2025, 10, 2, tzinfo=BERLIN),
     )
     assert by_minutes == [(15, 96), (60, 24)]
-    price_meta = metadata_of(result, "day_ahead_price")
+    price_meta = metadata_of(result, DAY_AHEAD_PRICE_KEY)
     assert price_meta["intervals_by_minutes"] == {"60": 24, "15": 96}
     assert price_meta["units_seen"] == ["EUR / MWh"]
-    materialized = instance.get_materialized_partitions(dg.AssetKey("day_ahead_price"))
+    materialized = instance.get_materialized_partitions(DAY_AHEAD_PRICE_KEY)
     assert {"2025-09-30", "2025-10-01"} <= materialized
 
 
@@ -224,14 +246,16 @@ def test_dst_days_load_92_and_100_quarter_hours(
 ) -> None:
     for key, expected in (("2025-03-30", 92), ("2025-10-26", 100)):
         result = dg.materialize(
-            [raw_energy_charts__public_power, public_power],
+            [public_power_assets],
             partition_key=key,
             resources=resources,
             instance=instance,
         )
         assert result.success
         [interval_check] = [
-            e for e in result.get_asset_check_evaluations() if e.check_name == "interval_counts"
+            e
+            for e in result.get_asset_check_evaluations()
+            if e.check_name == "complete_local_days" and e.asset_key == PUBLIC_POWER_KEY
         ]
         assert interval_check.passed
         counts = rows(
@@ -256,7 +280,7 @@ def test_rematerializing_a_changed_day_reports_updates(
     resources: dict, instance: dg.DagsterInstance, pg_settings: PostgresSettings, tmp_path: Path
 ) -> None:
     first = dg.materialize(
-        [raw_energy_charts__price, day_ahead_price],
+        [price_assets],
         partition_key="2025-10-26",
         resources=resources,
         instance=instance,
@@ -271,14 +295,14 @@ def test_rematerializing_a_changed_day_reports_updates(
     )
 
     second = dg.materialize(
-        [raw_energy_charts__price, day_ahead_price],
+        [price_assets],
         partition_key="2025-10-26",
         resources=revised_resources,
         instance=instance,
     )
 
     assert second.success
-    counts = metadata_of(second, "day_ahead_price")
+    counts = metadata_of(second, DAY_AHEAD_PRICE_KEY)
     assert (counts["inserted"], counts["updated"], counts["unchanged"]) == (0, 3, 97)
     stored = scalar(
         pg_settings,
@@ -292,7 +316,7 @@ def test_refetched_day_without_a_series_deletes_its_rows(
     resources: dict, instance: dg.DagsterInstance, pg_settings: PostgresSettings, tmp_path: Path
 ) -> None:
     first = dg.materialize(
-        [raw_energy_charts__public_power, public_power],
+        [public_power_assets],
         partition_key="2025-10-26",
         resources=resources,
         instance=instance,
@@ -308,15 +332,27 @@ def test_refetched_day_without_a_series_deletes_its_rows(
         revised,
     )
 
-    second = dg.materialize(
-        [raw_energy_charts__public_power, public_power],
+    refused = dg.materialize(
+        [public_power_assets],
         partition_key="2025-10-26",
         resources=revised_resources,
         instance=instance,
+        raise_on_error=False,
+    )
+    assert not refused.success
+    shrink = [e for e in refused.get_asset_check_evaluations() if e.check_name == "no_shrinking_partition"]
+    assert [e.passed for e in shrink if e.asset_key == PUBLIC_POWER_KEY] == [False]
+
+    second = dg.materialize(
+        [public_power_assets],
+        partition_key="2025-10-26",
+        resources=revised_resources,
+        instance=instance,
+        tags={ALLOW_SHRINK_TAG: "true"},
     )
 
     assert second.success
-    counts = metadata_of(second, "public_power")
+    counts = metadata_of(second, PUBLIC_POWER_KEY)
     assert (counts["inserted"], counts["updated"], counts["deleted"]) == (0, 0, 100)
     assert all(evaluation.passed for evaluation in second.get_asset_check_evaluations())
     left = scalar(
@@ -333,7 +369,7 @@ def test_bad_response_names_endpoint_partition_and_field_and_loads_nothing(
     resources: dict, instance: dg.DagsterInstance, pg_settings: PostgresSettings
 ) -> None:
     result = dg.materialize(
-        [raw_energy_charts__public_power, public_power],
+        [public_power_assets],
         partition_key="2024-06-17",
         resources=resources,
         instance=instance,
@@ -365,7 +401,7 @@ def test_blocking_interval_check_keeps_a_short_day_out_of_the_marts(
     resources: dict, instance: dg.DagsterInstance, pg_settings: PostgresSettings
 ) -> None:
     result = dg.materialize(
-        [raw_energy_charts__public_power, public_power, daily_production_trend],
+        [public_power_assets, daily_production_trend],
         partition_key="2024-06-18",
         resources=resources,
         instance=instance,
@@ -373,10 +409,17 @@ def test_blocking_interval_check_keeps_a_short_day_out_of_the_marts(
     )
 
     assert not result.success
-    evaluations = {evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()}
-    assert evaluations["interval_counts"].passed is False
-    assert evaluations["unique_intervals"].passed is True
-    assert result.asset_materializations_for_node("daily_production_trend") == []
+    evaluations = {
+        evaluation.check_name: evaluation
+        for evaluation in result.get_asset_check_evaluations()
+        if evaluation.asset_key == PUBLIC_POWER_KEY
+    }
+    assert evaluations["complete_local_days"].passed is False
+    assert evaluations["complete_local_days"].metadata["failed_partitions"].value == [
+        "country=de/date=2024-06-18"
+    ]
+    assert evaluations["unique_key"].passed is True
+    assert materializations_of(result, MARTS) == []
     assert (
         scalar(
             pg_settings, "SELECT count(*) FROM marts.daily_production_trend WHERE local_date = '2024-06-18'"
@@ -395,7 +438,7 @@ def test_live_source_against_the_local_api_server_with_a_429(
             source="live", base_url=server.base_url, min_seconds_between_requests=0.0, backoff_factor_s=0.05
         )
         result = dg.materialize(
-            [raw_energy_charts__price, day_ahead_price],
+            [price_assets],
             partition_key="2025-03-30",
             resources={**resources, "energy_charts": live},
             instance=instance,
@@ -488,3 +531,195 @@ def test_freshness_check_reads_the_newest_lake_partition(tmp_path: Path) -> None
     assert not strict.passed
     assert strict.severity == dg.AssetCheckSeverity.WARN
     assert strict.metadata["details"].value["latest_partition"] == "2025-10-26"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The publish path: nothing is published before it is audited
+
+
+def _drop_last_quarter_hours(body: dict) -> None:
+    body["unix_seconds"] = body["unix_seconds"][:-8]
+    for series in body["production_types"]:
+        series["data"] = series["data"][:-8]
+
+
+def _shift_off_grid(body: dict) -> None:
+    body["unix_seconds"] = [ts + 7 * 60 for ts in body["unix_seconds"]]
+
+
+def _duplicate_timestamp(body: dict) -> None:
+    body["unix_seconds"][5] = body["unix_seconds"][4]
+
+
+def _price_1e308(body: dict) -> None:
+    body["price"][7] = 1e308
+
+
+def _power_1e308(body: dict) -> None:
+    next(s for s in body["production_types"] if s["name"] == "Wind onshore")["data"][7] = 1e308
+
+
+def _power_nan(body: dict) -> None:
+    next(s for s in body["production_types"] if s["name"] == "Solar")["data"][7] = float("nan")
+
+
+BAD_REFETCHES = {
+    "missing quarter hours": ("public_power", _drop_last_quarter_hours, "complete_local_days"),
+    "timestamp off the grid": ("public_power", _shift_off_grid, "interval_grid"),
+    "duplicated timestamp": ("price", _duplicate_timestamp, None),
+    "price of 1e308": ("price", _price_1e308, "bounds"),
+    "power of 1e308": ("public_power", _power_1e308, "bounds"),
+    "NaN": ("public_power", _power_nan, None),  # the response parser refuses non-finite numbers itself
+}
+
+
+def _state(settings: PostgresSettings, lake_root: Path, raw_root: Path) -> dict[str, object]:
+    """Everything a refused re-fetch must leave as it was: raw files, lake files, tables and marts."""
+    files = {
+        str(path.relative_to(root)): path.read_bytes()
+        for root in (lake_root, raw_root)
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and "2025-10-01" in str(path)
+    }
+    tables = {
+        table: rows(
+            settings,
+            f"SELECT * FROM {table} WHERE {column} >= %s AND {column} < %s ORDER BY 1, 2, 3",
+            low,
+            high,
+        )
+        for table, column, low, high in (
+            (
+                "energy_charts.public_power",
+                "interval_start",
+                datetime(2025, 10, 1, tzinfo=BERLIN),
+                datetime(2025, 10, 2, tzinfo=BERLIN),
+            ),
+            (
+                "energy_charts.day_ahead_price",
+                "interval_start",
+                datetime(2025, 10, 1, tzinfo=BERLIN),
+                datetime(2025, 10, 2, tzinfo=BERLIN),
+            ),
+            (
+                "marts.daily_production_trend",
+                "local_date",
+                datetime(2025, 10, 1).date(),
+                datetime(2025, 10, 2).date(),
+            ),
+            (
+                "marts.daily_price_analysis",
+                "local_date",
+                datetime(2025, 10, 1).date(),
+                datetime(2025, 10, 2).date(),
+            ),
+        )
+    }
+    return {"files": files, "tables": tables}
+
+
+@pytest.mark.parametrize("case", list(BAD_REFETCHES))
+def test_a_bad_refetch_fails_the_run_and_changes_nothing(
+    case: str,
+    resources: dict,
+    instance: dg.DagsterInstance,
+    pg_settings: PostgresSettings,
+    lake_root: Path,
+    tmp_path: Path,
+) -> None:
+    assets = [public_power_assets, price_assets, *MART_ASSETS[:2]]
+    assert dg.materialize(assets, partition_key="2025-10-01", resources=resources, instance=instance).success
+    raw_root = resources["lake"].raw_dir()
+    before = _state(pg_settings, lake_root, raw_root)
+    endpoint, damage, rule = BAD_REFETCHES[case]
+    name = "public_power_de_2025-10-01.json" if endpoint == "public_power" else "price_DE-LU_2025-10-01.json"
+    body = json.loads((SAMPLE_DIR / name).read_text())
+    damage(body)
+    area = {"country": "de"} if endpoint == "public_power" else {"bzn": "DE-LU"}
+    bad = revised_snapshot(
+        resources, tmp_path, endpoint, {**area, "start": "2025-10-01", "end": "2025-10-01"}, body
+    )
+
+    result = dg.materialize(
+        assets, partition_key="2025-10-01", resources=bad, instance=instance, raise_on_error=False
+    )
+
+    assert not result.success
+    assert _state(pg_settings, lake_root, raw_root) == before
+    downstream = MARTS if endpoint == "public_power" else dg.AssetKey(["marts", "daily_price_analysis"])
+    assert materializations_of(result, downstream) == []
+    if rule is not None:
+        failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+        assert rule in {e.check_name for e in failed}
+        table = PUBLIC_POWER_KEY if endpoint == "public_power" else DAY_AHEAD_PRICE_KEY
+        [evaluation] = [e for e in failed if e.check_name == rule and e.asset_key == table]
+        assert "2025-10-01" in evaluation.metadata["failed_partitions"].value[0]
+        assert evaluation.metadata["offending_rows"].value >= 1
+        reports = sorted(
+            resources["lake"].rejected_dir().rglob("report.json"), key=lambda p: p.stat().st_mtime
+        )
+        report = json.loads(reports[-1].read_text())
+        assert any(
+            outcome["rule"].startswith(rule) and not outcome["passed"] for outcome in report["outcomes"]
+        )
+        assert list(reports[-1].parent.glob("*.parquet"))
+
+
+def test_an_unchanged_rerun_reports_unchanged_and_rewrites_nothing(
+    resources: dict, instance: dg.DagsterInstance, lake_root: Path
+) -> None:
+    assets = [public_power_assets, price_assets, *MART_ASSETS]
+    assert dg.materialize(assets, partition_key="2023-12-31", resources=resources, instance=instance).success
+    mart_file = lake_root / "marts.daily_price_analysis" / "date=2023-12-31" / "part-0.parquet"
+    before = (mart_file.read_bytes(), mart_file.stat().st_mtime_ns)
+
+    again = dg.materialize(assets, partition_key="2023-12-31", resources=resources, instance=instance)
+
+    assert again.success
+    for key in (PUBLIC_POWER_KEY, PUBLIC_POWER_SHARE_KEY, DAY_AHEAD_PRICE_KEY, MARTS):
+        metadata = metadata_of(again, key)
+        assert (metadata["partitions_unchanged"], metadata["inserted"], metadata["updated"]) == (1, 0, 0), key
+    assert (mart_file.read_bytes(), mart_file.stat().st_mtime_ns) == before
+
+
+def test_a_40_day_backfill_makes_the_same_database_round_trips_as_a_5_day_one(
+    data_home: DataHome, pg_settings: PostgresSettings, tmp_path: Path
+) -> None:
+    from benchmarks.energy_charts_replay import ReplayServer, SyntheticYear
+
+    def stats() -> tuple[int, int]:
+        with connect(pg_settings) as connection:
+            sessions, commits = connection.execute(
+                "SELECT sessions, xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+            ).fetchone()
+        return sessions, commits
+
+    year = SyntheticYear(datetime(2024, 2, 1).date(), datetime(2024, 4, 30).date())
+    used = {}
+    with ReplayServer(year) as server:
+        live = EnergyChartsResource(source="live", base_url=server.base_url, min_seconds_between_requests=0.0)
+        for label, first, last in (
+            ("5 days", "2024-02-01", "2024-02-05"),
+            ("40 days", "2024-03-01", "2024-04-09"),
+        ):
+            lake = LakeResource(path=str(tmp_path / label / "lake"))
+            run_resources = {
+                "energy_charts": live,
+                "lake": lake,
+                "postgres": PostgresResource(data_home=str(data_home.root)),
+            }
+            run_resources["postgres"].settings()  # the cluster check is not part of the run's work
+            before = stats()
+            result = materialize_range(
+                [public_power_assets, price_assets, *MART_ASSETS[:2]],
+                first,
+                last,
+                run_resources,
+                dg.DagsterInstance.ephemeral(),
+            )
+            after = stats()
+            assert result.success
+            used[label] = (after[0] - before[0] - 1, after[1] - before[1] - 1)  # minus the stats query itself
+    assert used["40 days"][0] == used["5 days"][0], used  # sessions (connections) do not grow with the range
+    assert used["40 days"][1] <= used["5 days"][1] + 2, used  # nor do transactions
+    assert used["40 days"][0] <= 40, used

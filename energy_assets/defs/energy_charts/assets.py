@@ -54,6 +54,7 @@ from energy_assets.sources.energy_charts.local_days import (
 )
 from energy_assets.sources.energy_charts.quality import check_physical_signs
 from energy_assets.sources.energy_charts.responses import (
+    documented_fields,
     normalize_installed_power,
     normalize_price,
     normalize_public_power,
@@ -197,7 +198,9 @@ def daily_endpoint_assets(endpoint: DailyEndpoint) -> dg.AssetsDefinition:
                 endpoint.normalize(body, area, local_days_window(first, last, timezone_for(area)))
                 for day in days_between(first, last):
                     window = local_day_window(day, timezone_for(area))
-                    day_body = slice_response(body, start_unix=window.start_unix, end_unix=window.end_unix)
+                    day_body = slice_response(
+                        body, start_unix=window.start_unix, end_unix=window.end_unix, endpoint=endpoint.name
+                    )
                     parsed = endpoint.normalize(day_body, area, window)
                     extras.append(parsed)
                     partition = {endpoint.area_column: area, "date": day.isoformat()}
@@ -398,7 +401,11 @@ def energy_charts__installed_power(
         body = client.installed_power(country, time_step)
         table = normalize_installed_power(body, country=country, time_step=time_step).table
         partition = {"country": country, "time_step": time_step}
-        raw = {raw_path(lake, endpoints.INSTALLED_POWER, country, time_step): raw_bytes(body)}
+        raw = {
+            raw_path(lake, endpoints.INSTALLED_POWER, country, time_step): raw_bytes(
+                documented_fields(endpoints.INSTALLED_POWER, body)
+            )
+        }
         candidates.append(Candidate(partition, dict(partition), table, raw))
     request = PublishRequest(
         INSTALLED_POWER, candidates, allow_shrink=allow_shrink(context.op_execution_context)
