@@ -15,6 +15,7 @@ import dagster as dg
 from energy_assets.defs.energy_charts import energy_charts_definitions
 from energy_assets.defs.energy_charts.resources import EnergyChartsResource
 from energy_assets.defs.platform import platform_definitions
+from energy_assets.defs.policy import apply_policies
 from energy_assets.defs.resources import CertificateAuthorityResource, LakeResource, PostgresResource
 from energy_assets.settings import ENV_PG_URL
 
@@ -40,5 +41,5 @@ def _source_definitions() -> list[dg.Definitions]:
 def build_defs(*, resource_overrides: Mapping[str, Any] | None = None) -> dg.Definitions:
     """The platform's definitions with default resources, some replaced by `resource_overrides`."""
     resources = {**default_resources(), **(resource_overrides or {})}
-    merged = dg.Definitions.merge(*_source_definitions())
+    merged = apply_policies(dg.Definitions.merge(*_source_definitions()))
     return dg.Definitions.merge(merged, dg.Definitions(resources=resources))

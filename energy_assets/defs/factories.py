@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
+from energy_assets.defs.policy import POSTGRES_POOL
 from energy_assets.defs.publishing import (
     audit_check_results,
     audit_check_specs,
@@ -80,6 +81,7 @@ def mart_asset(
         description=description,
         required_resource_keys={"lake", "postgres", *resource_keys},
         config_schema=config_schema,
+        pool=POSTGRES_POOL,
     )
     def _mart(context: dg.AssetExecutionContext) -> Iterator[Any]:
         output = compute(context)

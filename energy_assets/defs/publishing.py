@@ -220,6 +220,7 @@ def publish_or_fail(
                 yield from audit_check_results(key, report, specs)
         raise dg.Failure(
             description=str(refused),
+            allow_retries=False,  # the same data would be refused again
             metadata={
                 "rejected_candidates": dg.MetadataValue.json(refused.rejected),
                 "failed_partitions": dg.MetadataValue.json(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import pgpq
 import psycopg
@@ -28,7 +29,7 @@ _QUEUE_BLOCKS = 4
 def build_encoder(
     table_schema: pa.Schema, pg_types: Mapping[str, PgType]
 ) -> pgpq.ArrowToPostgresBinaryEncoder:
-    builders = {}
+    builders: dict[str, Any] = {}
     for f in table_schema:
         pg_type = pg_types.get(f.name)
         if pg_type is not None and pg_type.base == "jsonb":

@@ -15,6 +15,9 @@ from psycopg import sql
 
 from energy_assets.errors import SchemaContractError
 
+# Inside `TableName`, the method `sql` shadows the module in annotations.
+_Identifier = sql.Identifier
+
 MAX_IDENTIFIER_BYTES = 63
 
 
@@ -68,10 +71,10 @@ class TableName:
         schema, dot, name = qualified.partition(".")
         return cls(schema, name) if dot else cls(default_schema, qualified)
 
-    def sql(self) -> sql.Identifier:
+    def sql(self) -> _Identifier:
         return sql.Identifier(self.schema, self.name)
 
-    def schema_sql(self) -> sql.Identifier:
+    def schema_sql(self) -> _Identifier:
         return sql.Identifier(self.schema)
 
     def with_suffix(self, suffix: str) -> TableName:

@@ -8,8 +8,6 @@ truncated or unreadable raises `NotParquetError` instead of a bare pyarrow excep
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -73,7 +71,6 @@ class LoadInput:
         self._parquet = parquet
         self._path = path
         self._columns: dict[str, pa.ChunkedArray] = {}
-        self._prefetched: tuple[int, _Prefetcher] | None = None
 
     @classmethod
     def from_parquet(cls, path: str | Path) -> LoadInput:
@@ -119,9 +116,6 @@ class LoadInput:
             for offset in range(0, self._table.num_rows, rows):
                 yield self._table.slice(offset, rows)
             return
-        if self._prefetched is not None and self._prefetched[0] == rows:
-            yield from self._prefetched[1]
-            return
         stream = self._reader().iter_batches(batch_size=rows, use_threads=False)
         while True:
             batch = self._reading(lambda: next(stream, None))
@@ -129,18 +123,13 @@ class LoadInput:
                 return
             yield pa.Table.from_batches([batch])
 
-    def prefetch(self, rows: int, depth: int = 4) -> None:
-        """Start decoding the first batches of a Parquet file in the background (for `batches(rows)`)."""
-        if self._table is None and self._prefetched is None:
-            self._prefetched = (rows, _Prefetcher(self.batches(rows), depth))
-
     def close(self) -> None:
-        """Stop a prefetch that nobody consumed."""
-        if self._prefetched is not None:
-            self._prefetched[1].stop()
+        """Release the open Parquet file (its footer stays readable); nothing to do for an Arrow table."""
+        if self._parquet is not None:
+            self._parquet.close()
 
     def _reader(self) -> pq.ParquetFile:
-        """A reader of its own for each read: a prefetch thread may be streaming the file meanwhile."""
+        """A reader of its own for each read (the footer is not parsed again), so reads never share a position."""
         assert self._parquet is not None and self._path is not None
         return pq.ParquetFile(self._path, metadata=self._parquet.metadata)
 
@@ -151,51 +140,6 @@ class LoadInput:
             raise NotParquetError(
                 f"{self.source}: a damaged Parquet file ({exc}); nothing was loaded."
             ) from exc
-
-
-class _Prefetcher:
-    """Runs an iterator a few items ahead in a daemon thread; errors are re-raised to the consumer."""
-
-    _DONE = object()
-
-    def __init__(self, items: Iterator[pa.Table], depth: int) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(items,), name="parquet-prefetch", daemon=True)
-        self._thread.start()
-
-    def _run(self, items: Iterator[pa.Table]) -> None:
-        try:
-            for item in items:
-                if not self._put(item):
-                    return
-            self._put(self._DONE)
-        except BaseException as exc:  # handed to the consumer
-            self._put(exc)
-
-    def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __iter__(self) -> Iterator[pa.Table]:
-        try:
-            while True:
-                item = self._queue.get()
-                if item is self._DONE:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            self.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 def as_input(data: pa.Table | str | Path | LoadInput, source: str | None = None) -> LoadInput:

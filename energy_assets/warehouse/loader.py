@@ -26,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import psycopg
 import pyarrow as pa
@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 MERGE_FILLFACTOR = 90
 _MERGE_WORK_MEM = "256MB"
 
-DataSource = pa.Table | str | Path
+DataSource: TypeAlias = pa.Table | str | Path
 
 
 @dataclass

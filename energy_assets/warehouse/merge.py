@@ -299,12 +299,14 @@ def _fetch_plan(
         where = conditions + extra
         return select + (sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""))
 
-    plan = cur.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + query([])).fetchone()[0]
+    explained = cur.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + query([])).fetchone()
+    assert explained is not None
+    plan = explained[0]
     if plan[0]["Plan"]["Plan Rows"] > MAX_FETCH_RATIO * data.num_rows + FETCH_ALLOWANCE_ROWS:
         return None
     chunks = []
     for rows, lower, upper in _split_by_leading_key(data, info, key):
-        extra = []
+        extra: list[sql.Composable] = []
         if lower is not None:
             extra.append(sql.SQL("{} >= {}").format(column(key[0]), sql.Literal(lower)))
         if upper is not None:
@@ -460,7 +462,7 @@ def ensure_history_table(cur: psycopg.Cursor, table: TableName) -> tuple[TableNa
     history = history_table(table)
     existing = describe_table(cur, history)
     if existing is None:
-        definitions = [
+        definitions: list[sql.Composable] = [
             sql.SQL("{} {}").format(column(n), sql.SQL(str(c.pg_type))) for n, c in target.columns.items()
         ]
         definitions += [sql.SQL("superseded_at timestamptz NOT NULL"), sql.SQL("load_id uuid NOT NULL")]

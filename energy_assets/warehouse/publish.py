@@ -141,6 +141,11 @@ class _Prepared:
     report: AuditReport | None = None
     outcomes: list[PartitionOutcome] = field(default_factory=list)
 
+    @property
+    def audit(self) -> AuditReport:
+        assert self.report is not None, "audited in _prepare"
+        return self.report
+
 
 @dataclass
 class PartitionComparison:
@@ -238,10 +243,10 @@ class Publisher:
             try:
                 for request in requests:
                     prepared.append(self._prepare(lock, request, str(load_id), timings))
-                failed = [item for item in prepared if not item.report.passed]
+                failed = [item for item in prepared if not item.audit.passed]
                 if failed:
                     rejected = [self._reject(item) for item in failed]
-                    raise AuditFailedError([item.report for item in failed], rejected)
+                    raise AuditFailedError([item.audit for item in failed], rejected)
                 return [self._finish(item, load_id, timings) for item in prepared]
             finally:
                 for item in prepared:
@@ -598,7 +603,9 @@ def shrink_rule(spec: TableSpec) -> AuditRule:
 def read_published(store: ParquetStore, spec: TableSpec, partitions: Sequence[Mapping[str, str]]) -> pa.Table:
     """The published lake partitions that exist, as one table with the spec's columns (in the given order)."""
     tables = [
-        spec.conform(_with_partition_columns(spec, store.read_partition(spec.qualified_name, partition), partition))
+        spec.conform(
+            _with_partition_columns(spec, store.read_partition(spec.qualified_name, partition), partition)
+        )
         for partition in partitions
         if store.has_partition(spec.qualified_name, partition)
     ]

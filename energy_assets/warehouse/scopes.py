@@ -78,12 +78,12 @@ def coalesce_scopes(scopes: Sequence[Scope]) -> list[Scope]:
         groups[group].append(scope[ranges[0]])
     result: list[Scope] = []
     for group in order:
-        fixed, range_column = group
+        pairs, range_column = group
         merged: list[list[Any]] = []
         for lower, upper in sorted(groups[group]):
             if merged and lower <= merged[-1][1]:
                 merged[-1][1] = max(merged[-1][1], upper)
             else:
                 merged.append([lower, upper])
-        result.extend({**dict(fixed), range_column: (lower, upper)} for lower, upper in merged)
+        result.extend({**dict(pairs), range_column: (lower, upper)} for lower, upper in merged)
     return result + passthrough

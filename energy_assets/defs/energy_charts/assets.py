@@ -19,6 +19,7 @@ Asset keys mirror where the data lives: `raw/<source>/<endpoint>`, `<schema>/<ta
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ import pyarrow.compute as pc
 from energy_assets.defs.energy_charts.partitions import daily_partitions, partition_days
 from energy_assets.defs.energy_charts.resources import EnergyChartsResource
 from energy_assets.defs.factories import MartOutput, mart_asset, static_metadata
+from energy_assets.defs.policy import NETWORK_RETRY, POSTGRES_POOL
 from energy_assets.defs.publishing import (
     allow_shrink,
     audit_check_results,
@@ -41,9 +43,11 @@ from energy_assets.defs.publishing import (
     publish_or_fail,
 )
 from energy_assets.defs.resources import LakeResource, PostgresResource
+from energy_assets.errors import EnergyAssetsError
 from energy_assets.sources.energy_charts import aggregates, endpoints
 from energy_assets.sources.energy_charts.audit_rules import LOCAL_DAYS, interval_rules, local_days_relation
 from energy_assets.sources.energy_charts.client import EnergyChartsClient
+from energy_assets.sources.energy_charts.errors import EnergyChartsApiError, SnapshotNotRecordedError
 from energy_assets.sources.energy_charts.local_days import (
     contiguous_chunks,
     days_between,
@@ -112,6 +116,32 @@ def raw_bytes(body: Any) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Which failures a retry can cure
+
+
+def is_transient(error: BaseException) -> bool:
+    """A failure worth retrying: no answer, a deadline, rate limiting or a server error (not bad data)."""
+    if isinstance(error, SnapshotNotRecordedError):
+        return False
+    if isinstance(error, EnergyChartsApiError):
+        return error.status is None or error.status == 429 or error.status >= 500
+    return not isinstance(error, EnergyAssetsError)
+
+
+@contextmanager
+def retry_only_transient() -> Iterator[None]:
+    """Let the step's RetryPolicy retry transient failures; fail at once (with the same message) on the rest."""
+    try:
+        yield
+    except dg.Failure:
+        raise
+    except Exception as error:
+        if is_transient(error):
+            raise
+        raise dg.Failure(description=f"{type(error).__name__}: {error}", allow_retries=False) from error
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Daily endpoints: one multi-asset each (raw + the tables parsed from it)
 
 
@@ -176,6 +206,8 @@ def daily_endpoint_assets(endpoint: DailyEndpoint) -> dg.AssetsDefinition:
         check_specs=check_specs,
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=POSTGRES_POOL,
+        retry_policy=NETWORK_RETRY,
     )
     def _assets(
         context: dg.AssetExecutionContext,
@@ -191,9 +223,14 @@ def daily_endpoint_assets(endpoint: DailyEndpoint) -> dg.AssetsDefinition:
         candidates: dict[int, list[Candidate]] = {index: [] for index in range(len(endpoint.tables))}
         windows = []
         extras: list[Any] = []
-        for area in areas:
-            for first, last in chunks:
-                body = endpoint.fetch(client, area, first, last)
+        with retry_only_transient():
+            fetched = [
+                (area, first, last, endpoint.fetch(client, area, first, last))
+                for area in areas
+                for first, last in chunks
+            ]
+        with retry_only_transient():
+            for area, first, last, body in fetched:
                 # Validates the whole response before any day of it is used.
                 endpoint.normalize(body, area, local_days_window(first, last, timezone_for(area)))
                 for day in days_between(first, last):
@@ -387,6 +424,8 @@ _INSTALLED_CHECKS = audit_check_specs(INSTALLED_POWER_KEY, INSTALLED_POWER)
         ),
     ],
     check_specs=_INSTALLED_CHECKS,
+    pool=POSTGRES_POOL,
+    retry_policy=NETWORK_RETRY,
 )
 def energy_charts__installed_power(
     context: dg.AssetExecutionContext,
@@ -398,8 +437,9 @@ def energy_charts__installed_power(
     country = energy_charts.installed_power_country
     candidates = []
     for time_step in endpoints.TIME_STEPS:
-        body = client.installed_power(country, time_step)
-        table = normalize_installed_power(body, country=country, time_step=time_step).table
+        with retry_only_transient():
+            body = client.installed_power(country, time_step)
+            table = normalize_installed_power(body, country=country, time_step=time_step).table
         partition = {"country": country, "time_step": time_step}
         raw = {
             raw_path(lake, endpoints.INSTALLED_POWER, country, time_step): raw_bytes(

@@ -1,0 +1,47 @@
+"""Cross-cutting policy, in one place: concurrency, retries, freshness and owners.
+
+Keep asset logic out of this module. `build_defs` applies what can be applied to finished definitions
+(`apply_policies`: freshness and owners by group); the asset factories read `POSTGRES_POOL` and
+`NETWORK_RETRY` from here, since Dagster sets pools and retry policies on the op that runs an asset.
+
+- `POSTGRES_POOL`: every asset that publishes to PostgreSQL takes a slot of this Dagster concurrency pool,
+  so parallel runs (a backfill beside the daily schedule) queue their loads instead of competing for the
+  same locks; `energy-assets dagster env` documents the default limit. Two loads into one partition are
+  additionally serialized by the publish path's advisory locks, whatever the pool allows.
+- `NETWORK_RETRY`: steps that call an external API are retried with exponential backoff (a refused audit
+  is not retried: the data would be the same).
+- Freshness: daily source tables are expected to have yesterday's partition every morning.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dagster as dg
+
+POSTGRES_POOL = "postgres_loads"
+
+NETWORK_RETRY = dg.RetryPolicy(
+    max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
+DAILY_SOURCE_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=54), warn_window=timedelta(hours=30)
+)
+
+OWNERS = ["team:energy-data"]
+
+# Groups whose tables follow a daily upstream and should be fresh by the morning.
+DAILY_SOURCE_GROUPS = ("energy_charts",)
+
+
+def apply_policies(defs: dg.Definitions) -> dg.Definitions:
+    """Owners on every asset; a freshness policy on the daily source groups."""
+
+    def with_policy(spec: dg.AssetSpec) -> dg.AssetSpec:
+        changes: dict = {"owners": list(spec.owners) or OWNERS}
+        if spec.group_name in DAILY_SOURCE_GROUPS and spec.partitions_def is not None:
+            changes["freshness_policy"] = DAILY_SOURCE_FRESHNESS
+        return spec.replace_attributes(**changes)
+
+    return defs.map_asset_specs(func=with_policy)
