@@ -5,7 +5,11 @@
 
 - a `requests.Session` with an `HTTPAdapter` whose urllib3 `Retry` retries GETs on 429/500/502/503/504 with
   exponential backoff and honours `Retry-After` (the API answers quick repeats with `429, Retry-After: 19`);
-- `(connect, read)` timeouts on every request;
+- `(connect, read)` timeouts on every socket operation, and an overall deadline per call
+  (`request_deadline_s`, retries and the body included): a server that drips a byte every few seconds never
+  trips a read timeout, so the call waits at most the deadline and the body read stops there too;
+- a size cap (`max_response_bytes`) on the body, counted while it streams in, so a `Content-Length` that lies
+  or is absent does not matter;
 - a thread-safe rate limiter: at least `min_seconds_between_requests` between requests (the API publishes no
   limits; about one request per second is what others found safe);
 - a descriptive User-Agent;
@@ -16,6 +20,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -25,16 +30,29 @@ from datetime import date
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from energy_assets import __version__
 from energy_assets.settings import DEFAULT_ENERGY_CHARTS_BASE_URL
 from energy_assets.sources.energy_charts import endpoints
-from energy_assets.sources.energy_charts.errors import EnergyChartsApiError
+from energy_assets.sources.energy_charts.errors import (
+    EnergyChartsApiError,
+    EnergyChartsDeadlineError,
+    EnergyChartsResponseTooLargeError,
+)
 from energy_assets.sources.energy_charts.responses import parse_json_body
 
 RETRY_STATUSES: tuple[int, ...] = (429, 500, 502, 503, 504)
+
+# Five retries honouring `Retry-After: 19` plus backoff must fit in the deadline.
+DEFAULT_REQUEST_DEADLINE_S = 300.0
+# A 31-day /public_power response for Germany is about 0.7 MB; 50 MiB leaves room without inviting abuse.
+DEFAULT_MAX_RESPONSE_BYTES = 50 * 1024 * 1024
+# Error bodies are only quoted (500 characters), so only their start is read.
+_ERROR_BODY_BYTES = 64 * 1024
+_READ_CHUNK_BYTES = 64 * 1024
 
 
 def default_user_agent(contact: str | None = None) -> str:
@@ -136,12 +154,20 @@ class LiveEnergyChartsClient(EnergyChartsClient):
         retry_after_max_s: int = 120,
         min_seconds_between_requests: float = 1.0,
         user_agent: str | None = None,
+        request_deadline_s: float = DEFAULT_REQUEST_DEADLINE_S,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         super().__init__()
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        if not request_deadline_s > 0:
+            raise ValueError(f"request_deadline_s must be positive, got {request_deadline_s}")
+        if max_response_bytes < 1:
+            raise ValueError(f"max_response_bytes must be at least 1, got {max_response_bytes}")
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout_s, read_timeout_s)
+        self.request_deadline_s = request_deadline_s
+        self.max_response_bytes = max_response_bytes
         self.max_retries = max_retries
         self.rate_limiter = RateLimiter(min_seconds_between_requests)
         self.retry = Retry(
@@ -170,30 +196,151 @@ class LiveEnergyChartsClient(EnergyChartsClient):
         return f"LiveEnergyChartsClient({self.base_url})"
 
     def get_json(self, endpoint: str, params: Mapping[str, str]) -> dict[str, Any]:
-        url = f"{self.base_url}/{endpoint}"
         self.rate_limiter.acquire()
+        transfer = _Transfer(deadline=time.monotonic() + self.request_deadline_s)
+        # The request runs in a daemon thread so the deadline also bounds what no socket timeout can: urllib3's
+        # retry sleeps and a server dripping its headers. The worker stops reading the body at the deadline.
+        outcome: dict[str, Any] = {}
+        finished = threading.Event()
+
+        def fetch() -> None:
+            try:
+                outcome["body"] = self._fetch(endpoint, params, transfer)
+            except BaseException as exc:  # handed to the caller below
+                outcome["error"] = exc
+            finally:
+                finished.set()
+
+        threading.Thread(target=fetch, name=f"energy-charts-{endpoint}", daemon=True).start()
+        if not finished.wait(self.request_deadline_s):
+            transfer.abandoned = True
+            raise self._deadline_error(endpoint, params, transfer)
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["body"]
+
+    def _fetch(self, endpoint: str, params: Mapping[str, str], transfer: _Transfer) -> dict[str, Any]:
+        url = f"{self.base_url}/{endpoint}"
         try:
-            response = self.session.get(url, params=dict(params), timeout=self.timeout)
+            response = self.session.get(url, params=dict(params), timeout=self.timeout, stream=True)
         except requests.RequestException as exc:
             raise EnergyChartsApiError(
                 endpoint, params, f"no response from {self.base_url} after {self.max_retries} retries ({exc})"
             ) from exc
-        if response.status_code != 200:
-            raise _error_for_response(endpoint, params, response, self.max_retries)
-        return parse_json_body(response.content, endpoint=endpoint, partition=endpoints.partition_of(params))
+        with response:
+            if response.status_code != 200:
+                body = self._read_body(response, endpoint, params, transfer, limit=_ERROR_BODY_BYTES)
+                raise _error_for_response(endpoint, params, response, self.max_retries, body=body)
+            declared = _declared_length(response)
+            if declared is not None and declared > self.max_response_bytes:
+                raise self._too_large_error(
+                    endpoint, params, response.status_code, f"its Content-Length is {declared} bytes"
+                )
+            body = self._read_body(response, endpoint, params, transfer, limit=self.max_response_bytes + 1)
+            if len(body) > self.max_response_bytes:
+                raise self._too_large_error(
+                    endpoint,
+                    params,
+                    response.status_code,
+                    f"more than {self.max_response_bytes} bytes arrived",
+                )
+        return parse_json_body(body, endpoint=endpoint, partition=endpoints.partition_of(params))
+
+    def _read_body(
+        self,
+        response: requests.Response,
+        endpoint: str,
+        params: Mapping[str, str],
+        transfer: _Transfer,
+        *,
+        limit: int,
+    ) -> bytes:
+        """The (decoded) body, at most `limit` bytes, checking the deadline between reads."""
+        raw = response.raw
+        # `read1` returns whatever one socket read brings, so a dripping server cannot hold a read for long;
+        # `read` (urllib3 < 2.3) blocks until a whole chunk arrived, and the caller's deadline still holds.
+        read = getattr(raw, "read1", raw.read)
+        chunks: list[bytes] = []
+        received = 0
+        try:
+            while received < limit:
+                if transfer.abandoned or time.monotonic() >= transfer.deadline:
+                    raise self._deadline_error(endpoint, params, transfer)
+                chunk = read(min(_READ_CHUNK_BYTES, limit - received), decode_content=True)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                received += len(chunk)
+                transfer.bytes_received = received
+        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
+            raise EnergyChartsApiError(
+                endpoint,
+                params,
+                f"the connection broke after {received} bytes of the body ({exc})",
+                status=response.status_code,
+            ) from exc
+        return b"".join(chunks)
+
+    def _deadline_error(
+        self, endpoint: str, params: Mapping[str, str], transfer: _Transfer
+    ) -> EnergyChartsDeadlineError:
+        return EnergyChartsDeadlineError(
+            endpoint,
+            params,
+            f"no complete response within the overall deadline of {self.request_deadline_s:g} s for partition"
+            f" {endpoints.partition_of(params)} ({transfer.bytes_received} bytes of the body had arrived);"
+            " the server is stalled or very slow. Retry later, or raise request_deadline_s in the"
+            " energy_charts resource config (or ask for fewer days per request with max_days_per_request).",
+            deadline_s=self.request_deadline_s,
+        )
+
+    def _too_large_error(
+        self, endpoint: str, params: Mapping[str, str], status: int, evidence: str
+    ) -> EnergyChartsResponseTooLargeError:
+        return EnergyChartsResponseTooLargeError(
+            endpoint,
+            params,
+            f"response body refused for partition {endpoints.partition_of(params)}: {evidence}, over the limit"
+            f" of max_response_bytes={self.max_response_bytes}; nothing of it was kept. Raise"
+            " max_response_bytes in the energy_charts resource config, or ask for fewer days per request"
+            " with max_days_per_request.",
+            max_bytes=self.max_response_bytes,
+            status=status,
+        )
 
     def close(self) -> None:
         self.session.close()
 
 
-def server_message(response: requests.Response) -> str:
-    """The server's explanation: FastAPI `detail` (string or list of `{loc, msg}`) or the plain-text body."""
-    text = response.text.strip()
+@dataclass
+class _Transfer:
+    """One call's deadline and progress, shared between the caller and the thread doing the request."""
+
+    deadline: float
+    bytes_received: int = 0
+    abandoned: bool = False
+
+
+def _declared_length(response: requests.Response) -> int | None:
+    value = response.headers.get("Content-Length", "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def server_message(response: requests.Response, body: bytes | None = None) -> str:
+    """The server's explanation: FastAPI `detail` (string or list of `{loc, msg}`) or the plain-text body.
+
+    `body` is the (possibly cut) body already read from a streamed response; without it, `response.content`.
+    """
+    raw_body = response.content if body is None else body
     try:
-        body = response.json()
+        text = raw_body.decode(response.encoding or "utf-8", "replace").strip()
+    except LookupError:  # a charset Python does not know
+        text = raw_body.decode("utf-8", "replace").strip()
+    try:
+        parsed = json.loads(text)
     except ValueError:
         return text[:500]
-    detail = body.get("detail") if isinstance(body, dict) else None
+    detail = parsed.get("detail") if isinstance(parsed, dict) else None
     if isinstance(detail, str):
         return detail
     if isinstance(detail, list):
@@ -211,7 +358,12 @@ def server_message(response: requests.Response) -> str:
 
 
 def _error_for_response(
-    endpoint: str, params: Mapping[str, str], response: requests.Response, max_retries: int
+    endpoint: str,
+    params: Mapping[str, str],
+    response: requests.Response,
+    max_retries: int,
+    *,
+    body: bytes | None = None,
 ) -> EnergyChartsApiError:
     status = response.status_code
     if status == 400:
@@ -230,5 +382,5 @@ def _error_for_response(
     else:
         problem = "unexpected response"
     return EnergyChartsApiError(
-        endpoint, params, problem, status=status, server_message=server_message(response)
+        endpoint, params, problem, status=status, server_message=server_message(response, body)
     )

@@ -19,6 +19,20 @@ INSTALLED_POWER = "installed_power"
 
 ENDPOINTS: tuple[str, ...] = (PUBLIC_POWER, PRICE, INSTALLED_POWER)
 
+# The top-level response fields each endpoint documents (OpenAPI 1.5); raw files keep these and nothing else,
+# so an undocumented field the server adds is never copied into every stored day.
+PUBLIC_POWER_FIELDS: tuple[str, ...] = ("unix_seconds", "production_types", "deprecated")
+PRICE_FIELDS: tuple[str, ...] = ("license_info", "unix_seconds", "price", "unit", "deprecated")
+INSTALLED_POWER_FIELDS: tuple[str, ...] = ("time", "production_types", "last_update", "deprecated")
+# The fields of each item of `production_types`.
+NAMED_SERIES_FIELDS: tuple[str, ...] = ("name", "data")
+
+DOCUMENTED_FIELDS: dict[str, tuple[str, ...]] = {
+    PUBLIC_POWER: PUBLIC_POWER_FIELDS,
+    PRICE: PRICE_FIELDS,
+    INSTALLED_POWER: INSTALLED_POWER_FIELDS,
+}
+
 TIME_STEPS: tuple[str, ...] = ("yearly", "monthly")
 
 

@@ -34,6 +34,26 @@ class EnergyChartsApiError(EnergyAssetsError):
         super().__init__(f"{where}{status_text}: {message}{server_text}")
 
 
+class EnergyChartsDeadlineError(EnergyChartsApiError):
+    """A request (retries and body included) did not finish within the client's overall deadline."""
+
+    def __init__(
+        self, endpoint: str, params: Mapping[str, object], message: str, *, deadline_s: float
+    ) -> None:
+        self.deadline_s = deadline_s
+        super().__init__(endpoint, params, message)
+
+
+class EnergyChartsResponseTooLargeError(EnergyChartsApiError):
+    """A response body is larger than the client accepts; nothing of it was kept."""
+
+    def __init__(
+        self, endpoint: str, params: Mapping[str, object], message: str, *, max_bytes: int, status: int
+    ) -> None:
+        self.max_bytes = max_bytes
+        super().__init__(endpoint, params, message, status=status)
+
+
 class SnapshotNotRecordedError(EnergyChartsApiError):
     """The snapshot client has no recorded response for the request."""
 

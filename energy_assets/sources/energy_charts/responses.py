@@ -26,6 +26,9 @@ Rules, each learned from a pipeline that got it wrong:
 - `/price` units `EUR / MWh` (2025-) and `EUR / megawatt_hour` (2024) are both EUR/MWh; any other unit is an
   error.
 
+Raw files keep only the fields each endpoint documents (`documented_fields`, `slice_response`); the
+lists are in `endpoints`.
+
 Every error is an `EnergyChartsResponseError` naming the endpoint, the partition and the field; normalizing
 never returns a partial table, so nothing from a bad response can be loaded.
 """
@@ -255,21 +258,61 @@ def split_by_local_day(
     return result
 
 
-def slice_response(payload: Mapping[str, Any], *, start_unix: int, end_unix: int) -> dict[str, Any]:
-    """The part of a validated time-series response whose timestamps lie in `[start_unix, end_unix)`.
+def documented_fields(endpoint: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the top-level fields `endpoint` documents (`endpoints.DOCUMENTED_FIELDS`), in the payload's order.
 
-    Used to store a multi-day response as one raw JSON document per day partition, in the API's own shape.
-    Arrays parallel to `unix_seconds` (`price`, `data` of each named series) are cut the same way.
+    Items of `production_types` keep only `name` and `data`. Raw files are written from this, so a field the
+    server adds without documenting it is not copied into every stored day. Values are not validated here.
+
+    >>> documented_fields("price", {"unit": "EUR / MWh", "debug": {"node": 7}, "deprecated": False})
+    {'unit': 'EUR / MWh', 'deprecated': False}
+    >>> documented_fields("public_power", {"production_types": [{"name": "Solar", "data": [], "id": 3}]})
+    {'production_types': [{'name': 'Solar', 'data': []}]}
     """
-    timestamps = payload.get("unix_seconds") or []
+    fields = endpoints.DOCUMENTED_FIELDS.get(endpoint)
+    if fields is None:
+        raise ValueError(
+            f"no documented fields for endpoint {endpoint!r}; known: {', '.join(endpoints.DOCUMENTED_FIELDS)}"
+        )
+    body = _require_object(payload, _Context(endpoint, "<any>"))
+    kept: dict[str, Any] = {}
+    for key, value in body.items():
+        if key not in fields:
+            continue
+        if key == "production_types" and isinstance(value, list):
+            value = [
+                {name: item[name] for name in item if name in endpoints.NAMED_SERIES_FIELDS}
+                if isinstance(item, dict)
+                else item
+                for item in value
+            ]
+        kept[key] = value
+    return kept
+
+
+def slice_response(
+    payload: Mapping[str, Any], *, start_unix: int, end_unix: int, endpoint: str | None = None
+) -> dict[str, Any]:
+    """The documented part of a validated time-series response whose timestamps lie in `[start_unix, end_unix)`.
+
+    Used to store a multi-day response as one raw JSON document per day partition, in the API's own shape but
+    with only the fields `endpoint` documents (see `documented_fields`). Arrays parallel to `unix_seconds`
+    (`price`, `data` of each named series) are cut the same way. Pass `endpoint` (`public_power` or `price`);
+    left out, it is read from the shape: a `price` or `unit` field means `/price`, anything else
+    `/public_power`.
+    """
+    if endpoint is None:
+        endpoint = endpoints.PRICE if "price" in payload or "unit" in payload else endpoints.PUBLIC_POWER
+    body = documented_fields(endpoint, payload)
+    timestamps = body.get("unix_seconds") or []
     keep = [i for i, ts in enumerate(timestamps) if start_unix <= ts < end_unix]
     sliced: dict[str, Any] = {}
-    for key, value in payload.items():
+    for key, value in body.items():
         if key == "unix_seconds" or (
             isinstance(value, list) and key != "production_types" and _parallel(value, timestamps)
         ):
             sliced[key] = [value[i] for i in keep]
-        elif key in ("production_types", "countries") and isinstance(value, list):
+        elif key == "production_types" and isinstance(value, list):
             sliced[key] = [
                 {**item, "data": [item["data"][i] for i in keep] if item.get("data") is not None else None}
                 for item in value
