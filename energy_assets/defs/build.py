@@ -14,10 +14,12 @@ import dagster as dg
 
 from energy_assets.defs.energy_charts import energy_charts_definitions
 from energy_assets.defs.energy_charts.resources import EnergyChartsResource
+from energy_assets.defs.meters import MetersResource, meters_definitions
 from energy_assets.defs.platform import platform_definitions
 from energy_assets.defs.policy import apply_policies
 from energy_assets.defs.resources import CertificateAuthorityResource, LakeResource, PostgresResource
 from energy_assets.settings import ENV_PG_URL
+from energy_assets.sources.meters.settings import ENV_NMI_FERNET_KEYS, ENV_NMI_HMAC_KEY
 
 
 def default_resources() -> dict[str, Any]:
@@ -31,11 +33,22 @@ def default_resources() -> dict[str, Any]:
         "lake": LakeResource(),
         "certificate_authority": CertificateAuthorityResource(),
         "energy_charts": EnergyChartsResource(),
+        "meters": _meters_resource(),
     }
 
 
+def _meters_resource() -> MetersResource:
+    """Keys through EnvVar (resolved at launch, never shown), only when they are set."""
+    keys = {
+        field: dg.EnvVar(name)
+        for field, name in (("hmac_key", ENV_NMI_HMAC_KEY), ("fernet_keys", ENV_NMI_FERNET_KEYS))
+        if os.environ.get(name)
+    }
+    return MetersResource(**keys)
+
+
 def _source_definitions() -> list[dg.Definitions]:
-    return [platform_definitions(), energy_charts_definitions()]
+    return [platform_definitions(), energy_charts_definitions(), meters_definitions()]
 
 
 def build_defs(*, resource_overrides: Mapping[str, Any] | None = None) -> dg.Definitions:

@@ -1,0 +1,112 @@
+"""`energy-assets meters ingest PATH...`: the sensor's runs, started by hand for given files.
+
+Keep parsing and publishing out of this module: each file goes through `meters_ingest_job`, exactly as a
+sensor run does (recorded in the Dagster instance, same audit, same quarantine and processed moves). A file
+outside the inbox is first moved into it (never overwriting), so every file ends in `processed/` or
+`quarantine/`. A file whose content was already loaded is moved to `processed/` without a run.
+"""
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from energy_assets.defs.meters.resources import MetersResource
+from energy_assets.defs.meters.sensors import ingest_run_config, meters_ingest_job
+from energy_assets.defs.resources import PostgresResource
+from energy_assets.postgres.connection import connect
+from energy_assets.sources.meters import ledger
+from energy_assets.sources.meters.inbox import (
+    FINISHED_STATUSES,
+    move_to_processed,
+    move_without_overwrite,
+    sha256_of_file,
+)
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    path: Path
+    ok: bool
+    message: str
+
+
+def ingest_files(
+    defs: dg.Definitions, instance: dg.DagsterInstance, paths: list[Path]
+) -> list[IngestOutcome]:
+    """Load each file through the ingest job; one outcome per file, in order."""
+    meters: MetersResource = defs.resources["meters"]  # type: ignore[assignment]
+    postgres: PostgresResource = defs.resources["postgres"]  # type: ignore[assignment]
+    layout = meters.layout()
+    job = defs.resolve_job_def(meters_ingest_job.name)
+    outcomes = []
+    for given in paths:
+        if not given.is_file():
+            outcomes.append(
+                IngestOutcome(given, False, f"{given}: no such file; give the path of a NEM12 file.")
+            )
+            continue
+        sha = sha256_of_file(given)
+        path = (
+            given
+            if given.resolve().parent == layout.inbox.resolve()
+            else _into_inbox(given, layout.inbox, sha)
+        )
+        with connect(postgres.settings()) as conn:
+            ledger.ensure_tables(conn)
+            record = ledger.lookup(conn, [sha]).get(sha)
+            if record is not None and record.status in FINISHED_STATUSES:
+                moved = move_to_processed(layout, path, sha)
+                ledger.add_duplicate_name(conn, sha, path.name)
+                outcomes.append(
+                    IngestOutcome(
+                        given,
+                        record.status == "processed",
+                        f"already {record.status} (same content as {record.file_name}); moved to {moved}",
+                    )
+                )
+                continue
+        result = job.execute_in_process(
+            run_config=ingest_run_config(str(path), sha),
+            instance=instance,
+            tags={
+                "meters/file": path.name,
+                "meters/sha256": sha,
+                "meters/started_by": "energy-assets meters ingest",
+            },
+            raise_on_error=False,
+        )
+        with connect(postgres.settings()) as conn:
+            record = ledger.lookup(conn, [sha]).get(sha)
+        if result.success and record is not None and record.status == "processed":
+            outcomes.append(IngestOutcome(given, True, f"{record.rows} rows; moved to {record.moved_to}"))
+        else:
+            reason = record.error if record is not None and record.error else _failure(result)
+            where = (
+                f"; moved to {record.moved_to}"
+                if record is not None and record.moved_to
+                else "; left in the inbox"
+            )
+            outcomes.append(IngestOutcome(given, False, f"{reason}{where}"))
+    return outcomes
+
+
+def _into_inbox(path: Path, inbox: Path, sha: str) -> Path:
+    try:
+        return move_without_overwrite(path, inbox, sha)
+    except OSError:
+        target = inbox / path.name
+        shutil.copy2(path, target)  # another filesystem: copy, the original stays where it was
+        return target
+
+
+def _failure(result: dg.ExecuteInProcessResult) -> str:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data is not None:
+            return (
+                event.step_failure_data.error.message.strip().splitlines()[0]
+                if event.step_failure_data.error
+                else "failed"
+            )
+    return "the run failed; see the run in the Dagster UI"

@@ -1,0 +1,91 @@
+"""The inbox sensor: stable new NEM12 files -> one run each, keyed by content.
+
+Keep file logic out of this module: listing, stability, hashing and moves live in
+`energy_assets.sources.meters.inbox`, the durable record in `ledger`. The sensor's cursor only holds the
+size and modification time of each inbox file from the previous tick (a file is stable when both are
+unchanged between two ticks); which contents are done is read from `meters.ingested_files`, never from a
+clock, so a file with an old modification time is still picked up. Each tick says why it skipped or what
+it requested.
+"""
+
+import dagster as dg
+
+from energy_assets.defs.meters.assets import meter_readings
+from energy_assets.defs.meters.resources import MetersResource
+from energy_assets.defs.resources import PostgresResource
+from energy_assets.postgres.connection import connect
+from energy_assets.sources.meters import ledger
+from energy_assets.sources.meters.inbox import (
+    FINISHED_STATUSES,
+    decode_observations,
+    encode_observations,
+    identify,
+    list_candidates,
+    move_to_processed,
+    split_new_and_known,
+    stable_files,
+)
+
+meters_ingest_job = dg.define_asset_job(
+    name="meters_ingest_job",
+    selection=dg.AssetSelection.assets(meter_readings).downstream(),
+    description="Load one NEM12 file (run config: path and sha256) into meters.meter_readings, then the NMI mart.",
+)
+
+INGEST_OP = meter_readings.op.name
+
+
+def ingest_run_config(path: str, sha256: str) -> dict:
+    """The run config of `meters_ingest_job` for one file (the sensor and the CLI use the same)."""
+    return {"ops": {INGEST_OP: {"config": {"path": path, "sha256": sha256}}}}
+
+
+@dg.sensor(
+    name="meters_inbox_sensor",
+    job=meters_ingest_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Watches the NEM12 inbox (ENERGY_ASSETS_INBOX): a file whose size and modification time did not change"
+        " between two ticks is hashed; new content gets one run (run key nem12-<sha256>-<attempt>), content"
+        " already loaded under another name is moved to processed/ without loading it again."
+    ),
+)
+def meters_inbox_sensor(
+    context: dg.SensorEvaluationContext, meters: MetersResource, postgres: PostgresResource
+) -> dg.SensorResult | dg.SkipReason:
+    layout = meters.layout()
+    current = list_candidates(layout.inbox)
+    stable, state = stable_files(current, decode_observations(context.cursor))
+    changing = len(current) - len(stable)
+    files = identify(layout.inbox, stable)
+    with connect(postgres.settings()) as conn:
+        ledger.ensure_tables(conn)
+        records = ledger.lookup(conn, [file.sha256 for file in files])
+        to_load, known = split_new_and_known(files, {sha: record.status for sha, record in records.items()})
+        duplicates = []
+        for file in known:
+            record = records.get(file.sha256)
+            if record is not None and record.status in FINISHED_STATUSES:
+                move_to_processed(layout, file.path, file.sha256)
+                ledger.add_duplicate_name(conn, file.sha256, file.name)
+                duplicates.append(file.name)
+        ledger.mark_seen(conn, [(file.sha256, file.name, file.size) for file in to_load])
+    requests = [
+        dg.RunRequest(
+            run_key=f"{file.run_key}-{records[file.sha256].attempts if file.sha256 in records else 0}",
+            run_config=ingest_run_config(str(file.path), file.sha256),
+            tags={"meters/file": file.name, "meters/sha256": file.sha256},
+        )
+        for file in to_load
+    ]
+    cursor = encode_observations(state)
+    summary = (
+        f"{len(current)} file(s) in {layout.inbox}: {len(to_load)} to load, {changing} not yet stable"
+        f" (size or time changed since the last tick), {len(duplicates)} already loaded under another name"
+        f" (moved to processed/: {', '.join(duplicates) or 'none'})."
+    )
+    context.log.info(summary)
+    if not requests:
+        return dg.SensorResult(skip_reason=dg.SkipReason(summary), cursor=cursor)
+    return dg.SensorResult(run_requests=requests, cursor=cursor)

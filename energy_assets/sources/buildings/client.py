@@ -1,0 +1,357 @@
+"""Zenodo clients: one interface, a live HTTP implementation and (in `snapshot`) the bundled sample.
+
+`ZenodoClient` resolves a record (id, DOI or URL) and its latest version and downloads one file into a
+`DownloadCache`, where it is verified (size and md5) before it is published. `LiveZenodoClient` speaks the
+Zenodo REST API (`ZENODO_BASE_URL`, default `https://zenodo.org`), the way PUDL's datastore does and stricter:
+
+- `GET /api/records/{id}`; the latest version is `GET /api/records/{id}/versions/latest` (a redirect), because
+  `GET /api/records/{conceptrecid}` answers 404;
+- files are picked by exact key (keys contain `/`: percent-encoded in URLs), never by substring;
+- a `requests.Session` whose urllib3 `Retry` retries 429 and 5xx with exponential backoff, honouring
+  `Retry-After`; `(connect, read)` timeouts; an overall deadline per download; a descriptive User-Agent (Zenodo
+  throttles generic `python-requests` clients); an optional access token sent as `Authorization: Bearer`;
+- downloads stream into `<entry>.part`; a broken download resumes with `Range` and `If-Range` (the ETag or
+  Last-Modified of the first answer); a server that ignores the range (200 instead of 206), answers 416, or
+  sends a range that does not start where asked makes the download start again from byte 0;
+- 404, 410 (tombstone), restricted/embargoed records (no files), persistent 429 and 5xx (HTML bodies too) become
+  `ZenodoApiError` subclasses quoting the server.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from energy_assets import __version__
+from energy_assets.sources.buildings.cache import CachedFile, DownloadCache
+from energy_assets.sources.buildings.errors import (
+    ZenodoApiError,
+    ZenodoDownloadError,
+    ZenodoRecordGoneError,
+    ZenodoRecordNotFoundError,
+)
+from energy_assets.sources.buildings.records import (
+    RecordVersion,
+    ZenodoFile,
+    ZenodoRecord,
+    parse_record,
+    parse_record_id,
+)
+from energy_assets.sources.buildings.settings import DEFAULT_ZENODO_BASE_URL
+
+RETRY_STATUSES: tuple[int, ...] = (429, 500, 502, 503, 504)
+DOWNLOAD_CHUNK_BYTES = 1 << 20
+# Errors after which a download resumes from what it already has.
+_BROKEN_TRANSFER = (
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+)
+
+
+def default_user_agent(contact: str | None = None) -> str:
+    """`energy_assets/0.1.0 (energy data platform; buildings source; python-requests/2.x[; +contact])`."""
+    parts = ["energy data platform", "buildings source", f"python-requests/{requests.__version__}"]
+    if contact:
+        parts.append(f"+{contact}")
+    return f"energy_assets/{__version__} ({'; '.join(parts)})"
+
+
+class ZenodoClient(ABC):
+    """What the buildings assets need from Zenodo: records, their latest version, verified downloads."""
+
+    #: Cache namespace: downloads from different servers (or the sample) never share a cache entry.
+    namespace: str = "zenodo"
+
+    @abstractmethod
+    def record(self, record: str | int) -> ZenodoRecord:
+        """The record with this id, DOI (`10.5281/zenodo.<id>`) or URL."""
+
+    @abstractmethod
+    def latest_record(self, record: str | int) -> ZenodoRecord:
+        """The newest version of the record family that `record` (any version's id) belongs to."""
+
+    @abstractmethod
+    def download(self, file: ZenodoFile, cache: DownloadCache) -> CachedFile:
+        """`file` verified (size, md5) in `cache`; reuses an earlier verified copy."""
+
+    def latest_version(self, record: str | int) -> RecordVersion:
+        """The newest version's id, DOI and label: the pure function behind a new-version sensor."""
+        return self.latest_record(record).version_info
+
+    def cache_for(self, root: str) -> DownloadCache:
+        return DownloadCache(root, self.namespace)
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+def fetch_file(client: ZenodoClient, record: str | int, key: str, cache: DownloadCache) -> CachedFile:
+    """Resolve `record`, pick the file with exactly `key`, and return it verified from `cache`."""
+    return client.download(client.record(record).file(key), cache)
+
+
+class LiveZenodoClient(ZenodoClient):
+    """HTTP client for Zenodo (or anything speaking its API at `base_url`)."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_ZENODO_BASE_URL,
+        *,
+        access_token: str | None = None,
+        connect_timeout_s: float = 10.0,
+        read_timeout_s: float = 60.0,
+        max_retries: int = 5,
+        backoff_factor_s: float = 2.0,
+        backoff_max_s: float = 60.0,
+        retry_after_max_s: int = 120,
+        max_resumes: int = 10,
+        download_deadline_s: float = 4 * 3600.0,
+        user_agent: str | None = None,
+        chunk_bytes: int = DOWNLOAD_CHUNK_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.namespace = urlsplit(self.base_url).netloc.replace(":", "_")
+        self.timeout = (connect_timeout_s, read_timeout_s)
+        self.max_retries = max_retries
+        self.max_resumes = max_resumes
+        self.backoff_factor_s = backoff_factor_s
+        self.download_deadline_s = download_deadline_s
+        self.chunk_bytes = chunk_bytes
+        self._clock = clock
+        self.retry = Retry(
+            total=max_retries,
+            connect=max_retries,
+            read=max_retries,
+            status=max_retries,
+            backoff_factor=backoff_factor_s,
+            backoff_max=backoff_max_s,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET", "HEAD"}),
+            respect_retry_after_header=True,
+            retry_after_max=retry_after_max_s,
+            # Hand back the last 429/5xx instead of raising, so the error can quote the server.
+            raise_on_status=False,
+        )
+        self.session = requests.Session()
+        adapter = HTTPAdapter(max_retries=self.retry)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.session.headers.update({"User-Agent": user_agent or default_user_agent()})
+        if access_token:
+            # requests drops this header on redirects to another host.
+            self.session.headers["Authorization"] = f"Bearer {access_token}"
+
+    def describe(self) -> str:
+        return f"LiveZenodoClient({self.base_url})"
+
+    def close(self) -> None:
+        self.session.close()
+
+    # ------------------------------------------------------------------ records
+    def record(self, record: str | int) -> ZenodoRecord:
+        return self._get_record(f"{self.base_url}/api/records/{parse_record_id(record)}")
+
+    def latest_record(self, record: str | int) -> ZenodoRecord:
+        return self._get_record(f"{self.base_url}/api/records/{parse_record_id(record)}/versions/latest")
+
+    def _get_record(self, url: str) -> ZenodoRecord:
+        try:
+            response = self.session.get(url, timeout=self.timeout, headers={"Accept": "application/json"})
+        except requests.RequestException as exc:
+            raise ZenodoApiError(url, f"no answer after {self.max_retries} retries ({exc})") from exc
+        if response.status_code != 200:
+            raise error_for_response(url, response, self.max_retries)
+        try:
+            body = response.json()
+        except ValueError:
+            raise ZenodoApiError(
+                url, "the answer is not JSON", status=200, server_message=server_message(response)
+            ) from None
+        return parse_record(body, base_url=self.base_url, url=url)
+
+    # ------------------------------------------------------------------ downloads
+    def download(self, file: ZenodoFile, cache: DownloadCache) -> CachedFile:
+        cached = cache.lookup(file)
+        if cached is not None:
+            return cached
+        part = cache.part_path(file)
+        part.parent.mkdir(parents=True, exist_ok=True)
+        deadline = self._clock() + self.download_deadline_s
+        first_offset = _size(part)
+        breaks = restarts = 0
+        while True:
+            offset = _size(part)
+            if offset > file.size:
+                cache.discard_partial(file)
+                restarts += 1
+                continue
+            if offset == file.size:
+                break
+            try:
+                restarted = self._transfer(file, cache, offset, deadline)
+            except _BROKEN_TRANSFER as exc:
+                breaks += 1
+                if breaks > self.max_resumes:
+                    raise ZenodoDownloadError(
+                        file.content_url,
+                        f"the connection broke {breaks} times; {_size(part):,} of {file.size:,} bytes are"
+                        f" kept in {part} and the next run resumes from there ({exc})",
+                    ) from exc
+                self._pause(min(self.backoff_factor_s * 2 ** (breaks - 1), 30.0), deadline, file, part)
+                continue
+            restarts += restarted
+            if _size(part) < file.size:
+                breaks += 1  # the server closed the body early without an error
+                if breaks > self.max_resumes:
+                    raise ZenodoDownloadError(
+                        file.content_url,
+                        f"the server kept closing the download early; {_size(part):,} of {file.size:,}"
+                        f" bytes are kept in {part}; run again to resume",
+                    )
+        return cache.verify_and_publish(
+            file, resumed_from_bytes=first_offset if restarts == 0 else 0, restarts=restarts
+        )
+
+    def _transfer(self, file: ZenodoFile, cache: DownloadCache, offset: int, deadline: float) -> int:
+        """One GET of the rest of the file, appended to the partial file; returns 1 if it restarted at 0."""
+        headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
+        validator = cache.read_validator(file)
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            if validator:
+                headers["If-Range"] = validator
+        part = cache.part_path(file)
+        url = file.content_url
+        with self.session.get(url, headers=headers, stream=True, timeout=self.timeout) as response:
+            restarted = 0
+            if response.status_code == 206 and offset:
+                if _content_range_start(response) != offset:
+                    cache.discard_partial(file)
+                    return 1
+                mode = "ab"
+            elif response.status_code == 200:
+                mode = "wb"  # no range asked, or the server ignored it / the file changed (If-Range failed)
+                restarted = 1 if offset else 0
+            elif response.status_code == 416:
+                cache.discard_partial(file)
+                return 1
+            else:
+                raise error_for_response(url, response, self.max_retries)
+            cache.write_validator(file, _validator(response))
+            with open(part, mode) as handle:
+                for chunk in response.iter_content(chunk_size=self.chunk_bytes):
+                    handle.write(chunk)
+                    if self._clock() > deadline:
+                        handle.flush()
+                        raise ZenodoDownloadError(
+                            url,
+                            f"the download deadline of {self.download_deadline_s:.0f} s passed with"
+                            f" {handle.tell():,} of {file.size:,} bytes; they are kept in {part} and the next"
+                            " run resumes from there (raise the deadline for slow links)",
+                        )
+        return restarted
+
+    def _pause(self, seconds: float, deadline: float, file: ZenodoFile, part: Path) -> None:
+        if self._clock() + seconds > deadline:
+            raise ZenodoDownloadError(
+                file.content_url,
+                f"the download deadline of {self.download_deadline_s:.0f} s passed; the partial file {part} is"
+                " kept and the next run resumes from there",
+            )
+        time.sleep(seconds)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _content_range_start(response: requests.Response) -> int | None:
+    match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
+    return int(match.group(1)) if match else None
+
+
+def _validator(response: requests.Response) -> str | None:
+    etag = response.headers.get("ETag")
+    if etag and not etag.startswith("W/"):  # If-Range needs a strong validator
+        return etag
+    return response.headers.get("Last-Modified")
+
+
+def server_message(response: requests.Response) -> str:
+    """A short excerpt of the answer: JSON `message` (and tombstone note), an HTML `<title>`, or the text."""
+    content_type = response.headers.get("Content-Type", "")
+    text = response.text.strip()
+    if "html" in content_type or text.lstrip().lower().startswith(("<!doctype html", "<html")):
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+        plain = title.group(1) if title else re.sub(r"<[^>]+>", " ", text)
+        return "HTML page: " + " ".join(plain.split())[:200]
+    try:
+        body = response.json()
+    except ValueError:
+        return " ".join(text.split())[:300]
+    if isinstance(body, dict):
+        parts = [str(body["message"])] if body.get("message") else []
+        tombstone = body.get("tombstone") or {}
+        if isinstance(tombstone, dict):
+            reason = tombstone.get("removal_reason")
+            if isinstance(reason, dict):
+                reason = (
+                    reason.get("title", {}).get("en")
+                    if isinstance(reason.get("title"), dict)
+                    else reason.get("id")
+                )
+            for label, value in (("reason", reason), ("note", tombstone.get("note"))):
+                if value:
+                    parts.append(f"{label}: {value}")
+        if parts:
+            return "; ".join(parts)[:300]
+    return " ".join(text.split())[:300]
+
+
+def error_for_response(url: str, response: requests.Response, max_retries: int) -> ZenodoApiError:
+    """The specific error for a non-success answer."""
+    status = response.status_code
+    message = server_message(response)
+    if status == 410:
+        return ZenodoRecordGoneError(
+            url,
+            "the record was deleted (tombstone); pin another record or version",
+            status=status,
+            server_message=message,
+        )
+    if status == 404:
+        return ZenodoRecordNotFoundError(
+            url,
+            "no such record or file; a concept record id answers 404 too: use a version's id (or its DOI)",
+            status=status,
+            server_message=message,
+        )
+    if status in (401, 403):
+        problem = (
+            "access denied: the record or file is restricted; set ZENODO_ACCESS_TOKEN to a token with access"
+        )
+    elif status == 429:
+        problem = (
+            f"still rate limited after {max_retries} retries (Retry-After: {response.headers.get('Retry-After', 'none')},"
+            f" X-RateLimit-Reset: {response.headers.get('X-RateLimit-Reset', 'none')}); try again later"
+        )
+    elif status >= 500:
+        problem = f"Zenodo server error persisted through {max_retries} retries; try again later"
+    else:
+        problem = "unexpected answer"
+    return ZenodoApiError(url, problem, status=status, server_message=message)

@@ -1,0 +1,312 @@
+"""BDG2 archives and the wide -> long meter conversion: exact cells, odd archives, bad input named precisely."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from energy_assets.sources.buildings import readings
+from energy_assets.sources.buildings.archive import METADATA_MEMBER, Bdg2Archive, meter_member
+from energy_assets.sources.buildings.errors import (
+    Bdg2CsvError,
+    CorruptArchiveError,
+    LfsPointerError,
+    MissingMemberError,
+)
+from energy_assets.sources.buildings.readings import convert_meter
+from energy_assets.sources.buildings.sample_builder import (
+    build_bdg2_zip,
+    hourly,
+    lfs_pointer,
+    metadata_csv,
+    wide_csv,
+)
+
+START = datetime(2016, 1, 1)
+ELECTRICITY = meter_member("electricity")
+HOURS = 30
+BUILDINGS = (
+    "Panther_office_Hannah",
+    "Panther_parking_Lorriane",
+    "Fox_education_Ollie",
+    "Robin_education_Celia",
+)
+
+
+def _series(building: str, hours: int = HOURS) -> list[float | str | None]:
+    if building == "Panther_parking_Lorriane":
+        return [None] * hours  # an all-empty column
+    values: list[float | str | None] = []
+    for hour in range(hours):
+        if (hour + len(building)) % 4 == 0:
+            values.append(None)
+        else:
+            values.append(round(10.0 + hour * 0.25 + len(building), 3))
+    if building == "Fox_education_Ollie":
+        values[7] = "14763.098999999998"  # representation noise as in the real files
+    return values
+
+
+def electricity_csv(hours: int = HOURS) -> bytes:
+    return wide_csv(hourly(START, hours), {building: _series(building, hours) for building in BUILDINGS})
+
+
+def make_zip(tmp_path: Path, members: dict[str, bytes], name: str = "bdg2.zip", **options: object) -> Path:
+    return build_bdg2_zip(tmp_path / name, members, **options)  # type: ignore[arg-type]
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
+
+
+def test_the_long_parquet_holds_exactly_the_non_empty_cells(tmp_path: Path) -> None:
+    content = electricity_csv()
+    assert b"\r\n" in content and not content.startswith(b"\xef\xbb\xbf")
+    archive_path = make_zip(tmp_path, {ELECTRICITY: content})
+    destination = tmp_path / "out" / "electricity.parquet"
+
+    with Bdg2Archive(archive_path) as archive:
+        stats = convert_meter(archive, "electricity", destination)
+
+    expected = {}
+    for row in list(csv.reader(io.StringIO(content.decode(), newline="")))[1:]:
+        moment = datetime.strptime(row[0], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+        for building, cell in zip(BUILDINGS, row[1:], strict=True):
+            if cell:
+                expected[(building, moment)] = float(cell)
+    table = pq.read_table(destination)
+    got = {
+        (row["building_id"], row["timestamp"]): row["reading"]
+        for row in table.to_pylist()
+        if row["meter"] == "electricity" and row["unit"] == "kWh"
+    }
+    assert got == expected
+    assert table.num_rows == len(expected)
+    assert table.schema.field("building_id").type == "string"
+    assert str(table.schema.field("timestamp").type) == "timestamp[us, tz=UTC]"
+    assert set(table.column("site_id").to_pylist()) == {"Panther", "Fox", "Robin"}
+    assert got[("Fox_education_Ollie", datetime(2016, 1, 1, 7, tzinfo=timezone.utc))] == 14763.098999999998
+    assert stats.rows == HOURS
+    assert stats.buildings == 4
+    assert stats.values == len(expected)
+    assert stats.empty_cells == 4 * HOURS - len(expected)
+    assert stats.empty_buildings == ("Panther_parking_Lorriane",)
+    assert (stats.first_timestamp, stats.last_timestamp) == (START, START + timedelta(hours=HOURS - 1))
+    assert stats.parquet_bytes == destination.stat().st_size
+    assert leftovers(destination.parent) == ["electricity.parquet"]
+
+
+def test_streaming_across_many_blocks_gives_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive_path = make_zip(tmp_path, {ELECTRICITY: electricity_csv(hours=400)})
+    with Bdg2Archive(archive_path) as archive:
+        whole = convert_meter(archive, "electricity", tmp_path / "whole.parquet")
+        monkeypatch.setattr(readings, "BLOCK_BYTES", 2048)
+        blocks = convert_meter(archive, "electricity", tmp_path / "blocks.parquet")
+
+    assert pq.ParquetFile(tmp_path / "blocks.parquet").metadata.num_row_groups > 5
+    assert blocks.values == whole.values
+    sort = [("building_id", "ascending"), ("timestamp", "ascending")]
+    assert (
+        pq.read_table(tmp_path / "blocks.parquet")
+        .sort_by(sort)
+        .equals(pq.read_table(tmp_path / "whole.parquet").sort_by(sort))
+    )
+
+
+def test_members_are_found_below_any_top_folder_or_none(tmp_path: Path) -> None:
+    for options in ({"top_folder": "buds-lab-building-data-genome-project-2-0000000"}, {"top_folder": "x"}):
+        path = make_zip(tmp_path, {ELECTRICITY: electricity_csv()}, **options)
+        with Bdg2Archive(path) as archive:
+            assert archive.available_meters() == ["electricity"]
+            assert archive.top_folder == options["top_folder"]
+    flat = tmp_path / "flat.zip"
+    with zipfile.ZipFile(flat, "w") as archive:
+        archive.writestr(ELECTRICITY, electricity_csv())
+    with Bdg2Archive(flat) as archive:
+        assert archive.top_folder is None
+        assert archive.available_meters() == ["electricity"]
+
+
+def test_raw_is_selectable_and_cleaned_is_the_default(tmp_path: Path) -> None:
+    raw = wide_csv(hourly(START, 2), {"Panther_office_Hannah": [1.0, 2.0]})
+    cleaned = wide_csv(hourly(START, 2), {"Panther_office_Hannah": [1.0, None]})
+    path = make_zip(tmp_path, {meter_member("gas", "raw"): raw, meter_member("gas"): cleaned})
+
+    with Bdg2Archive(path) as archive:
+        assert convert_meter(archive, "gas", tmp_path / "c.parquet").values == 1
+        assert convert_meter(archive, "gas", tmp_path / "r.parquet", kind="raw").values == 2
+
+
+def test_site_standard_time_shifts_each_site_by_its_standard_offset(tmp_path: Path) -> None:
+    path = make_zip(tmp_path, {ELECTRICITY: electricity_csv()})
+    with Bdg2Archive(path) as archive:
+        convert_meter(
+            archive,
+            "electricity",
+            tmp_path / "e.parquet",
+            utc_offset_minutes={"Panther": -300, "Fox": -420, "Robin": 0},
+        )
+    table = pq.read_table(tmp_path / "e.parquet")
+    first = {row["building_id"]: row["timestamp"] for row in table.to_pylist()[::-1]}
+
+    assert first["Panther_office_Hannah"] == datetime(2016, 1, 1, 5, tzinfo=timezone.utc)
+    assert first["Fox_education_Ollie"] == datetime(2016, 1, 1, 7, tzinfo=timezone.utc)
+    assert first["Robin_education_Celia"] == datetime(2016, 1, 1, 0, tzinfo=timezone.utc)
+
+
+def test_an_lfs_pointer_instead_of_a_csv_is_refused(tmp_path: Path) -> None:
+    path = make_zip(tmp_path, {ELECTRICITY: lfs_pointer()})
+
+    with Bdg2Archive(path) as archive, pytest.raises(LfsPointerError) as raised:
+        convert_meter(archive, "electricity", tmp_path / "out" / "e.parquet")
+
+    message = str(raised.value)
+    assert "bdg2.zip:data/meters/cleaned/electricity_cleaned.csv is a Git LFS pointer file" in message
+    assert "size 174239039" in message
+    assert leftovers(tmp_path / "out") == []
+
+
+def test_an_lfs_pointer_instead_of_the_zip_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "building-data-genome-project-2-v1.0.zip"
+    path.write_bytes(lfs_pointer(595_266_464))
+
+    with pytest.raises(LfsPointerError, match="is a Git LFS pointer file"):
+        Bdg2Archive(path)
+
+
+def test_a_file_that_is_not_a_zip_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bdg2.zip"
+    path.write_bytes(b"<html>not a zip</html>" * 50)
+
+    with pytest.raises(CorruptArchiveError, match="is not a readable zip"):
+        Bdg2Archive(path)
+
+
+def test_a_truncated_zip_is_refused(tmp_path: Path) -> None:
+    whole = make_zip(tmp_path, {ELECTRICITY: electricity_csv()}).read_bytes()
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes(whole[: len(whole) // 2])
+
+    with pytest.raises(CorruptArchiveError, match="delete it from the download cache"):
+        Bdg2Archive(truncated)
+
+
+def test_a_member_with_corrupt_data_is_refused_and_publishes_nothing(tmp_path: Path) -> None:
+    content = electricity_csv(hours=400)
+    path = make_zip(tmp_path, {ELECTRICITY: content})
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(f"buds-lab-building-data-genome-project-2-3d0cbaf/{ELECTRICITY}")
+    middle = info.header_offset + 30 + len(info.filename) + info.compress_size // 2
+    data[middle : middle + 64] = bytes(64)
+    path.write_bytes(bytes(data))
+
+    with Bdg2Archive(path) as archive, pytest.raises(CorruptArchiveError, match="electricity_cleaned.csv"):
+        convert_meter(archive, "electricity", tmp_path / "out" / "e.parquet")
+    assert leftovers(tmp_path / "out") == []
+
+
+def test_a_missing_member_is_named(tmp_path: Path) -> None:
+    path = make_zip(tmp_path, {METADATA_MEMBER: metadata_csv(), meter_member("gas"): electricity_csv()})
+
+    with Bdg2Archive(path) as archive, pytest.raises(MissingMemberError) as raised:
+        convert_meter(archive, "electricity", tmp_path / "e.parquet")
+
+    message = str(raised.value)
+    assert "no member 'data/meters/cleaned/electricity_cleaned.csv'" in message
+    assert "data/meters/cleaned/gas_cleaned.csv" in message
+
+
+def _broken(lines_to_replace: dict[int, str], hours: int = HOURS) -> bytes:
+    """The electricity file with some physical lines (1 = header) replaced."""
+    lines = electricity_csv(hours).decode().split("\r\n")
+    for number, text in lines_to_replace.items():
+        lines[number - 1] = text
+    return "\r\n".join(lines).encode()
+
+
+@pytest.mark.parametrize(
+    ("line", "text", "column", "problem"),
+    [
+        (5, "2016-01-01 03:00:00,1.0,,2.0", None, "ragged row: 4 fields where the header has 5"),
+        (4, "2016-01-01 02:00:00,1.0,,abc,2.0", "Fox_education_Ollie", "value 'abc' is not a number"),
+        (3, "01/01/2016 01:00,1.0,,2.0,3.0", "timestamp", "does not parse as YYYY-MM-DD HH:MM:SS"),
+        (6, "2016-01-01 04:30:00,1.0,,2.0,3.0", "timestamp", "not on the hourly grid"),
+        (7, "2016-01-01 04:00:00,1.0,,2.0,3.0", "timestamp", "repeats the line before"),
+    ],
+)
+def test_bad_input_names_member_line_and_column_and_publishes_nothing(
+    tmp_path: Path, line: int, text: str, column: str | None, problem: str
+) -> None:
+    path = make_zip(tmp_path, {ELECTRICITY: _broken({line: text})})
+    destination = tmp_path / "out" / "electricity.parquet"
+
+    with Bdg2Archive(path) as archive, pytest.raises(Bdg2CsvError) as raised:
+        convert_meter(archive, "electricity", destination)
+
+    error = raised.value
+    assert error.member == "bdg2.zip:data/meters/cleaned/electricity_cleaned.csv"
+    assert (error.line, error.column) == (line, column)
+    assert problem in str(error)
+    assert f"line {line}" in str(error)
+    assert "Nothing from this member was published" in str(error)
+    assert leftovers(destination.parent) == []
+
+
+def test_bad_input_in_a_later_block_is_located_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(readings, "BLOCK_BYTES", 2048)
+    path = make_zip(tmp_path, {ELECTRICITY: _broken({350: "2016-01-15 12:00:00,1.0,,x1,2.0"}, hours=400)})
+
+    with Bdg2Archive(path) as archive, pytest.raises(Bdg2CsvError) as raised:
+        convert_meter(archive, "electricity", tmp_path / "out" / "e.parquet")
+
+    assert (raised.value.line, raised.value.column) == (350, "Fox_education_Ollie")
+
+
+def test_off_grid_in_a_later_block_names_the_right_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(readings, "BLOCK_BYTES", 2048)
+    path = make_zip(tmp_path, {ELECTRICITY: _broken({300: "2016-01-13 10:00:01,1.0,,3.0,2.0"}, hours=400)})
+
+    with Bdg2Archive(path) as archive, pytest.raises(Bdg2CsvError, match="not on the hourly grid") as raised:
+        convert_meter(archive, "electricity", tmp_path / "out" / "e.parquet")
+
+    assert raised.value.line == 300
+
+
+@pytest.mark.parametrize(
+    ("header", "column", "problem"),
+    [
+        ("time,Panther_office_Hannah", None, "the first column must be `timestamp`"),
+        ("timestamp,Panther_office_Hannah,Panther_office_Hannah", "Panther_office_Hannah", "appears twice"),
+        ("timestamp,Hannah", "Hannah", "not a BDG2 building id"),
+    ],
+)
+def test_a_bad_header_is_named(tmp_path: Path, header: str, column: str | None, problem: str) -> None:
+    path = make_zip(tmp_path, {ELECTRICITY: f"{header}\r\n2016-01-01 00:00:00,1.0\r\n".encode()})
+
+    with Bdg2Archive(path) as archive, pytest.raises(Bdg2CsvError, match=problem) as raised:
+        convert_meter(archive, "electricity", tmp_path / "e.parquet")
+
+    assert (raised.value.line, raised.value.column) == (1, column)
+
+
+def test_site_standard_time_needs_every_site_in_the_metadata(tmp_path: Path) -> None:
+    path = make_zip(tmp_path, {ELECTRICITY: electricity_csv()})
+
+    with (
+        Bdg2Archive(path) as archive,
+        pytest.raises(Bdg2CsvError, match="site 'Fox' has no time zone") as raised,
+    ):
+        convert_meter(archive, "electricity", tmp_path / "e.parquet", utc_offset_minutes={"Panther": -300})
+
+    assert (raised.value.line, raised.value.column) == (1, "Fox_education_Ollie")
