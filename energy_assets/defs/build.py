@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 
+from energy_assets.defs.buildings import ZenodoResource, buildings_definitions
 from energy_assets.defs.energy_charts import energy_charts_definitions
 from energy_assets.defs.energy_charts.resources import EnergyChartsResource
 from energy_assets.defs.meters import MetersResource, meters_definitions
@@ -19,6 +20,7 @@ from energy_assets.defs.platform import platform_definitions
 from energy_assets.defs.policy import apply_policies
 from energy_assets.defs.resources import CertificateAuthorityResource, LakeResource, PostgresResource
 from energy_assets.settings import ENV_PG_URL
+from energy_assets.sources.buildings.settings import ENV_ZENODO_ACCESS_TOKEN
 from energy_assets.sources.meters.settings import ENV_NMI_FERNET_KEYS, ENV_NMI_HMAC_KEY
 
 
@@ -34,6 +36,9 @@ def default_resources() -> dict[str, Any]:
         "certificate_authority": CertificateAuthorityResource(),
         "energy_charts": EnergyChartsResource(),
         "meters": _meters_resource(),
+        "zenodo": ZenodoResource(access_token=dg.EnvVar(ENV_ZENODO_ACCESS_TOKEN))
+        if os.environ.get(ENV_ZENODO_ACCESS_TOKEN)
+        else ZenodoResource(),
     }
 
 
@@ -48,7 +53,12 @@ def _meters_resource() -> MetersResource:
 
 
 def _source_definitions() -> list[dg.Definitions]:
-    return [platform_definitions(), energy_charts_definitions(), meters_definitions()]
+    return [
+        platform_definitions(),
+        energy_charts_definitions(),
+        buildings_definitions(),
+        meters_definitions(),
+    ]
 
 
 def build_defs(*, resource_overrides: Mapping[str, Any] | None = None) -> dg.Definitions:

@@ -1,0 +1,419 @@
+"""Buildings assets: the BDG2 archive from Zenodo, its tables in long form, and the building marts.
+
+Keep dataset logic out of this module: the Zenodo client, the download cache, the zip members, the
+wide-to-long conversion, the audit rules and the mart SQL live in `energy_assets.sources.buildings`;
+publishing in `energy_assets.warehouse.publish`; the mart factory in `energy_assets.defs.factories`.
+
+    Zenodo record -> raw/buildings/bdg2_archive (verified zip in the download cache)
+                  -> buildings/metadata, buildings/weather        (one step: both read the archive)
+                  -> buildings/meter_readings                     (static partitions: one per meter)
+    -> marts/building_daily_consumption -> marts/site_usage_daily_consumption,
+       marts/building_energy_use_intensity, marts/building_daily_weather
+"""
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from energy_assets.defs.buildings.resources import ZenodoResource
+from energy_assets.defs.factories import MartOutput, mart_asset, static_metadata
+from energy_assets.defs.policy import NETWORK_RETRY, POSTGRES_POOL
+from energy_assets.defs.publishing import (
+    allow_shrink,
+    audit_check_results,
+    audit_check_specs,
+    comparison_check_result,
+    make_publisher,
+    publish_metadata,
+    publish_or_fail,
+)
+from energy_assets.defs.resources import LakeResource, PostgresResource
+from energy_assets.errors import EnergyAssetsError
+from energy_assets.sources.buildings import Bdg2Archive, CachedFile, fetch_file
+from energy_assets.sources.buildings.aggregates import (
+    building_daily_consumption as daily_consumption_sql,
+)
+from energy_assets.sources.buildings.aggregates import (
+    building_daily_weather as daily_weather_sql,
+)
+from energy_assets.sources.buildings.aggregates import (
+    building_energy_use_intensity as energy_use_intensity_sql,
+)
+from energy_assets.sources.buildings.aggregates import (
+    site_usage_daily_consumption as site_usage_sql,
+)
+from energy_assets.sources.buildings.archive import METERS
+from energy_assets.sources.buildings.metadata import metadata_table
+from energy_assets.sources.buildings.quality import (
+    METADATA_RULES,
+    METER_READINGS_RULES,
+    WEATHER_RULES,
+    audit_relations,
+)
+from energy_assets.sources.buildings.readings import convert_meter
+from energy_assets.sources.buildings.tables import (
+    BUILDING_DAILY_CONSUMPTION,
+    BUILDING_DAILY_WEATHER,
+    BUILDING_ENERGY_USE_INTENSITY,
+    METADATA,
+    METER_READINGS,
+    SITE_USAGE_DAILY_CONSUMPTION,
+    WEATHER,
+)
+from energy_assets.sources.buildings.timestamps import clock_offsets, site_clock_table
+from energy_assets.sources.buildings.weather import weather_table
+from energy_assets.warehouse.publish import (
+    Candidate,
+    PublishRequest,
+    compare_lake_with_postgres,
+    read_published,
+)
+from energy_assets.warehouse.table_spec import TableSpec
+
+GROUP = "buildings"
+ARCHIVE_KEY = dg.AssetKey(["raw", "buildings", "bdg2_archive"])
+
+
+def table_key(spec: TableSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.schema, spec.name])
+
+
+METADATA_KEY, WEATHER_KEY, READINGS_KEY = table_key(METADATA), table_key(WEATHER), table_key(METER_READINGS)
+meter_partitions = dg.StaticPartitionsDefinition(list(METERS))
+
+
+def fetch_archive(zenodo: ZenodoResource) -> CachedFile:
+    """The record's zip from the download cache (downloaded, size- and md5-verified on first use)."""
+    client = zenodo.client()
+    record = client.record(zenodo.settings().record)
+    zips = [file for file in record.files if file.key.endswith(".zip")]
+    if len(zips) != 1:
+        keys = ", ".join(file.key for file in record.files) or "none"
+        raise dg.Failure(
+            f"Zenodo record {record.record_id} should hold exactly one .zip (the BDG2 snapshot); it holds: {keys}."
+            " Set BDG2_ZENODO_RECORD to a BDG2 record.",
+            allow_retries=False,
+        )
+    return fetch_file(client, record.record_id, zips[0].key, zenodo.cache(client))
+
+
+def published_metadata(lake: LakeResource) -> pa.Table:
+    store = lake.store()
+    return read_published(store, METADATA, store.list_partitions(METADATA.qualified_name))
+
+
+def _fail_on_bad_data(error: Exception) -> None:
+    if isinstance(error, EnergyAssetsError):
+        raise dg.Failure(description=f"{type(error).__name__}: {error}", allow_retries=False) from error
+
+
+@dg.asset(
+    key=ARCHIVE_KEY,
+    group_name=GROUP,
+    kinds={"python", "zip"},
+    retry_policy=NETWORK_RETRY,
+    description=(
+        "The Building Data Genome 2 archive (Zenodo record BDG2_ZENODO_RECORD, default 3887306, DOI"
+        " 10.5281/zenodo.3887306) in the download cache, keyed by record id and file key: streamed, resumed"
+        " with Range/If-Range after an interruption, size and md5 verified before it is published."
+    ),
+)
+def bdg2_archive(context: dg.AssetExecutionContext, zenodo: ZenodoResource) -> dg.MaterializeResult:
+    try:
+        cached = fetch_archive(zenodo)
+    except Exception as error:
+        _fail_on_bad_data(error)
+        raise
+    with Bdg2Archive(cached.path) as archive:
+        meters = archive.available_meters(zenodo.kind())
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/uri": dg.MetadataValue.path(str(cached.path)),
+            "record_id": cached.file.record_id,
+            "file_key": cached.file.key,
+            "bytes": cached.file.size,
+            "md5": cached.file.md5,
+            "downloaded_now": cached.downloaded,
+            "resumed_from_bytes": cached.resumed_from_bytes,
+            "meters_in_archive": dg.MetadataValue.json(meters),
+        }
+    )
+
+
+_REFERENCE_CHECKS = [
+    *audit_check_specs(METADATA_KEY, METADATA, METADATA_RULES),
+    *audit_check_specs(WEATHER_KEY, WEATHER, WEATHER_RULES),
+]
+
+
+@dg.multi_asset(
+    name="buildings__reference",
+    specs=[
+        dg.AssetSpec(
+            METADATA_KEY,
+            deps=[ARCHIVE_KEY],
+            group_name=GROUP,
+            kinds={"python", "parquet", "postgres"},
+            metadata=static_metadata(METADATA),
+            description="One row per building (site, primary space usage, floor area, time zone, meters): buildings.metadata.",
+        ),
+        dg.AssetSpec(
+            WEATHER_KEY,
+            deps=[ARCHIVE_KEY],
+            group_name=GROUP,
+            kinds={"python", "parquet", "postgres"},
+            metadata=static_metadata(WEATHER),
+            description="Hourly weather per site (air temperature, dew point, wind, pressure, precipitation): buildings.weather.",
+        ),
+    ],
+    check_specs=_REFERENCE_CHECKS,
+    pool=POSTGRES_POOL,
+)
+def buildings__reference(
+    context: dg.AssetExecutionContext, zenodo: ZenodoResource, lake: LakeResource, postgres: PostgresResource
+) -> Iterator[Any]:
+    convention = zenodo.settings().timestamp_convention
+    try:
+        with Bdg2Archive(fetch_archive(zenodo).path) as archive:
+            metadata = metadata_table(archive)
+            weather = weather_table(archive, utc_offset_minutes=clock_offsets(metadata, convention))
+    except Exception as error:
+        _fail_on_bad_data(error)
+        raise
+    relations = audit_relations(metadata, convention)
+    requests = [
+        PublishRequest(
+            spec,
+            _by_site(table),
+            rules=rules,
+            relations=relations,
+            allow_shrink=allow_shrink(context.op_execution_context),
+        )
+        for spec, table, rules in ((METADATA, metadata, METADATA_RULES), (WEATHER, weather, WEATHER_RULES))
+    ]
+    publisher = make_publisher(lake, postgres)
+    keys = [METADATA_KEY, WEATHER_KEY]
+    results = yield from publish_or_fail(context.op_execution_context, publisher, requests, keys)
+    for request, key, result, table in zip(requests, keys, results, (metadata, weather), strict=True):
+        comparison = compare_lake_with_postgres(
+            postgres.settings(),
+            lake.store(),
+            request.spec,
+            [(c.partition, c.scope) for c in request.candidates],
+        )
+        yield dg.MaterializeResult(
+            asset_key=key,
+            metadata=publish_metadata(result, table) | {"sites": len(request.candidates)},
+            check_results=[
+                *audit_check_results(key, result.audit, _REFERENCE_CHECKS),
+                comparison_check_result(key, comparison),
+            ],
+        )
+
+
+def _by_site(table: pa.Table) -> list[Candidate]:
+    sites = sorted(set(table.column("site_id").to_pylist()))
+    return [
+        Candidate({"site_id": site}, {"site_id": site}, table.filter(pc.equal(table.column("site_id"), site)))
+        for site in sites
+    ]
+
+
+_READINGS_CHECKS = audit_check_specs(READINGS_KEY, METER_READINGS, METER_READINGS_RULES)
+
+
+@dg.asset(
+    key=READINGS_KEY,
+    deps=[ARCHIVE_KEY, METADATA_KEY],
+    group_name=GROUP,
+    kinds={"python", "parquet", "postgres"},
+    partitions_def=meter_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    metadata=static_metadata(METER_READINGS),
+    check_specs=_READINGS_CHECKS,
+    pool=POSTGRES_POOL,
+    description=(
+        "Hourly meter readings in long form, one row per non-empty cell of the wide BDG2 meter files (`cleaned`"
+        " by default): building_id, site_id, meter, timestamp (UTC, see BDG2_TIMESTAMP_CONVENTION), reading and"
+        " unit (kWh; water and irrigation in litres). One partition per meter: buildings.meter_readings."
+    ),
+)
+def meter_readings(
+    context: dg.AssetExecutionContext, zenodo: ZenodoResource, lake: LakeResource, postgres: PostgresResource
+) -> Iterator[Any]:
+    convention = zenodo.settings().timestamp_convention
+    metadata = published_metadata(lake)
+    if metadata.num_rows == 0:
+        raise dg.Failure(
+            "No buildings.metadata published yet: materialize buildings/metadata first.", allow_retries=False
+        )
+    offsets = clock_offsets(metadata, convention)
+    workdir = Path(
+        tempfile.mkdtemp(prefix="bdg2_", dir=lake.root().parent if lake.root().parent.exists() else None)
+    )
+    candidates, stats = [], {}
+    try:
+        with Bdg2Archive(fetch_archive(zenodo).path) as archive:
+            available = archive.available_meters(zenodo.kind())
+            for meter in sorted(context.partition_keys):
+                if meter not in available:
+                    raise dg.Failure(
+                        f"The archive has no {zenodo.meter_kind} {meter} file (it has: {', '.join(available)});"
+                        " materialize only those meter partitions.",
+                        allow_retries=False,
+                    )
+                path = workdir / f"{meter}.parquet"
+                stats[meter] = convert_meter(
+                    archive, meter, path, kind=zenodo.kind(), utc_offset_minutes=offsets
+                )
+                candidates.append(Candidate({"meter": meter}, {"meter": meter}, path))
+    except dg.Failure:
+        raise
+    except Exception as error:
+        _fail_on_bad_data(error)
+        raise
+    try:
+        request = PublishRequest(
+            METER_READINGS,
+            candidates,
+            rules=METER_READINGS_RULES,
+            relations=audit_relations(metadata, convention),
+            allow_shrink=allow_shrink(context.op_execution_context),
+        )
+        results = yield from publish_or_fail(
+            context.op_execution_context, make_publisher(lake, postgres), [request], [READINGS_KEY]
+        )
+        comparison = compare_lake_with_postgres(
+            postgres.settings(), lake.store(), METER_READINGS, [(c.partition, c.scope) for c in candidates]
+        )
+        preview = pa.parquet.read_table(candidates[0].data).slice(0, 5000) if candidates else None  # type: ignore[attr-defined]
+    finally:
+        for path in workdir.glob("*"):
+            path.unlink()
+        workdir.rmdir()
+    yield dg.MaterializeResult(
+        asset_key=READINGS_KEY,
+        metadata=publish_metadata(results[0], preview)
+        | {
+            "values": sum(s.values for s in stats.values()),
+            "empty_cells": sum(s.empty_cells for s in stats.values()),
+            "buildings": sum(s.buildings for s in stats.values()),
+            "conversion_seconds": round(sum(s.seconds for s in stats.values()), 3),
+        },
+        check_results=[
+            *audit_check_results(READINGS_KEY, results[0].audit, _READINGS_CHECKS),
+            comparison_check_result(READINGS_KEY, comparison),
+        ],
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Marts (not partitioned: each recomputes from everything published; unchanged partitions are not rewritten)
+
+
+def _site_clock(context: dg.AssetExecutionContext) -> pa.Table:
+    convention = context.resources.zenodo.settings().timestamp_convention
+    return site_clock_table(clock_offsets(published_metadata(context.resources.lake), convention))
+
+
+def _all(lake: LakeResource, spec: TableSpec) -> pa.Table:
+    store = lake.store()
+    return read_published(store, spec, store.list_partitions(spec.qualified_name))
+
+
+def _per_meter(table: pa.Table) -> list[Candidate]:
+    meters = sorted(set(table.column("meter").to_pylist()))
+    return [
+        Candidate({"meter": m}, {"meter": m}, table.filter(pc.equal(table.column("meter"), m)))
+        for m in meters
+    ]
+
+
+def _building_daily(context: dg.AssetExecutionContext) -> MartOutput:
+    readings = _all(context.resources.lake, METER_READINGS)
+    daily = daily_consumption_sql(readings, _site_clock(context))
+    electricity = daily.filter(pc.equal(daily.column("meter"), "electricity"))
+    figures = {
+        "building_days": daily.num_rows,
+        "electricity_kwh": float(pc.sum(electricity.column("consumption")).as_py() or 0.0),
+    }
+    return MartOutput(daily, _per_meter(daily), figures)
+
+
+def _site_usage(context: dg.AssetExecutionContext) -> MartOutput:
+    lake = context.resources.lake
+    table = site_usage_sql(_all(lake, BUILDING_DAILY_CONSUMPTION), published_metadata(lake))
+    return MartOutput(table, _per_meter(table), {"site_usage_days": table.num_rows})
+
+
+def _energy_use_intensity(context: dg.AssetExecutionContext) -> MartOutput:
+    lake = context.resources.lake
+    table = energy_use_intensity_sql(_all(lake, BUILDING_DAILY_CONSUMPTION), published_metadata(lake))
+    years = sorted(set(table.column("year").to_pylist()))
+    candidates = [
+        Candidate({"year": str(year)}, {"year": year}, table.filter(pc.equal(table.column("year"), year)))
+        for year in years
+    ]
+    eui = pc.mean(table.column("eui_kwh_per_m2")).as_py() if table.num_rows else None
+    return MartOutput(
+        table, candidates, {"buildings": table.num_rows, "mean_eui_kwh_per_m2": float(eui or 0.0)}
+    )
+
+
+def _daily_weather(context: dg.AssetExecutionContext) -> MartOutput:
+    lake = context.resources.lake
+    table = daily_weather_sql(
+        _all(lake, BUILDING_DAILY_CONSUMPTION), _all(lake, WEATHER), _site_clock(context)
+    )
+    return MartOutput(table, _per_meter(table), {"building_days": table.num_rows})
+
+
+building_daily_consumption = mart_asset(
+    key=dg.AssetKey(["marts", "building_daily_consumption"]),
+    spec=BUILDING_DAILY_CONSUMPTION,
+    deps=[READINGS_KEY, METADATA_KEY],
+    compute=_building_daily,
+    resource_keys=["zenodo"],
+    description="Per building, meter and day (the date written in the files): consumption, readings, min/max hourly reading. marts.building_daily_consumption.",
+)
+site_usage_daily_consumption = mart_asset(
+    key=dg.AssetKey(["marts", "site_usage_daily_consumption"]),
+    spec=SITE_USAGE_DAILY_CONSUMPTION,
+    deps=[building_daily_consumption.key, METADATA_KEY],
+    compute=_site_usage,
+    description="Per site, primary space usage, meter and day: consumption and buildings reporting. marts.site_usage_daily_consumption.",
+)
+building_energy_use_intensity = mart_asset(
+    key=dg.AssetKey(["marts", "building_energy_use_intensity"]),
+    spec=BUILDING_ENERGY_USE_INTENSITY,
+    deps=[building_daily_consumption.key, METADATA_KEY],
+    compute=_energy_use_intensity,
+    description=(
+        "Per building and year: energy of the consumption meters (electricity, chilled water, steam, hot water,"
+        " gas) in kWh and the energy use intensity in kWh/m2 of floor area (sqm). marts.building_energy_use_intensity."
+    ),
+)
+building_daily_weather = mart_asset(
+    key=dg.AssetKey(["marts", "building_daily_weather"]),
+    spec=BUILDING_DAILY_WEATHER,
+    deps=[building_daily_consumption.key, WEATHER_KEY],
+    compute=_daily_weather,
+    resource_keys=["zenodo"],
+    description=(
+        "Daily consumption beside the site's mean air temperature and heating/cooling degree days (base 18 °C)."
+        " marts.building_daily_weather."
+    ),
+)
+
+BUILDING_ASSETS = [bdg2_archive, buildings__reference, meter_readings]
+BUILDING_MARTS = [
+    building_daily_consumption,
+    site_usage_daily_consumption,
+    building_energy_use_intensity,
+    building_daily_weather,
+]
