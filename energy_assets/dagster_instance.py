@@ -2,6 +2,11 @@
 
 Pure helper code (no Dagster imports): it writes the bundled `dagster.yaml` into DAGSTER_HOME and
 computes the environment that points it at the managed cluster (or any `PostgresSettings`).
+
+Only what Dagster needs is exported: `DAGSTER_HOME` and `DAGSTER_PG_URL`, one libpq URI without the
+password (the managed cluster's URI names its 0600 passfile instead). No global libpq variable
+(`PGHOSTADDR`, `PGSSLROOTCERT`, `PGPASSWORD`, ...) is set, so a shell that ran
+`eval "$(energy-assets dagster env)"` still reaches other servers the way it did before.
 """
 
 from __future__ import annotations
@@ -11,6 +16,10 @@ from importlib import resources
 from pathlib import Path
 
 from energy_assets.postgres.connection import PostgresSettings
+
+ENV_DAGSTER_PG_URL = "DAGSTER_PG_URL"
+DAGSTER_PG_SCHEME = "postgresql+psycopg2"
+"""SQLAlchemy 2.1 picks psycopg 3 for plain "postgresql"; dagster-postgres ships psycopg2."""
 
 
 def write_dagster_yaml(dagster_home: Path) -> Path:
@@ -23,20 +32,19 @@ def write_dagster_yaml(dagster_home: Path) -> Path:
     return target
 
 
+def dagster_storage_url(settings: PostgresSettings) -> str:
+    """The SQLAlchemy URL dagster-postgres connects with: verify-full, never the password.
+
+    libpq finds the password in the settings' passfile (the managed cluster's `pgpass`); for an external
+    server without one, in the usual places (`PGPASSFILE`, `~/.pgpass`, or `PGPASSWORD` set by the user).
+    """
+    _scheme, rest = settings.uri().split("://", 1)
+    return f"{DAGSTER_PG_SCHEME}://{rest}"
+
+
 def dagster_environment(settings: PostgresSettings, dagster_home: Path) -> dict[str, str]:
     """Environment variables that the bundled dagster.yaml reads, for the given database."""
-    env = {
+    return {
         "DAGSTER_HOME": str(dagster_home),
-        "DAGSTER_PG_HOST": settings.host,
-        "DAGSTER_PG_PORT": str(settings.port),
-        "DAGSTER_PG_DB": settings.dbname,
-        "DAGSTER_PG_USER": settings.user,
-        "DAGSTER_PG_PASSWORD": settings.password or "",
-        "PGSSLROOTCERT": settings.sslrootcert or "",
+        ENV_DAGSTER_PG_URL: dagster_storage_url(settings),
     }
-    if settings.hostaddr:
-        env["PGHOSTADDR"] = settings.hostaddr
-    if settings.sslcert and settings.sslkey:
-        env["PGSSLCERT"] = settings.sslcert
-        env["PGSSLKEY"] = settings.sslkey
-    return env

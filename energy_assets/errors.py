@@ -13,6 +13,10 @@ class ConfigurationError(EnergyAssetsError):
     """A setting (environment variable, path, port) is wrong or missing."""
 
 
+class InsecureFileError(ConfigurationError):
+    """A secret file (private key, password, passfile) is readable by the group or by others."""
+
+
 class CertificateError(EnergyAssetsError):
     """A certificate or key file is missing, corrupt, insecure or expired."""
 

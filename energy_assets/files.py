@@ -1,16 +1,27 @@
-"""Atomic file writes: the one place that knows temp file + fsync + rename.
+"""Files the platform writes and reads: atomic writes, secret-file permissions, JSON, locks.
 
-Readers of a file written here see the old content or the new, never half of it. The temporary
-file lives in the target's folder (so the rename is atomic on one filesystem) and is created with
-its final mode, so a private key is never readable by others, not even for a moment.
+Atomic writes are the one place that knows temp file + fsync + rename: readers see the old content
+or the new, never half of it. The temporary file lives in the target's folder (so the rename is
+atomic on one filesystem) and is created with its final mode, so a private key is never readable by
+others, not even for a moment. Secret files (keys, passwords, passfiles) are refused when the group
+or others can read them; JSON files that fail to parse are reported with their path; `exclusive_lock`
+serialises processes that change the same folder (the managed cluster's start, the CA).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import secrets
+import stat
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from energy_assets.errors import DataValidationError, InsecureFileError
 
 
 def fsync_directory(directory: str | Path) -> None:
@@ -46,3 +57,66 @@ def write_atomic(
             temp_path.unlink()
         raise
     fsync_directory(path.parent)
+
+
+def check_private_file(path: str | Path, *, what: str) -> None:
+    """Refuse a secret file (key, password, passfile) that the group or others can read.
+
+    Raises `InsecureFileError` naming the file and the `chmod` that fixes it.
+    """
+    path = Path(path)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise InsecureFileError(
+            f"{what} {path} has mode {mode:04o}, readable by group or others; run `chmod 600 {path}` "
+            "(and check who could have copied it)."
+        )
+
+
+def read_json_file(path: str | Path, *, what_to_do: str) -> Any:
+    """Parse the JSON document in `path`; a damaged file raises `DataValidationError` naming it."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataValidationError(
+            f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); {what_to_do}"
+        ) from error
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive `flock` on `path` (created 0600) for the `with` block.
+
+    The kernel drops the lock when the process dies, so a crashed holder never blocks the next one.
+    Re-entrant within a process: a nested `with` on the same path does not deadlock (flock locks
+    belong to the open file, so a second open in the same process would wait for itself).
+    """
+    key = str(Path(path).resolve())
+    with _LOCKS_GUARD:
+        local = _LOCAL_LOCKS.setdefault(key, threading.RLock())
+    with local:
+        depth = _LOCK_DEPTH.get(key, 0)
+        if depth:
+            _LOCK_DEPTH[key] = depth + 1
+            try:
+                yield
+            finally:
+                _LOCK_DEPTH[key] -= 1
+            return
+        fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            _LOCK_DEPTH[key] = 1
+            try:
+                yield
+            finally:
+                _LOCK_DEPTH[key] = 0
+        finally:
+            os.close(fd)
+
+
+_LOCKS_GUARD = threading.Lock()
+_LOCAL_LOCKS: dict[str, threading.RLock] = {}
+_LOCK_DEPTH: dict[str, int] = {}

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from energy_assets.errors import ConfigurationError
+
 ENV_HOME = "ENERGY_ASSETS_HOME"
 ENV_PG_URL = "ENERGY_PG_URL"
 ENV_PG_SERVER_USER = "ENERGY_PG_SERVER_USER"
@@ -18,6 +20,8 @@ ENV_PG_BINDIR = "ENERGY_PG_BINDIR"
 ENV_SOURCE = "ENERGY_ASSETS_SOURCE"
 ENV_ENERGY_CHARTS_BASE_URL = "ENERGY_CHARTS_BASE_URL"
 ENV_LAKE = "ENERGY_ASSETS_LAKE"
+ENV_PG_LOG_CONNECTIONS = "ENERGY_PG_LOG_CONNECTIONS"
+ENV_PG_LOG_ROTATION_SIZE_KB = "ENERGY_PG_LOG_ROTATION_SIZE_KB"
 
 DEFAULT_ENERGY_CHARTS_BASE_URL = "https://api.energy-charts.info"
 DATA_DATABASE = "energy"
@@ -47,6 +51,27 @@ class DataHome:
     def from_env(cls) -> DataHome:
         value = os.environ.get(ENV_HOME)
         return cls(Path(value).expanduser().resolve() if value else default_home())
+
+    def ensure(self) -> Path:
+        """Create the data home if needed; an unusable path raises `ConfigurationError` naming it."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-test-{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise ConfigurationError(
+                f"The data home {self.root} is not a writable folder ({reason}: {error.filename or self.root}). "
+                f"Set {ENV_HOME} to a folder you can write (e.g. `export {ENV_HOME}=$HOME/energy_assets`), or "
+                "fix the folder's permissions."
+            ) from error
+        return self.root
+
+    @property
+    def lock_path(self) -> Path:
+        """Held (flock) while the managed cluster is created, started, maintained or stopped."""
+        return self.root / ".cluster.lock"
 
     @property
     def ca_dir(self) -> Path:

@@ -44,12 +44,10 @@ def default_resources() -> dict[str, Any]:
 
 def _meters_resource() -> MetersResource:
     """Keys through EnvVar (resolved at launch, never shown), only when they are set."""
-    keys = {
-        field: dg.EnvVar(name)
-        for field, name in (("hmac_key", ENV_NMI_HMAC_KEY), ("fernet_keys", ENV_NMI_FERNET_KEYS))
-        if os.environ.get(name)
-    }
-    return MetersResource(**keys)
+    return MetersResource(
+        hmac_key=dg.EnvVar(ENV_NMI_HMAC_KEY) if os.environ.get(ENV_NMI_HMAC_KEY) else None,
+        fernet_keys=dg.EnvVar(ENV_NMI_FERNET_KEYS) if os.environ.get(ENV_NMI_FERNET_KEYS) else None,
+    )
 
 
 def _source_definitions() -> list[dg.Definitions]:

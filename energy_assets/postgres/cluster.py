@@ -5,15 +5,24 @@
 with scram-sha-256 (optionally also requiring a client certificate). Run as root, the server runs
 as an unprivileged OS user (`postgres` by default; PostgreSQL refuses to run as root).
 
+Creating, starting, maintaining and stopping hold an exclusive lock (`flock` on
+`<data home>/.cluster.lock`), so simultaneous `energy-assets db start` calls end with one cluster and
+all succeed; the kernel drops the lock of a crashed process. Every start (and every connection that
+finds the CRL stale, and the daily Dagster job) runs `maintain_certificates`: root CA rollover,
+CRL re-signing, server certificate renewal, and publishing the trust bundle and CRL with a reload.
+
 Layout under `<data home>/postgres/`:
-    cluster.json          port, roles, server user (no secrets)
+    cluster.json          port, roles, server user, log settings (no secrets)
     superuser.password    the superuser's password, 0600, owned by the invoking user
+    pgpass                the same as a libpq passfile (0600), named by `passfile=` in `db url`
     data/                 PGDATA, owned by the server user (server.crt/.key, root.crt, root.crl in it)
-    postgres.log          the server log
+    log/                  the server log, rotated by size and age, old files pruned at start
+    postgres.log          output of `pg_ctl start` before the log collector takes over
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -23,24 +32,37 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+from cryptography import x509
 
 from energy_assets.errors import CertificateError, ClusterError, DatabaseError
-from energy_assets.files import write_atomic
+from energy_assets.files import check_private_file, exclusive_lock, write_atomic
 from energy_assets.postgres.binaries import PostgresBinaries, find_binaries
-from energy_assets.postgres.connection import PostgresSettings, connect
+from energy_assets.postgres.connection import PostgresSettings, connect, scalar
 from energy_assets.postgres.tls_probe import presented_certificate
-from energy_assets.settings import DAGSTER_DATABASE, DATA_DATABASE, ENV_PG_PORT, ENV_PG_SERVER_USER, DataHome
-from energy_assets.tls.ca import CertificateAuthority, IssuedCertificate
+from energy_assets.settings import (
+    DAGSTER_DATABASE,
+    DATA_DATABASE,
+    ENV_PG_LOG_CONNECTIONS,
+    ENV_PG_LOG_ROTATION_SIZE_KB,
+    ENV_PG_PORT,
+    ENV_PG_SERVER_USER,
+    DataHome,
+)
+from energy_assets.tls.ca import MAX_LEAF_VALIDITY_DAYS, CertificateAuthority, IssuedCertificate
 
 SUPERUSER = "energy_admin"
 LISTEN_ADDRESS = "127.0.0.1"
 SERVER_DNS_NAMES = ("localhost",)
 SERVER_IP_ADDRESSES = ("127.0.0.1", "::1")
 RENEW_SERVER_CERT_WITHIN_DAYS = 30
+LOG_FILE_PATTERN = "postgresql-%Y-%m-%d_%H%M%S.log"
 _CONF_FILE = "energy_assets.conf"
+_TRUE_WORDS = ("1", "on", "true", "yes")
 
 
 @dataclass
@@ -53,6 +75,11 @@ class ClusterConfig:
     client_cert_auth: bool = False
     extra_dns_names: list[str] = field(default_factory=list)
     databases: list[str] = field(default_factory=lambda: [DATA_DATABASE, DAGSTER_DATABASE])
+    log_rotation_size_kb: int = 10240
+    log_rotation_age_minutes: int = 1440
+    log_retention_days: int = 14
+    log_retention_files: int = 30
+    log_connections: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,8 +159,18 @@ class ManagedCluster:
         return self.directory / "superuser.password"
 
     @property
+    def passfile_path(self) -> Path:
+        return self.directory / "pgpass"
+
+    @property
     def log_path(self) -> Path:
+        """Where `pg_ctl start` writes until the server's log collector takes over."""
         return self.directory / "postgres.log"
+
+    @property
+    def log_dir(self) -> Path:
+        """The server log, rotated by size and age (`logging_collector`)."""
+        return self.directory / "log"
 
     @property
     def binaries(self) -> PostgresBinaries:
@@ -231,11 +268,19 @@ class ManagedCluster:
             )
 
     # ------------------------------------------------------------------ lifecycle
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One process at a time creates, starts, maintains or stops the cluster (re-entrant)."""
+        self.home.ensure()
+        with exclusive_lock(self.home.lock_path):
+            yield
+
     def certificate_authority(self) -> CertificateAuthority:
-        ca, _created = CertificateAuthority.init(self.home.ca_dir)
-        if not ca.crl_path.exists():
-            ca.write_crl()
-        return ca
+        """The project CA (created if missing) with every due renewal of the CA itself done."""
+        with self._locked():
+            ca = CertificateAuthority.load_or_create(self.home.ca_dir)
+            ca.maintain()
+            return ca
 
     def initialize(self) -> bool:
         """Create the cluster if it does not exist yet; returns True if it was created.
@@ -243,6 +288,10 @@ class ManagedCluster:
         `initdb` runs into a temporary folder that is renamed into place only when everything
         succeeded, so a failed attempt leaves nothing that blocks the next one.
         """
+        with self._locked():
+            return self._initialize()
+
+    def _initialize(self) -> bool:
         if (self.data_dir / "PG_VERSION").exists():
             if self.load_config() is None:
                 raise ClusterError(
@@ -251,17 +300,17 @@ class ManagedCluster:
                 )
             return False
         binaries = self.binaries
-        self.home.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.home.root, os.stat(self.home.root).st_mode | 0o711)
         self.directory.mkdir(mode=0o711, exist_ok=True)
         os.chmod(self.directory, 0o711)
         self._check_server_can_reach(self.directory)
+        # Under the lock, a staging folder can only be left over from a process that died.
         for stale in self.directory.glob("data.initdb-*"):
             shutil.rmtree(stale, ignore_errors=True)
 
         config = ClusterConfig(
             port=self._requested_port or _free_port(),
-            server_user=(self._server_user().pw_name if self._server_user() else None),
+            server_user=(user.pw_name if (user := self._server_user()) is not None else None),
             client_cert_auth=bool(self._requested_client_cert_auth),
         )
         password = secrets.token_urlsafe(32)
@@ -294,16 +343,26 @@ class ManagedCluster:
             )
             pwfile.unlink()
             self._write_server_config(pgdata, config)
-            self._install_tls_files(pgdata, self._issue_server_certificate(config))
+            ca = self.certificate_authority()
+            self._install_tls_files(pgdata, self._issue_server_certificate(ca, config), ca)
             write_atomic(self.password_path, password.encode(), mode=0o600)
             self._save_config(config)
+            self._write_passfile(config, password)
             os.rename(pgdata, self.data_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return True
 
-    def _write_server_config(self, pgdata: Path, config: ClusterConfig) -> None:
-        settings = {
+    def _server_settings(self, config: ClusterConfig) -> dict[str, str]:
+        log_connections = config.log_connections or (
+            os.environ.get(ENV_PG_LOG_CONNECTIONS, "").lower() in _TRUE_WORDS
+        )
+        rotation_kb = os.environ.get(ENV_PG_LOG_ROTATION_SIZE_KB) or str(config.log_rotation_size_kb)
+        if not rotation_kb.isdigit():
+            raise ClusterError(
+                f"{ENV_PG_LOG_ROTATION_SIZE_KB}={rotation_kb!r} is not a size in kB (e.g. 10240)."
+            )
+        return {
             "listen_addresses": LISTEN_ADDRESS,
             "port": str(config.port),
             # No Unix socket: every connection, even local, goes through TLS on TCP.
@@ -315,16 +374,22 @@ class ManagedCluster:
             "ssl_crl_file": "root.crl",
             "ssl_min_protocol_version": "TLSv1.2",
             "password_encryption": "scram-sha-256",
-            "log_connections": "on",
+            # Bounded logs: the collector rotates by size and age; `prune_logs` removes old files.
+            "logging_collector": "on",
+            "log_directory": str(self.log_dir),
+            "log_filename": LOG_FILE_PATTERN,
+            "log_rotation_size": f"{rotation_kb}kB",
+            "log_rotation_age": f"{config.log_rotation_age_minutes}min",
+            "log_truncate_on_rotation": "off",
+            # Dagster opens a connection per storage call: logging each one is opt-in.
+            "log_connections": "on" if log_connections else "off",
+            "log_disconnections": "on" if log_connections else "off",
             "log_timezone": "UTC",
             "timezone": "UTC",
         }
-        lines = [f"{key} = '{value}'" for key, value in settings.items()]
-        conf = pgdata / _CONF_FILE
-        conf.write_text(
-            "# Written by energy_assets; edit through `energy-assets db`.\n" + "\n".join(lines) + "\n"
-        )
-        self._chown_to_server(conf)
+
+    def _write_server_config(self, pgdata: Path, config: ClusterConfig) -> None:
+        self._write_conf_file(pgdata, config)
         with open(pgdata / "postgresql.conf", "a") as handle:
             handle.write(f"\ninclude = '{_CONF_FILE}'\n")
         client_cert = " clientcert=verify-full" if config.client_cert_auth else ""
@@ -339,25 +404,54 @@ class ManagedCluster:
         )
         self._chown_to_server(hba)
 
-    def _issue_server_certificate(self, config: ClusterConfig) -> IssuedCertificate:
-        ca = self.certificate_authority()
+    def _write_conf_file(self, pgdata: Path, config: ClusterConfig) -> bool:
+        """Write `energy_assets.conf` from the config; returns True if its content changed."""
+        lines = [f"{key} = '{value}'" for key, value in self._server_settings(config).items()]
+        text = "# Written by energy_assets; edit through `energy-assets db`.\n" + "\n".join(lines) + "\n"
+        conf = pgdata / _CONF_FILE
+        if conf.exists() and conf.read_text() == text:
+            return False
+        write_atomic(conf, text.encode(), 0o644, owner=self._server_owner())
+        return True
+
+    def _write_passfile(self, config: ClusterConfig, password: str) -> None:
+        """A libpq passfile for the superuser (0600), so URIs never carry the password."""
+
+        def escape(value: str) -> str:
+            return value.replace("\\", "\\\\").replace(":", "\\:")
+
+        line = f"*:{config.port}:*:{escape(config.superuser)}:{escape(password)}\n"
+        if self.passfile_path.exists() and self.passfile_path.read_text() == line:
+            return
+        write_atomic(self.passfile_path, line.encode(), mode=0o600)
+
+    def _issue_server_certificate(self, ca: CertificateAuthority, config: ClusterConfig) -> IssuedCertificate:
         return ca.issue_server_certificate(
             dns_names=[*SERVER_DNS_NAMES, *config.extra_dns_names],
             ip_addresses=list(SERVER_IP_ADDRESSES),
             common_name="localhost",
         )
 
-    def _install_tls_files(self, pgdata: Path, issued: IssuedCertificate) -> None:
-        """Copy the server certificate, key, CA and CRL into PGDATA, owned by the server user."""
-        ca = self.certificate_authority()
+    def _install_tls_files(
+        self, pgdata: Path, issued: IssuedCertificate | None, ca: CertificateAuthority
+    ) -> bool:
+        """Copy the server certificate and key (if given), the trust bundle and the CRL into PGDATA,
+        owned by the server user; returns True if any file changed."""
         files = {
-            "server.crt": (issued.cert_path.read_bytes(), 0o644),
-            "server.key": (issued.key_path.read_bytes(), 0o600),
-            "root.crt": (ca.ca_cert_path.read_bytes(), 0o644),
+            "root.crt": (ca.trust_bundle_path.read_bytes(), 0o644),
             "root.crl": (ca.crl_path.read_bytes(), 0o644),
         }
+        if issued is not None:
+            files["server.crt"] = (issued.cert_path.read_bytes(), 0o644)
+            files["server.key"] = (issued.key_path.read_bytes(), 0o600)
+        changed = False
         for name, (data, mode) in files.items():
-            write_atomic(pgdata / name, data, mode, owner=self._server_owner())
+            target = pgdata / name
+            if target.exists() and target.read_bytes() == data:
+                continue
+            write_atomic(target, data, mode, owner=self._server_owner())
+            changed = True
+        return changed
 
     def is_running(self) -> bool:
         if not (self.data_dir / "PG_VERSION").exists():
@@ -366,72 +460,117 @@ class ManagedCluster:
         return result.returncode == 0
 
     def start(self) -> bool:
-        """Start the server (initializing it first if needed); returns False if it was already running."""
-        self.initialize()
-        if self.is_running():
-            return False
-        config = self.config
-        if self._requested_port and self._requested_port != config.port:
-            config.port = self._requested_port
-            self._save_config(config)
-            self._write_port(config.port)
-        if _port_in_use(config.port):
-            raise ClusterError(
-                f"Port {config.port} on {LISTEN_ADDRESS} is in use by another program; set {ENV_PG_PORT} to a "
-                f"free port (or stop the other server) and run `energy-assets db start` again."
+        """Start the server (initializing it first if needed); returns False if it was already running.
+
+        Either way the certificates are maintained first (CRL, server certificate, root rollover).
+        """
+        with self._locked():
+            self._initialize()
+            config = self.config
+            self._write_passfile(config, self.superuser_password())
+            if self.is_running():
+                self.maintain_certificates()
+                return False
+            if self._requested_port and self._requested_port != config.port:
+                config.port = self._requested_port
+                self._save_config(config)
+                self._write_passfile(config, self.superuser_password())
+            if _port_in_use(config.port):
+                raise ClusterError(
+                    f"Port {config.port} on {LISTEN_ADDRESS} is in use by another program; set {ENV_PG_PORT} to "
+                    f"a free port (or stop the other server) and run `energy-assets db start` again."
+                )
+            self.maintain_certificates()
+            self._write_conf_file(self.data_dir, config)
+            self._prepare_logs()
+            result = self._run(
+                [
+                    self.binaries.pg_ctl,
+                    "start",
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_path),
+                    "-w",
+                    "-t",
+                    "60",
+                ],
+                check=False,
             )
-        self._renew_server_certificate_if_due()
+            if result.returncode != 0:
+                raise ClusterError(
+                    f"PostgreSQL did not start (pg_ctl exit {result.returncode}). Last lines of the log:\n"
+                    + self.log_tail()
+                )
+            return True
+
+    def _prepare_logs(self) -> None:
         if not self.log_path.exists():
             self.log_path.touch(mode=0o640)
         self._chown_to_server(self.log_path)
-        result = self._run(
-            [
-                self.binaries.pg_ctl,
-                "start",
-                "-D",
-                str(self.data_dir),
-                "-l",
-                str(self.log_path),
-                "-w",
-                "-t",
-                "60",
-            ],
-            check=False,
-        )
-        if result.returncode != 0:
-            raise ClusterError(
-                f"PostgreSQL did not start (pg_ctl exit {result.returncode}). Last lines of {self.log_path}:\n"
-                + self.log_tail()
-            )
-        return True
+        self.log_dir.mkdir(mode=0o700, exist_ok=True)
+        self._chown_to_server(self.log_dir)
+        self.prune_logs()
 
-    def _write_port(self, port: int) -> None:
-        conf = self.data_dir / _CONF_FILE
-        lines = [
-            f"port = '{port}'" if line.startswith("port =") else line
-            for line in conf.read_text().splitlines()
-        ]
-        conf.write_text("\n".join(lines) + "\n")
+    def log_files(self) -> list[Path]:
+        """The collector's log files, oldest first."""
+        if not self.log_dir.exists():
+            return []
+        return sorted(
+            self.log_dir.glob("postgresql-*.log"), key=lambda path: (path.stat().st_mtime, path.name)
+        )
+
+    def prune_logs(self) -> list[Path]:
+        """Delete collector logs beyond the retention (age and count), never the newest; returns them."""
+        config = self.config
+        files = self.log_files()
+        cutoff = time.time() - config.log_retention_days * 86400
+        removed = []
+        for index, path in enumerate(files[:-1]):
+            too_many = len(files) - index > config.log_retention_files
+            if too_many or path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
+
+    def configure_logging(
+        self, *, rotation_size_kb: int | None = None, log_connections: bool | None = None
+    ) -> None:
+        """Change the log settings in `cluster.json` and apply them (reload if running)."""
+        with self._locked():
+            config = self.config
+            if rotation_size_kb is not None:
+                config.log_rotation_size_kb = rotation_size_kb
+            if log_connections is not None:
+                config.log_connections = log_connections
+            self._save_config(config)
+            if self._write_conf_file(self.data_dir, config) and self.is_running():
+                self._reload()
 
     def stop(self) -> bool:
         """Stop the server; returns False if it was not running."""
-        if not self.is_running():
-            return False
-        self._run([self.binaries.pg_ctl, "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60"])
-        return True
+        with self._locked():
+            if not self.is_running():
+                return False
+            self._run(
+                [self.binaries.pg_ctl, "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60"]
+            )
+            return True
 
     def log_tail(self, lines: int = 20) -> str:
-        if not self.log_path.exists():
+        """The last lines of the newest log (the collector's, or pg_ctl's before it took over)."""
+        candidates = [path for path in [self.log_path, *self.log_files()] if path.exists()]
+        if not candidates:
             return "(no log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        newest = max(candidates, key=lambda path: path.stat().st_mtime)
+        text = "\n".join(newest.read_text(errors="replace").splitlines()[-lines:])
+        return f"({newest})\n{text}"
 
     def status(self) -> ClusterStatus:
         config = self.load_config()
         initialized = config is not None and (self.data_dir / "PG_VERSION").exists()
         serial = days_left = None
         if initialized:
-            from cryptography import x509
-
             cert = x509.load_pem_x509_certificate((self.data_dir / "server.crt").read_bytes())
             serial = cert.serial_number
             days_left = (cert.not_valid_after_utc.timestamp() - time.time()) / 86400
@@ -444,9 +583,18 @@ class ManagedCluster:
             server_certificate_days_left=days_left,
         )
 
+    def served_certificate_serial(self) -> int | None:
+        """Serial of the certificate the server presents (or will present at start); None if no cluster."""
+        if not (self.data_dir / "server.crt").exists():
+            return None
+        if self.is_running():
+            return presented_certificate(LISTEN_ADDRESS, self.config.port).serial_number
+        return x509.load_pem_x509_certificate((self.data_dir / "server.crt").read_bytes()).serial_number
+
     # ------------------------------------------------------------------ connections
     def superuser_password(self) -> str:
         try:
+            check_private_file(self.password_path, what="Password file")
             return self.password_path.read_text().strip()
         except FileNotFoundError as exc:
             raise ClusterError(
@@ -455,11 +603,18 @@ class ManagedCluster:
             ) from exc
 
     def settings(self, dbname: str = DATA_DATABASE, *, host: str = "localhost") -> PostgresSettings:
-        """Connection settings for a database of this cluster: verify-full against the project CA."""
+        """Connection settings for a database of this cluster: verify-full against the project CA.
+
+        They trust the CA's bundle (both roots during a rollover), check its CRL, name the passfile, and
+        renew a stale CRL before connecting (`on_stale_crl`).
+        """
         config = self.config
-        client: dict[str, str] = {}
+        if self.passfile_path.exists():
+            check_private_file(self.passfile_path, what="Password file")
+        client: dict[str, Any] = {}
         if config.client_cert_auth:
             client = self._client_certificate_files(config.superuser)
+        bundle = self.home.ca_dir / "trust.pem"
         return PostgresSettings(
             host=host,
             hostaddr=LISTEN_ADDRESS,
@@ -468,104 +623,151 @@ class ManagedCluster:
             user=config.superuser,
             password=self.superuser_password(),
             sslmode="verify-full",
-            sslrootcert=str(self.home.ca_dir / "ca.crt"),
+            sslrootcert=str(bundle if bundle.exists() else self.home.ca_dir / "ca.crt"),
             sslcrl=str(self.home.ca_dir / "crl.pem"),
+            passfile=str(self.passfile_path),
+            on_stale_crl=self.maintain_certificates,
             **client,
         )
 
     def _client_certificate_files(self, role: str) -> dict[str, str]:
         ca = self.certificate_authority()
-        current = [
-            cert
-            for cert in ca.issued()
-            if cert.kind == "client"
-            and cert.subject_cn == role
-            and cert.days_left() > RENEW_SERVER_CERT_WITHIN_DAYS
-        ]
-        revoked = {s.serial for s in ca.status() if s.revoked}
-        current = [cert for cert in current if cert.serial not in revoked]
+        active = ca.certificate.serial_number
+        usable = {
+            status.serial
+            for status in ca.status()
+            if status.kind == "client"
+            and status.subject_cn == role
+            and not status.revoked
+            and status.issuer_serial == active
+            and status.days_left > RENEW_SERVER_CERT_WITHIN_DAYS
+        }
+        current = [cert for cert in ca.issued() if cert.serial in usable]
         issued = current[-1] if current else ca.issue_client_certificate(role)
         return {"sslcert": str(issued.cert_path), "sslkey": str(issued.key_path)}
 
     def ensure_running(self, dbname: str = DATA_DATABASE) -> PostgresSettings:
         """Initialize and start the cluster if needed, create its databases, return settings for `dbname`."""
-        self.start()
-        self.ensure_databases()
-        return self.settings(dbname)
+        with self._locked():
+            self.start()
+            self.ensure_databases()
+            return self.settings(dbname)
+
+    def start_with_databases(self) -> bool:
+        """`start` and `ensure_databases` under one lock; returns whether the server was started."""
+        with self._locked():
+            started = self.start()
+            self.ensure_databases()
+            return started
 
     def ensure_databases(self) -> None:
         from energy_assets.postgres.admin import create_database
 
-        with connect(self.settings("postgres"), autocommit=True) as conn:
+        # Under the lock: two CREATE DATABASE from template1 at once fail ("being accessed by other users").
+        with self._locked(), connect(self.settings("postgres"), autocommit=True) as conn:
             for name in self.config.databases:
                 create_database(conn, name)
 
-    # ------------------------------------------------------------------ certificate rotation
-    def _renew_server_certificate_if_due(self) -> None:
-        from cryptography import x509
+    # ------------------------------------------------------------------ certificate lifecycle
+    def maintain_certificates(self) -> list[str]:
+        """Do every certificate renewal that is due and publish the result to the server.
 
-        cert_path = self.data_dir / "server.crt"
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        Rolls the root CA over before it expires (and retires the old one after the overlap), re-signs
+        the CRL well before its next update, renews a server certificate that expires within
+        `RENEW_SERVER_CERT_WITHIN_DAYS`, is revoked or comes from a root no longer active, and copies the
+        trust bundle and CRL into PGDATA; a running server reloads (no restart) and the served serial is
+        checked. Returns what was done, one sentence per action.
+        """
+        with self._locked():
+            ca = CertificateAuthority.load_or_create(self.home.ca_dir)
+            done = ca.maintain()
+            if not (self.data_dir / "PG_VERSION").exists():
+                return done
+            reason = self._server_certificate_renewal_reason(ca)
+            issued = None
+            if reason:
+                issued = self._issue_server_certificate(ca, self.config)
+                done.append(f"issued server certificate {issued.serial:x} ({reason})")
+            changed = self._install_tls_files(self.data_dir, issued, ca)
+            if changed and issued is None:
+                done.append("published the trust bundle and CRL to the server")
+            if changed and self.is_running():
+                self._reload(expect_serial=issued.serial if issued else None)
+            return done
+
+    def _server_certificate_renewal_reason(self, ca: CertificateAuthority) -> str | None:
+        cert = x509.load_pem_x509_certificate((self.data_dir / "server.crt").read_bytes())
         days_left = (cert.not_valid_after_utc.timestamp() - time.time()) / 86400
         if days_left < RENEW_SERVER_CERT_WITHIN_DAYS:
-            self._install_tls_files(self.data_dir, self._issue_server_certificate(self.config))
+            return f"the served one had {days_left:.0f} days left"
+        if cert.issuer != ca.certificate.subject:
+            return "the served one comes from a previous root CA"
+        if any(s.serial == cert.serial_number and s.revoked for s in ca.status()):
+            return "the served one was revoked"
+        return None
 
     def install_server_certificate(
         self, issued: IssuedCertificate, *, verify_timeout_s: float = 15.0
     ) -> None:
         """Install a server certificate, reload without restart, and check the server presents it."""
-        self._install_tls_files(self.data_dir, issued)
-        if not self.is_running():
-            return
-        self._run([self.binaries.pg_ctl, "reload", "-D", str(self.data_dir)])
-        deadline = time.monotonic() + verify_timeout_s
-        served = None
-        while time.monotonic() < deadline:
-            served = presented_certificate(LISTEN_ADDRESS, self.config.port).serial_number
-            if served == issued.serial:
-                return
-            time.sleep(0.2)
-        raise CertificateError(
-            f"After reloading, PostgreSQL still presents certificate serial {served:x}, not the new "
-            f"{issued.serial:x}: the server kept its old certificate. Check {self.log_path}:\n{self.log_tail()}"
-        )
+        with self._locked():
+            ca = CertificateAuthority.load_or_create(self.home.ca_dir)
+            self._install_tls_files(self.data_dir, issued, ca)
+            if self.is_running():
+                self._reload(expect_serial=issued.serial, timeout_s=verify_timeout_s)
 
-    def rotate_server_certificate(self, *, validity_days: int = 397) -> IssuedCertificate:
+    def rotate_server_certificate(self, *, validity_days: int = MAX_LEAF_VALIDITY_DAYS) -> IssuedCertificate:
         """Issue a new server certificate from the project CA, install it and verify it is served."""
-        ca = self.certificate_authority()
-        config = self.config
-        issued = ca.issue_server_certificate(
-            dns_names=[*SERVER_DNS_NAMES, *config.extra_dns_names],
-            ip_addresses=list(SERVER_IP_ADDRESSES),
-            common_name="localhost",
-            validity_days=validity_days,
-        )
-        self.install_server_certificate(issued)
-        return issued
+        with self._locked():
+            ca = self.certificate_authority()
+            config = self.config
+            issued = ca.issue_server_certificate(
+                dns_names=[*SERVER_DNS_NAMES, *config.extra_dns_names],
+                ip_addresses=list(SERVER_IP_ADDRESSES),
+                common_name="localhost",
+                validity_days=validity_days,
+            )
+            self.install_server_certificate(issued)
+            return issued
 
     def refresh_crl(self) -> None:
-        """Copy the CA's current CRL into the cluster and reload, after a revocation."""
-        ca = self.certificate_authority()
-        target = self.data_dir / "root.crl"
-        write_atomic(target, ca.crl_path.read_bytes(), 0o644, owner=self._server_owner())
-        if self.is_running():
-            self._reload_and_wait()
+        """Copy the CA's current trust bundle and CRL into the cluster and reload, after a revocation."""
+        with self._locked():
+            ca = CertificateAuthority.load_or_create(self.home.ca_dir)
+            if self._install_tls_files(self.data_dir, None, ca) and self.is_running():
+                self._reload()
 
-    def _reload_and_wait(self, timeout_s: float = 10.0) -> None:
-        """Reload the configuration and wait until new sessions see it (the reload is asynchronous)."""
-        settings = self.settings("postgres")
-        with connect(settings, autocommit=True) as conn:
-            before = conn.execute("SELECT pg_conf_load_time()").fetchone()[0]
-            conn.execute("SELECT pg_reload_conf()")
+    def _reload(self, *, expect_serial: int | None = None, timeout_s: float = 15.0) -> None:
+        """Reload by signal (`pg_ctl reload`, no login needed: the old CRL may already refuse us) and
+        wait until the server uses the new files: the expected serial is presented, or new sessions see
+        a newer `pg_conf_load_time()`."""
+        settings = self.settings("postgres").replace(on_stale_crl=None)
+        before = None
+        with contextlib.suppress(DatabaseError), connect(settings, autocommit=True) as conn:
+            before = scalar(conn, "SELECT pg_conf_load_time()")
+        self._run([self.binaries.pg_ctl, "reload", "-D", str(self.data_dir)])
         deadline = time.monotonic() + timeout_s
+        served = None
         while time.monotonic() < deadline:
-            try:
-                with connect(settings, autocommit=True) as conn:
-                    if conn.execute("SELECT pg_conf_load_time()").fetchone()[0] > before:
+            if expect_serial is not None:
+                served = presented_certificate(LISTEN_ADDRESS, self.config.port).serial_number
+                if served == expect_serial:
+                    return
+            else:
+                try:
+                    with connect(settings, autocommit=True) as conn:
+                        loaded = scalar(conn, "SELECT pg_conf_load_time()")
+                    if before is None or loaded > before:
                         return
-            except DatabaseError:
-                return  # the new configuration already refuses us (e.g. our own certificate was revoked)
-            time.sleep(0.05)
+                except DatabaseError:
+                    if before is not None:
+                        return  # the new configuration refuses us (e.g. our own certificate was revoked)
+            time.sleep(0.1)
+        if expect_serial is not None:
+            raise CertificateError(
+                f"After reloading, PostgreSQL still presents certificate serial {served:x}, not the new "
+                f"{expect_serial:x}: the server kept its old certificate. Check the log:\n{self.log_tail()}"
+            )
         raise ClusterError(
-            f"PostgreSQL did not reload its configuration within {timeout_s:.0f} s; see {self.log_path}."
+            f"PostgreSQL did not reload its configuration within {timeout_s:.0f} s:\n{self.log_tail()}"
         )

@@ -1,16 +1,22 @@
 """Probing a PostgreSQL server's TLS health and recording it in `platform.tls_health`.
 
-Pure domain code: what TLS version and cipher a verify-full connection negotiated, and when the
-certificate the server presents expires.
+Pure domain code: what TLS version and cipher a verify-full connection negotiated, when the
+certificate the server presents expires, when the root CA that issued it expires (from the trust
+bundle the client uses), and when the client's CRL needs its next update.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
-from energy_assets.postgres.connection import PostgresSettings, connect
+from cryptography import x509
+
+from energy_assets.errors import DatabaseError
+from energy_assets.postgres.connection import PostgresSettings, connect, scalar
 from energy_assets.postgres.tls_probe import presented_certificate
+from energy_assets.tls.ca import crl_next_update
 
 HEALTH_SCHEMA = "platform"
 HEALTH_TABLE = "tls_health"
@@ -29,6 +35,10 @@ CREATE TABLE IF NOT EXISTS platform.tls_health (
     certificate_days_left float8 NOT NULL,
     PRIMARY KEY (checked_at, server_host, server_port)
 );
+ALTER TABLE platform.tls_health ADD COLUMN IF NOT EXISTS ca_not_after timestamptz;
+ALTER TABLE platform.tls_health ADD COLUMN IF NOT EXISTS ca_days_left float8;
+ALTER TABLE platform.tls_health ADD COLUMN IF NOT EXISTS crl_next_update timestamptz;
+ALTER TABLE platform.tls_health ADD COLUMN IF NOT EXISTS crl_days_left float8;
 """
 
 
@@ -44,10 +54,47 @@ class TlsHealth:
     tls_cipher: str
     certificate_serial: int
     certificate_not_after: datetime
+    ca_not_after: datetime | None = None
+    crl_next_update: datetime | None = None
 
     @property
     def certificate_days_left(self) -> float:
-        return (self.certificate_not_after - self.checked_at).total_seconds() / 86400
+        return _days(self.checked_at, self.certificate_not_after)
+
+    @property
+    def ca_days_left(self) -> float | None:
+        return None if self.ca_not_after is None else _days(self.checked_at, self.ca_not_after)
+
+    @property
+    def crl_days_left(self) -> float | None:
+        return None if self.crl_next_update is None else _days(self.checked_at, self.crl_next_update)
+
+
+@dataclass(frozen=True)
+class LatestHealth:
+    """The newest row of platform.tls_health (CA and CRL columns are NULL for older rows)."""
+
+    checked_at: datetime
+    certificate_days_left: float
+    tls_version: str
+    ca_days_left: float | None
+    crl_days_left: float | None
+
+
+def _days(start: datetime, end: datetime) -> float:
+    return (end - start).total_seconds() / 86400
+
+
+def issuing_root_not_after(trust_bundle: str | None, leaf: x509.Certificate) -> datetime | None:
+    """Expiry of the root in the trust bundle that issued `leaf` (None if not found)."""
+    if not trust_bundle or not Path(trust_bundle).exists():
+        return None
+    try:
+        roots = x509.load_pem_x509_certificates(Path(trust_bundle).read_bytes())
+    except ValueError:
+        return None
+    issuers = [root for root in roots if root.subject == leaf.issuer]
+    return issuers[0].not_valid_after_utc if issuers else None
 
 
 def probe_and_record(settings: PostgresSettings) -> TlsHealth:
@@ -60,7 +107,9 @@ def probe_and_record(settings: PostgresSettings) -> TlsHealth:
             "FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid() AND s.ssl"
         ).fetchone()
         if row is None:
-            raise RuntimeError(f"The connection to {settings.describe()} is not using TLS.")
+            raise DatabaseError(
+                f"The connection to {settings.describe()} is not using TLS; use sslmode=verify-full."
+            )
         health = TlsHealth(
             checked_at=row[0],
             server_host=settings.host,
@@ -70,12 +119,15 @@ def probe_and_record(settings: PostgresSettings) -> TlsHealth:
             tls_cipher=row[3],
             certificate_serial=certificate.serial_number,
             certificate_not_after=certificate.not_valid_after_utc.astimezone(timezone.utc),
+            ca_not_after=issuing_root_not_after(settings.sslrootcert, certificate),
+            crl_next_update=crl_next_update(Path(settings.sslcrl)) if settings.sslcrl else None,
         )
         conn.execute(_CREATE_SQL)
         conn.execute(
             "INSERT INTO platform.tls_health (checked_at, server_host, server_port, server_version, tls_version, "
-            "tls_cipher, certificate_serial, certificate_not_after, certificate_days_left) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "tls_cipher, certificate_serial, certificate_not_after, certificate_days_left, ca_not_after, "
+            "ca_days_left, crl_next_update, crl_days_left) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 health.checked_at,
                 health.server_host,
@@ -86,17 +138,23 @@ def probe_and_record(settings: PostgresSettings) -> TlsHealth:
                 format(health.certificate_serial, "x"),
                 health.certificate_not_after,
                 health.certificate_days_left,
+                health.ca_not_after,
+                health.ca_days_left,
+                health.crl_next_update,
+                health.crl_days_left,
             ),
         )
     return health
 
 
-def latest_health(settings: PostgresSettings) -> tuple[datetime, float, str] | None:
-    """The newest recorded (checked_at, certificate_days_left, tls_version), or None."""
+def latest_health(settings: PostgresSettings) -> LatestHealth | None:
+    """The newest recorded health row, or None."""
     with connect(settings) as conn:
-        if conn.execute("SELECT to_regclass('platform.tls_health')").fetchone()[0] is None:
+        if scalar(conn, "SELECT to_regclass('platform.tls_health')") is None:
             return None
-        return conn.execute(
-            "SELECT checked_at, certificate_days_left, tls_version FROM platform.tls_health "
-            "ORDER BY checked_at DESC LIMIT 1"
+        conn.execute(_CREATE_SQL)
+        row = conn.execute(
+            "SELECT checked_at, certificate_days_left, tls_version, ca_days_left, crl_days_left "
+            "FROM platform.tls_health ORDER BY checked_at DESC LIMIT 1"
         ).fetchone()
+    return None if row is None else LatestHealth(*row)

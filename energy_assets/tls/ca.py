@@ -1,27 +1,38 @@
 """A private certificate authority for PostgreSQL TLS, in pure Python (`cryptography`, no openssl).
 
 What belongs here: creating and loading the CA, issuing server and client certificates, revocation and
-the CRL, the on-disk index of issued certificates, expiry status, and the safe file helpers for keys and
-PEM files (atomic writes, 0600 keys, refusing group/world-readable keys). What does not: PostgreSQL
-configuration, connection strings and anything Dagster; those import this module.
+the CRL (re-signed well before its next update), rolling the root over before it expires, the on-disk
+index of issued certificates, expiry status, and the safe file helpers for keys and PEM files (atomic
+writes, 0600 keys, refusing group/world-readable keys). What does not: PostgreSQL configuration,
+connection strings and anything Dagster; those import this module.
 
 Profile (see shared/reference/security.md, section 3.2): ECDSA P-256 + SHA-256 for the whole chain, never
 Ed25519 (it breaks libpq SCRAM channel binding), root with BasicConstraints(ca=True, path_length=0),
 leaves of at most 397 days with a non-critical SAN and one EKU each.
 
+Root rollover: `CA_ROLLOVER_WITHIN_DAYS` before the root expires, `rollover()` makes a new root (a new
+subject, so OpenSSL never confuses the two) and keeps the old one in `previous/` while it is still
+valid. Clients and the server trust `trust.pem`, both roots, during that overlap; `crl.pem` holds one
+CRL per trusted root (OpenSSL needs a CRL for every issuer it checks). When the old root expires,
+`retire_previous()` removes its key and keeps its certificate under `retired/`.
+
 Layout of a CA directory (mode 0700)::
 
-    ca.crt, ca.key (0600), crl.pem, index.json
+    ca.crt, ca.key (0600)        the active root, which issues every new certificate
+    previous/ca.crt, ca.key      the previous root during a rollover overlap
+    trust.pem                    every trusted root (what sslrootcert and ssl_ca_file name)
+    crl.pem, index.json
     issued/<serial as 40 hex digits>.crt and .key (0600)
+    retired/<serial>.crt         roots whose overlap ended
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import ipaddress
 import json
 import os
+import shutil
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,11 +47,21 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from energy_assets.errors import CertificateError
-from energy_assets.files import write_atomic
+from energy_assets.errors import CertificateError, InsecureFileError
+from energy_assets.files import exclusive_lock, write_atomic
 
 MAX_LEAF_VALIDITY_DAYS = 397
 """Longest validity accepted for server and client certificates (the CA/Browser Forum limit)."""
+
+CA_VALIDITY_DAYS = 3650
+CA_ROLLOVER_WITHIN_DAYS = 400
+"""A new root is made this long before the old one expires: longer than any leaf lives, so every leaf
+the old root issued expires before it, and clients trust both roots during the overlap."""
+
+CRL_VALIDITY_DAYS = 30
+CRL_RENEW_WITHIN_DAYS = 20
+"""The CRL is re-signed once its next update is this close (so about every 10 days): a daily job, every
+start and every connection that finds it stale renew it long before clients would refuse it."""
 
 INDEX_VERSION = 1
 SERIAL_HEX_DIGITS = 40
@@ -49,7 +70,7 @@ SERIAL_HEX_DIGITS = 40
 _UNSAFE_KEY_TYPES = (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)
 
 
-class InsecureKeyFileError(CertificateError):
+class InsecureKeyFileError(CertificateError, InsecureFileError):
     """A private key file is readable by the group or by others."""
 
 
@@ -89,6 +110,28 @@ class CertificateStatus:
     days_left: float
     revoked: bool
     expiring: bool
+    issuer_serial: int | None = None
+
+    @property
+    def expired(self) -> bool:
+        return self.days_left <= 0
+
+
+@dataclass(frozen=True)
+class CrlStatus:
+    """When the published CRL (one per trusted root) must be re-signed by."""
+
+    path: Path
+    next_update: datetime | None
+    days_left: float | None
+
+    @property
+    def expired(self) -> bool:
+        return self.days_left is None or self.days_left <= 0
+
+    @property
+    def renewal_due(self) -> bool:
+        return self.days_left is None or self.days_left < CRL_RENEW_WITHIN_DAYS
 
 
 class CertificateAuthority:
@@ -101,9 +144,17 @@ class CertificateAuthority:
                 f"No certificate authority in {self.directory} (missing {self.ca_cert_path.name} or "
                 f"{self.ca_key_path.name}); run `energy-assets ca init` to create one."
             )
+        if (self.directory / "next").exists():
+            with self._locked():
+                self._finish_interrupted_rollover()
         self._certificate = _load_certificate(self.ca_cert_path)
         self._key = load_private_key(self.ca_key_path)
         _check_key_matches(self._key, self._certificate, self.ca_key_path, self.ca_cert_path)
+        self._previous: tuple[x509.Certificate, CertificateIssuerPrivateKeyTypes] | None = None
+        previous_cert = self.previous_directory / "ca.crt"
+        previous_key = self.previous_directory / "ca.key"
+        if previous_cert.exists() and previous_key.exists():
+            self._previous = (_load_certificate(previous_cert), load_private_key(previous_key))
 
     # -- creation -----------------------------------------------------------------------------------
 
@@ -113,7 +164,7 @@ class CertificateAuthority:
         directory: Path,
         *,
         common_name: str = "energy_assets local CA",
-        validity_days: int = 3650,
+        validity_days: int = CA_VALIDITY_DAYS,
     ) -> tuple[CertificateAuthority, bool]:
         """Create the CA in `directory`, or keep an existing valid one.
 
@@ -128,42 +179,17 @@ class CertificateAuthority:
             return cls._keep_existing(directory), False
 
         _make_private_dir(directory)
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = _now()
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now)
-            .not_valid_after(now + timedelta(days=validity_days))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256())
-        )
-        # Key first: a crash between the two writes leaves a key without a certificate, which `init`
-        # reports instead of silently replacing.
-        write_private_key(key_path, key)
-        write_pem_atomic(cert_path, certificate.public_bytes(serialization.Encoding.PEM))
-        ca = cls(directory)
-        with ca._locked():
+        with exclusive_lock(directory / ".lock"):
+            if cert_path.exists() or key_path.exists():  # another process created it meanwhile
+                return cls._keep_existing(directory), False
+            key, certificate = _new_root(common_name, validity_days)
+            # Key first: a crash between the two writes leaves a key without a certificate, which `init`
+            # reports instead of silently replacing.
+            write_private_key(key_path, key)
+            write_pem_atomic(cert_path, certificate.public_bytes(serialization.Encoding.PEM))
+            ca = cls(directory)
             ca._write_index(ca._read_index())
+            ca._write_trust_bundle()
         return ca, True
 
     @classmethod
@@ -181,10 +207,21 @@ class CertificateAuthority:
         if days_left <= 0:
             raise CertificateError(
                 f"The certificate authority {cert_path} expired on "
-                f"{ca.certificate.not_valid_after_utc.isoformat()}. Move {directory} away, run "
-                "`energy-assets ca init` to create a new CA, then re-issue and deploy every certificate."
+                f"{ca.certificate.not_valid_after_utc.isoformat()}. Run `energy-assets ca rollover` to make a "
+                "new root and move the managed cluster to it (or move the folder away, run "
+                "`energy-assets ca init`, then re-issue and deploy every certificate)."
             )
         return ca
+
+    @classmethod
+    def load_or_create(cls, directory: Path) -> CertificateAuthority:
+        """The CA in `directory` even if it expired (so it can be rolled over), created if missing."""
+        directory = Path(directory)
+        if (directory / "ca.crt").exists() or (directory / "ca.key").exists():
+            if not ((directory / "ca.crt").exists() and (directory / "ca.key").exists()):
+                return cls._keep_existing(directory)  # raises, naming the missing file
+            return cls(directory)
+        return cls.init(directory)[0]
 
     # -- properties ---------------------------------------------------------------------------------
 
@@ -199,6 +236,20 @@ class CertificateAuthority:
     @property
     def crl_path(self) -> Path:
         return self.directory / "crl.pem"
+
+    @property
+    def trust_bundle_path(self) -> Path:
+        """Every trusted root: what clients use as sslrootcert and the server as ssl_ca_file."""
+        return self.directory / "trust.pem"
+
+    @property
+    def previous_directory(self) -> Path:
+        return self.directory / "previous"
+
+    @property
+    def previous_certificate(self) -> x509.Certificate | None:
+        """The root being replaced, while the rollover overlap lasts."""
+        return self._previous[0] if self._previous else None
 
     @property
     def index_path(self) -> Path:
@@ -344,6 +395,7 @@ class CertificateAuthority:
                     "not_after": issued.not_after.isoformat(),
                     "revoked_at": None,
                     "reason": None,
+                    "ca_serial": _serial_hex(self._certificate.serial_number),
                 }
             )
             self._write_index(index)
@@ -395,42 +447,189 @@ class CertificateAuthority:
                 self._write_index(index)
         return self.write_crl()
 
-    def write_crl(self, *, next_update_days: int = 30) -> Path:
-        """Write a CA-signed CRL of every revoked certificate, valid for `next_update_days`."""
+    def write_crl(self, *, next_update_days: int = CRL_VALIDITY_DAYS) -> Path:
+        """Write one CA-signed CRL per trusted root into `crl.pem`, valid for `next_update_days`."""
         if next_update_days <= 0:
             raise CertificateRequestError(f"next_update_days must be positive, got {next_update_days}.")
         with self._locked():
             index = self._read_index()
             index["crl_number"] += 1
             now = _now()
-            ca_ski = self._certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-            builder = (
-                x509.CertificateRevocationListBuilder()
-                .issuer_name(self._certificate.subject)
-                .last_update(now)
-                .next_update(now + timedelta(days=next_update_days))
-                .add_extension(x509.CRLNumber(index["crl_number"]), critical=False)
-                .add_extension(
-                    x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
-                )
-            )
-            for entry in index["certificates"]:
-                if entry["revoked_at"] is None:
-                    continue
-                revoked = (
-                    x509.RevokedCertificateBuilder()
-                    .serial_number(int(entry["serial"], 16))
-                    .revocation_date(datetime.fromisoformat(entry["revoked_at"]))
-                )
-                reason = x509.ReasonFlags(entry["reason"])
-                # RFC 5280: the "unspecified" reason code SHOULD be absent.
-                if reason is not x509.ReasonFlags.unspecified:
-                    revoked = revoked.add_extension(x509.CRLReason(reason), critical=False)
-                builder = builder.add_revoked_certificate(revoked.build())
-            crl = builder.sign(self._key, hashes.SHA256())
-            write_pem_atomic(self.crl_path, crl.public_bytes(serialization.Encoding.PEM))
+            pem = b""
+            for certificate, key in self._trusted_roots():
+                pem += self._sign_crl(index, certificate, key, now, next_update_days)
+            write_pem_atomic(self.crl_path, pem)
             self._write_index(index)
         return self.crl_path
+
+    def _trusted_roots(self) -> list[tuple[x509.Certificate, CertificateIssuerPrivateKeyTypes]]:
+        roots = [(self._certificate, self._key)]
+        return [*roots, self._previous] if self._previous else roots
+
+    def _sign_crl(
+        self,
+        index: dict[str, Any],
+        certificate: x509.Certificate,
+        key: CertificateIssuerPrivateKeyTypes,
+        now: datetime,
+        next_update_days: int,
+    ) -> bytes:
+        ca_ski = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(certificate.subject)
+            .last_update(now)
+            .next_update(now + timedelta(days=next_update_days))
+            .add_extension(x509.CRLNumber(index["crl_number"]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
+            )
+        )
+        wanted_issuer = _serial_hex(certificate.serial_number)
+        for entry in index["certificates"]:
+            if entry["revoked_at"] is None:
+                continue
+            if entry.get("ca_serial", _serial_hex(self._certificate.serial_number)) != wanted_issuer:
+                continue
+            revoked = (
+                x509.RevokedCertificateBuilder()
+                .serial_number(int(entry["serial"], 16))
+                .revocation_date(datetime.fromisoformat(entry["revoked_at"]))
+            )
+            reason = x509.ReasonFlags(entry["reason"])
+            # RFC 5280: the "unspecified" reason code SHOULD be absent.
+            if reason is not x509.ReasonFlags.unspecified:
+                revoked = revoked.add_extension(x509.CRLReason(reason), critical=False)
+            builder = builder.add_revoked_certificate(revoked.build())
+        return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+    def crl_status(self, *, now: datetime | None = None) -> CrlStatus:
+        """The published CRL's earliest next update and the days left until then."""
+        next_update = crl_next_update(self.crl_path)
+        days_left = None if next_update is None else _days_between(_aware_utc(now, "now"), next_update)
+        return CrlStatus(path=self.crl_path, next_update=next_update, days_left=days_left)
+
+    def renew_crl_if_due(self) -> bool:
+        """Re-sign the CRL when it is missing, unreadable or within `CRL_RENEW_WITHIN_DAYS` of its next
+        update, or when it does not cover every trusted root; returns True if it was rewritten."""
+        with self._locked():
+            if not self._crl_covers_trusted_roots() or self.crl_status().renewal_due:
+                self.write_crl()
+                return True
+        return False
+
+    def _crl_covers_trusted_roots(self) -> bool:
+        try:
+            data = self.crl_path.read_bytes()
+        except FileNotFoundError:
+            return False
+        issuers = set()
+        for block in _pem_blocks(data, b"X509 CRL"):
+            try:
+                issuers.add(x509.load_pem_x509_crl(block).issuer)
+            except ValueError:
+                return False
+        return issuers == {certificate.subject for certificate, _key in self._trusted_roots()}
+
+    # -- root rollover ------------------------------------------------------------------------------
+
+    def rollover_due(self, *, now: datetime | None = None) -> bool:
+        """True when the active root expires within `CA_ROLLOVER_WITHIN_DAYS` (or already expired)."""
+        now = _aware_utc(now, "now")
+        return _days_between(now, self._certificate.not_valid_after_utc) < CA_ROLLOVER_WITHIN_DAYS
+
+    def rollover(self, *, validity_days: int = CA_VALIDITY_DAYS) -> x509.Certificate:
+        """Make a new active root; the old one stays trusted in `previous/` until it expires.
+
+        Certificates issued from now on come from the new root; the trust bundle and the CRL cover both.
+        Returns the new root certificate.
+        """
+        with self._locked():
+            now = _now()
+            index = self._read_index()
+            old_serial = _serial_hex(self._certificate.serial_number)
+            for entry in index["certificates"]:
+                entry.setdefault("ca_serial", old_serial)
+            self._write_index(index)
+            if self._previous is not None:
+                self._retire(self._previous[0])  # a second rollover inside one overlap
+            name = f"{_base_common_name(self._certificate)} (rollover {now:%Y-%m-%d})"
+            key, certificate = _new_root(name, validity_days, now)
+            staging = self.directory / "next"
+            shutil.rmtree(staging, ignore_errors=True)
+            _make_private_dir(staging)
+            write_private_key(staging / "ca.key", key)
+            write_pem_atomic(staging / "ca.crt", certificate.public_bytes(serialization.Encoding.PEM))
+            previous = self.previous_directory
+            shutil.rmtree(previous, ignore_errors=True)
+            _make_private_dir(previous)
+            write_private_key(previous / "ca.key", self._key)
+            write_pem_atomic(previous / "ca.crt", self.ca_cert_path.read_bytes())
+            self._finish_interrupted_rollover()
+            self._previous = (self._certificate, self._key)
+            self._certificate, self._key = certificate, key
+            if _days_between(now, self._previous[0].not_valid_after_utc) <= 0:
+                self._retire(self._previous[0])  # expired already: there is no overlap to keep
+            self._write_trust_bundle()
+            self.write_crl()
+        return certificate
+
+    def retire_previous_if_expired(self, *, now: datetime | None = None) -> bool:
+        """End the overlap once the previous root has expired; returns True if it was retired."""
+        with self._locked():
+            previous = self.previous_certificate
+            if previous is None or _days_between(_aware_utc(now, "now"), previous.not_valid_after_utc) > 0:
+                return False
+            self._retire(previous)
+            self._write_trust_bundle()
+            self.write_crl()
+        return True
+
+    def _retire(self, certificate: x509.Certificate) -> None:
+        retired = self.directory / "retired"
+        _make_private_dir(retired)
+        write_pem_atomic(
+            retired / f"{_serial_hex(certificate.serial_number)}.crt",
+            certificate.public_bytes(serialization.Encoding.PEM),
+        )
+        shutil.rmtree(self.previous_directory, ignore_errors=True)
+        self._previous = None
+
+    def _finish_interrupted_rollover(self) -> None:
+        """Complete a rollover that stopped after the new root and the copy of the old one were written."""
+        staging = self.directory / "next"
+        if not staging.exists():
+            return
+        previous = self.previous_directory
+        if not ((previous / "ca.crt").exists() and (previous / "ca.key").exists()):
+            shutil.rmtree(staging, ignore_errors=True)  # stopped before the old root was kept: undo
+            return
+        for name in ("ca.key", "ca.crt"):
+            if (staging / name).exists():
+                os.replace(staging / name, self.directory / name)
+        shutil.rmtree(staging, ignore_errors=True)
+
+    def _write_trust_bundle(self) -> None:
+        pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c, _key in self._trusted_roots())
+        write_pem_atomic(self.trust_bundle_path, pem)
+
+    def maintain(self) -> list[str]:
+        """Every renewal that is due: roll the root over, retire the previous root, re-sign the CRL.
+
+        Returns what was done, one short sentence per action (empty if nothing was due).
+        """
+        done: list[str] = []
+        with self._locked():
+            if self.rollover_due():
+                new_root = self.rollover()
+                done.append(f"rolled the root CA over to serial {new_root.serial_number:x}")
+            if self.retire_previous_if_expired():
+                done.append("retired the previous root CA (its overlap ended)")
+            if not self.trust_bundle_path.exists():
+                self._write_trust_bundle()
+            if self.renew_crl_if_due():
+                done.append("re-signed the CRL")
+        return done
 
     # -- queries ------------------------------------------------------------------------------------
 
@@ -443,7 +642,11 @@ class CertificateAuthority:
         return self._entry_to_issued(self._find_entry(self._read_index(), serial))
 
     def status(self, *, warn_days: int = 30, now: datetime | None = None) -> list[CertificateStatus]:
-        """Days left and revocation state of the CA and every issued certificate."""
+        """Days left and revocation state of the CA (and a previous root), and every issued certificate.
+
+        The active root counts as expiring when it is due for rollover or within `warn_days`; a previous
+        root never does (it is meant to run out: that ends the overlap).
+        """
         now = _aware_utc(now, "now")
         ca_days_left = _days_between(now, self._certificate.not_valid_after_utc)
         statuses = [
@@ -454,9 +657,23 @@ class CertificateAuthority:
                 not_after=self._certificate.not_valid_after_utc,
                 days_left=ca_days_left,
                 revoked=False,
-                expiring=ca_days_left < warn_days,
+                expiring=ca_days_left < warn_days or self.rollover_due(now=now),
             )
         ]
+        if self._previous is not None:
+            previous = self._previous[0]
+            statuses.append(
+                CertificateStatus(
+                    serial=previous.serial_number,
+                    kind="ca-prev",
+                    subject_cn=_common_name(previous),
+                    not_after=previous.not_valid_after_utc,
+                    days_left=_days_between(now, previous.not_valid_after_utc),
+                    revoked=False,
+                    expiring=False,
+                )
+            )
+        active_serial = _serial_hex(self._certificate.serial_number)
         for entry in self._read_index()["certificates"]:
             issued = self._entry_to_issued(entry)
             days_left = issued.days_left(now)
@@ -470,6 +687,7 @@ class CertificateAuthority:
                     days_left=days_left,
                     revoked=revoked,
                     expiring=not revoked and days_left < warn_days,
+                    issuer_serial=int(entry.get("ca_serial", active_serial), 16),
                 )
             )
         return statuses
@@ -520,13 +738,9 @@ class CertificateAuthority:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """Serialise index updates between processes (read-modify-write of index.json)."""
-        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        """Serialise changes between processes (index.json, the CRL, a rollover); re-entrant."""
+        with exclusive_lock(self.directory / ".lock"):
             yield
-        finally:
-            os.close(fd)
 
 
 # -- file helpers -------------------------------------------------------------------------------------
@@ -593,6 +807,76 @@ def write_pem_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
 def certificate_serial_from_pem(path: Path) -> int:
     """Serial number of the PEM certificate at `path`."""
     return _load_certificate(Path(path)).serial_number
+
+
+def _new_root(
+    common_name: str, validity_days: int, now: datetime | None = None
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A self-signed P-256 root: BasicConstraints(ca, path_length=0), keyCertSign + cRLSign, SKI."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = _aware_utc(now, "now")
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=validity_days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, certificate
+
+
+def crl_next_update(path: Path) -> datetime | None:
+    """The earliest next update of the CRLs in the PEM file `path`; None if it is missing or unreadable."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+    updates: list[datetime] = []
+    for block in _pem_blocks(data, b"X509 CRL"):
+        try:
+            crl = x509.load_pem_x509_crl(block)
+        except ValueError:
+            return None
+        if crl.next_update_utc is None:
+            return None
+        updates.append(crl.next_update_utc)
+    return min(updates) if updates else None
+
+
+def _pem_blocks(data: bytes, label: bytes) -> list[bytes]:
+    begin, end = b"-----BEGIN " + label + b"-----", b"-----END " + label + b"-----"
+    blocks, position = [], 0
+    while (start := data.find(begin, position)) != -1:
+        stop = data.find(end, start)
+        if stop == -1:
+            break
+        blocks.append(data[start : stop + len(end)] + b"\n")
+        position = stop + len(end)
+    return blocks
+
+
+def _base_common_name(certificate: x509.Certificate) -> str:
+    return _common_name(certificate).split(" (rollover ")[0]
 
 
 def _make_private_dir(directory: Path) -> None:

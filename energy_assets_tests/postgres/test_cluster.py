@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -15,6 +16,7 @@ from energy_assets.postgres.cluster import ManagedCluster
 from energy_assets.postgres.connection import PostgresSettings, connect
 from energy_assets.postgres.settings_from_env import external_settings
 from energy_assets.settings import DataHome
+from energy_assets.tls.ca import InsecureKeyFileError
 from energy_assets_tests.conftest import make_data_home
 
 
@@ -109,8 +111,12 @@ def test_world_readable_ca_key_is_refused(fresh_home: DataHome) -> None:
     cluster = ManagedCluster(fresh_home)
     ca = cluster.certificate_authority()
     os.chmod(ca.ca_key_path, 0o644)
-    with pytest.raises(Exception, match="chmod 600"):
+    key = re.escape(str(ca.ca_key_path))
+    with pytest.raises(
+        InsecureKeyFileError, match=f"{key} has mode 0644, readable by group or others.*chmod 600 {key}"
+    ):
         cluster.certificate_authority()
+    assert not cluster.data_dir.exists()
 
 
 def test_unreachable_external_server_names_it(tmp_path: Path) -> None:

@@ -105,5 +105,35 @@ def test_scram_password_is_required(pg_settings: PostgresSettings) -> None:
 
 
 def test_pg_stat_ssl_sees_tls_for_psycopg_raw(pg_settings: PostgresSettings) -> None:
+    """A bare psycopg connection with the settings' parameters is itself on TLS (its own backend)."""
     with psycopg.connect(**pg_settings.params()) as conn:
-        assert conn.execute("SELECT count(*) FROM pg_stat_ssl WHERE ssl").fetchone()[0] >= 1
+        row = conn.execute(
+            "SELECT s.ssl, s.version, a.application_name FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+            "WHERE pid = pg_backend_pid()"
+        ).fetchone()
+    assert row[0] is True
+    assert row[1] in ("TLSv1.2", "TLSv1.3")
+    assert row[2] == pg_settings.application_name
+
+
+def test_managed_settings_check_the_crl_so_a_revoked_server_certificate_is_refused(
+    managed_cluster: ManagedCluster, pg_settings: PostgresSettings
+) -> None:
+    ca = managed_cluster.certificate_authority()
+    settings = managed_cluster.settings("energy")
+    assert settings.sslcrl == str(ca.crl_path)
+    assert settings.params()["sslcrl"] == str(ca.crl_path)
+    served = presented_certificate("127.0.0.1", pg_settings.port).serial_number
+    ca.revoke(served)
+    try:
+        # libpq reports a revoked server certificate as a failed verification.
+        with pytest.raises(DatabaseError, match="SSL error: certificate verify failed"):
+            connect(settings)
+        # Without the CRL the client would still trust the revoked certificate.
+        with connect(settings.replace(sslcrl=None)) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        issued = managed_cluster.rotate_server_certificate()
+    assert presented_certificate("127.0.0.1", pg_settings.port).serial_number == issued.serial != served
+    with connect(settings) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)

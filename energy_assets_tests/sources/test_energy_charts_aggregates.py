@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from datetime import date, datetime, timedelta, timezone
 
 import pyarrow as pa
@@ -135,8 +136,8 @@ def test_hourly_prices_are_expanded_to_quarter_hours_for_the_correlation() -> No
 
 @pytest.mark.parametrize(
     ("prices", "wind"),
-    [([50.0, 50.0, 50.0], [1.0, 2.0, 3.0]), ([10.0], [5.0])],
-    ids=["zero price variance", "one point"],
+    [([50.0, 50.0, 50.0], [1.0, 2.0, 3.0]), ([10.0, 20.0, 30.0], [5.0, 5.0, 5.0]), ([10.0], [5.0])],
+    ids=["zero price variance", "zero wind variance", "one point"],
 )
 def test_correlation_is_null_where_undefined(prices: list[float], wind: list[float]) -> None:
     times = quarter_hours(datetime(2025, 10, 1, 10, tzinfo=UTC), len(prices))
@@ -163,27 +164,65 @@ def test_mixed_day_mean_price_is_weighted_by_interval_length() -> None:
     assert row["correlation_point_count"] == 0
 
 
+def raw_sample(kind: str, day: date) -> dict:
+    name = f"price_DE-LU_{day}.json" if kind == "price" else f"public_power_de_{day}.json"
+    return json.loads((SAMPLE_DIR / name).read_text())
+
+
+def quarter_hour_prices(day: date) -> dict[int, float]:
+    """The recorded prices of a day on the 15-minute grid: an hourly price holds for its four quarter hours."""
+    raw = raw_sample("price", day)
+    starts = raw["unix_seconds"]
+    step = starts[1] - starts[0]
+    assert all(b - a == step for a, b in zip(starts, starts[1:], strict=False))
+    return {
+        start + 900 * quarter: price
+        for start, price in zip(starts, raw["price"], strict=True)
+        if price is not None
+        for quarter in range(step // 900)
+    }
+
+
+def quarter_hour_wind(day: date) -> dict[int, float]:
+    """Onshore plus offshore wind MW per recorded quarter hour (NULLs left out, as the mart does)."""
+    raw = raw_sample("public_power", day)
+    series = {t["name"]: t["data"] for t in raw["production_types"]}
+    totals: dict[int, float] = {}
+    for name in ("Wind onshore", "Wind offshore"):
+        for start, value in zip(raw["unix_seconds"], series[name], strict=True):
+            if value is not None:
+                totals[start] = totals.get(start, 0.0) + value
+    return totals
+
+
 def test_price_analysis_on_the_sample_days(sample_tables: dict[str, pa.Table]) -> None:
     result = daily_price_analysis(sample_tables["price"], sample_tables["power"])
     rows = {row["local_date"]: row for row in result.to_pylist()}
 
     assert result.schema == DAILY_PRICE_ANALYSIS.arrow_schema
     assert sorted(rows) == list(SAMPLE_DAYS)
-    assert {day: row["negative_price_interval_count"] for day, row in rows.items()} == {
-        date(2023, 12, 31): 2,
-        date(2025, 3, 30): 10,
-        date(2025, 9, 30): 0,
-        date(2025, 10, 1): 0,
-        date(2025, 10, 26): 9,
-    }
-    spring = rows[date(2025, 3, 30)]
-    assert spring["min_price_eur_per_mwh"] == -26.07
-    assert spring["max_price_eur_per_mwh"] == 61.71
-    assert spring["price_interval_count"] == 23
-    assert spring["correlation_point_count"] == 92  # 23 hours expanded to 92 quarter hours
-    assert rows[date(2023, 12, 31)]["wind_onshore_mwh"] == pytest.approx(635_985.5, abs=1e-6)
+    for day in SAMPLE_DAYS:
+        prices = [p for p in raw_sample("price", day)["price"] if p is not None]
+        row = rows[day]
+        assert row["negative_price_interval_count"] == sum(1 for p in prices if p < 0), day
+        assert (row["min_price_eur_per_mwh"], row["max_price_eur_per_mwh"]) == (min(prices), max(prices)), day
+        assert row["price_interval_count"] == len(prices), day
+        # Pearson r of price and wind on the common 15-minute grid, computed here from the recordings.
+        grid_prices, grid_wind = quarter_hour_prices(day), quarter_hour_wind(day)
+        common = sorted(grid_prices.keys() & grid_wind.keys())
+        assert row["correlation_point_count"] == len(common), day
+        by_hand = statistics.correlation([grid_prices[t] for t in common], [grid_wind[t] for t in common])
+        assert row["price_wind_correlation"] == pytest.approx(by_hand, abs=1e-9), day
+    # The DST days: 23 hourly prices expand to 92 quarter hours, 100 quarter-hourly prices stay 100.
+    assert rows[date(2025, 3, 30)]["correlation_point_count"] == 92
     assert rows[date(2025, 10, 26)]["correlation_point_count"] == 100
-    assert all(-1 <= row["price_wind_correlation"] <= 1 for row in rows.values())
+    # Exactly the recorded days with a negative price have negative intervals counted.
+    assert {day for day, row in rows.items() if row["negative_price_interval_count"]} == {
+        day for day in SAMPLE_DAYS if min(raw_sample("price", day)["price"]) < 0
+    }
+    onshore = raw_sample("public_power", date(2023, 12, 31))["production_types"]
+    [onshore_mw] = [t["data"] for t in onshore if t["name"] == "Wind onshore"]
+    assert rows[date(2023, 12, 31)]["wind_onshore_mwh"] == pytest.approx(sum(onshore_mw) / 4, abs=1e-6)
 
 
 def test_spring_dst_mean_price_by_hand(sample_tables: dict[str, pa.Table]) -> None:
@@ -359,3 +398,60 @@ def test_baseline_ignores_days_beyond_the_lookback() -> None:
         power, installed, max_lookback_days=90, output_days=[date(2024, 8, 10)]
     )
     assert set(with_long_lookback["is_underperforming"].to_pylist()) == {True}
+
+
+def test_a_zone_is_compared_with_the_country_it_is_mapped_to() -> None:
+    start = datetime(2025, 10, 1, 10, tzinfo=UTC)
+    times = quarter_hours(start, 3)
+    prices = price_rows([(t, 15, p) for t, p in zip(times, [10.0, 20.0, 40.0], strict=True)], zone="XX")
+    wind = power_rows([("Wind onshore", t, 15, w) for t, w in zip(times, [1.0, 2.0, 4.0], strict=True)], "fr")
+
+    [unmapped] = daily_price_analysis(prices, wind).to_pylist()
+    [mapped] = daily_price_analysis(prices, wind, zone_countries={"XX": "fr"}).to_pylist()
+
+    assert (unmapped["country"], unmapped["correlation_point_count"], unmapped["wind_onshore_mwh"]) == (
+        None,
+        0,
+        None,
+    )
+    assert (mapped["country"], mapped["correlation_point_count"]) == ("fr", 3)
+    assert mapped["wind_onshore_mwh"] == pytest.approx((1.0 + 2.0 + 4.0) / 4)
+    assert mapped["price_wind_correlation"] == pytest.approx(1.0)  # wind is exactly price / 10
+
+
+def test_each_input_is_named_when_its_intervals_do_not_fit_the_grid() -> None:
+    start = datetime(2024, 6, 10, tzinfo=UTC)
+    good_prices = price_rows([(start, 15, 1.0)])
+    odd_power = power_rows([("Wind onshore", start, 10, 1.0)])
+    with pytest.raises(ValueError, match=r"^public_power: interval_minutes \[10\] are not multiples of 15"):
+        daily_price_analysis(good_prices, odd_power)
+    with pytest.raises(ValueError, match=r"^day_ahead_price: interval_minutes \[5\]"):
+        daily_price_analysis(price_rows([(start, 5, 1.0)]), power_rows([]))
+    with pytest.raises(ValueError, match=r"^public_power: interval_minutes \[10\]"):
+        underperformance_30min(odd_power, _installed([]))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"threshold_fraction": 0.0}, r"threshold_fraction must be in \(0, 1\], got 0.0"),
+        ({"threshold_fraction": 1.01}, r"threshold_fraction must be in \(0, 1\], got 1.01"),
+        ({"trailing_days": 0}, "trailing_days and max_lookback_days must be at least 1, got 0, 28"),
+        ({"max_lookback_days": 0}, "trailing_days and max_lookback_days must be at least 1, got 7, 0"),
+    ],
+)
+def test_underperformance_options_are_checked(options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        underperformance_30min(power_rows([]), _installed([]), **options)
+
+
+def test_underperformance_accepts_the_edges_of_its_options() -> None:
+    day = date(2024, 6, 10)
+    power = power_rows(_constant_day(day, 100.0) + _constant_day(date(2024, 6, 11), 100.0))
+    result = underperformance_30min(
+        power, _installed([]), threshold_fraction=1.0, trailing_days=1, max_lookback_days=1
+    )
+    second_day = result.filter(pc.equal(result["local_date"], pa.scalar(date(2024, 6, 11))))
+    # Equal to the baseline is not below it, even at threshold 1.
+    assert set(second_day["expected_mw"].to_pylist()) == {100.0}
+    assert set(second_day["is_underperforming"].to_pylist()) == {False}

@@ -125,8 +125,11 @@ def test_spring_dst_prices_are_23_hourly_real_values(live_client: LiveEnergyChar
     assert result.unit == "EUR / MWh"
     assert set(result.table["interval_minutes"].to_pylist()) == {60}
     prices = result.table["price_eur_per_mwh"].to_pylist()
-    assert prices[:3] == [46.31, 15.89, 5.1]
-    assert sum(1 for price in prices if price < 0) == 10
+    assert prices[:3] == [46.31, 15.89, 5.1]  # the published values of the first three hours
+    recorded = json.loads((SAMPLE_DIR / "price_DE-LU_2025-03-30.json").read_text())
+    assert prices == recorded["price"]
+    starts = [int(t.timestamp()) for t in result.table["interval_start"].to_pylist()]
+    assert starts == recorded["unix_seconds"]
 
 
 def test_mixed_resolution_price_request_has_24_hourly_and_96_quarter_hourly_intervals(

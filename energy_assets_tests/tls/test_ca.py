@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import shutil
 import stat
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,6 +24,7 @@ from energy_assets.tls.ca import (
     CorruptKeyFileError,
     InsecureKeyFileError,
     certificate_serial_from_pem,
+    crl_next_update,
     load_private_key,
     write_pem_atomic,
     write_private_key,
@@ -423,3 +426,97 @@ def test_no_ed25519_key_anywhere(ca: CertificateAuthority) -> None:
         assert key.curve.name == "secp256r1"
     for path in sorted(ca.directory.rglob("*.crt")):
         assert isinstance(_load_cert(path).public_key(), ec.EllipticCurvePublicKey)
+
+
+# -- CRL renewal and root rollover -----------------------------------------------------------------------
+
+
+def test_crl_is_renewed_only_when_due(ca: CertificateAuthority, monkeypatch) -> None:
+    assert ca.renew_crl_if_due() is True  # missing
+    assert ca.crl_status().days_left == pytest.approx(30, abs=0.01)
+    assert ca.renew_crl_if_due() is False
+    written = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=11)
+    monkeypatch.setattr("energy_assets.tls.ca._now", lambda: written)
+    ca.write_crl()
+    monkeypatch.undo()
+    status = ca.crl_status()
+    assert status.days_left == pytest.approx(19, abs=0.01) and status.renewal_due and not status.expired
+    assert ca.renew_crl_if_due() is True
+    assert crl_next_update(ca.crl_path) == ca.crl_status().next_update
+    assert ca.crl_status().days_left == pytest.approx(30, abs=0.01)
+
+
+def test_a_root_due_for_rollover_is_rolled_over_by_maintain(tmp_path: Path) -> None:
+    ca, _ = CertificateAuthority.init(tmp_path / "ca", validity_days=399)
+    old_root = ca.certificate
+    old_leaf = ca.issue_client_certificate("loader", validity_days=30)
+    ca.revoke(old_leaf.serial)
+    done = ca.maintain()
+    assert done[0].startswith("rolled the root CA over to serial ")
+    assert ca.certificate != old_root and ca.previous_certificate == old_root
+    assert ca.certificate.subject.rfc4514_string().startswith("CN=energy_assets local CA (rollover ")
+    assert (ca.certificate.not_valid_after_utc - ca.certificate.not_valid_before_utc) == timedelta(days=3650)
+    assert x509.load_pem_x509_certificates(ca.trust_bundle_path.read_bytes()) == [ca.certificate, old_root]
+    # One CRL per trusted root; the old root's CRL still lists what it revoked.
+    crls = [x509.load_pem_x509_crl(block) for block in _pem_blocks(ca.crl_path.read_bytes())]
+    assert [crl.issuer for crl in crls] == [ca.certificate.subject, old_root.subject]
+    assert crls[0].is_signature_valid(ca.certificate.public_key())
+    assert crls[1].is_signature_valid(old_root.public_key())
+    assert crls[1].get_revoked_certificate_by_serial_number(old_leaf.serial) is not None
+    assert crls[0].get_revoked_certificate_by_serial_number(old_leaf.serial) is None
+    # New leaves come from the new root; the status shows the previous root without flagging it.
+    new_leaf = ca.issue_server_certificate(["localhost"])
+    assert _load_cert(new_leaf.cert_path).issuer == ca.certificate.subject
+    statuses = {status.kind: status for status in ca.status()}
+    assert statuses["ca-prev"].serial == old_root.serial_number and statuses["ca-prev"].expiring is False
+    assert statuses["ca"].expiring is False
+    assert CertificateAuthority(ca.directory).previous_certificate == old_root
+    assert ca.maintain() == []
+
+
+def test_previous_root_is_retired_when_it_expires(tmp_path: Path) -> None:
+    ca, _ = CertificateAuthority.init(tmp_path / "ca", validity_days=399)
+    old_root = ca.certificate
+    ca.rollover()
+    assert ca.retire_previous_if_expired() is False
+    assert ca.retire_previous_if_expired(now=old_root.not_valid_after_utc + timedelta(seconds=1)) is True
+    assert ca.previous_certificate is None and not ca.previous_directory.exists()
+    assert x509.load_pem_x509_certificates(ca.trust_bundle_path.read_bytes()) == [ca.certificate]
+    retired = ca.directory / "retired" / f"{old_root.serial_number:040x}.crt"
+    assert _load_cert(retired) == old_root
+    assert len(_pem_blocks(ca.crl_path.read_bytes())) == 1
+
+
+def test_an_interrupted_rollover_is_finished_on_load(tmp_path: Path) -> None:
+    ca, _ = CertificateAuthority.init(tmp_path / "ca")
+    old_root = ca.certificate
+    new_key = ec.generate_private_key(ec.SECP256R1())
+    staging = ca.directory / "next"
+    staging.mkdir(mode=0o700)
+    write_private_key(staging / "ca.key", new_key)
+    new_cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "new root")]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "new root")]))
+        .public_key(new_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(datetime.now(timezone.utc))
+        .not_valid_after(datetime.now(timezone.utc) + timedelta(days=3650))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(new_key.public_key()), critical=False)
+        .sign(new_key, hashes.SHA256())
+    )
+    write_pem_atomic(staging / "ca.crt", new_cert.public_bytes(serialization.Encoding.PEM))
+    (ca.directory / "previous").mkdir(mode=0o700)
+    shutil.copy2(ca.ca_cert_path, ca.directory / "previous" / "ca.crt")
+    shutil.copy2(ca.ca_key_path, ca.directory / "previous" / "ca.key")
+    # Crash after the key was moved into place but before the certificate.
+    os.replace(staging / "ca.key", ca.ca_key_path)
+    reloaded = CertificateAuthority(ca.directory)
+    assert reloaded.certificate == new_cert
+    assert reloaded.previous_certificate == old_root
+    assert not staging.exists()
+
+
+def _pem_blocks(data: bytes) -> list[bytes]:
+    marker = b"-----END X509 CRL-----"
+    return [part + marker for part in data.split(marker) if b"BEGIN X509 CRL" in part]

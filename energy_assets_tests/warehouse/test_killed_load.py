@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import signal
 import subprocess
@@ -20,12 +18,12 @@ from energy_assets.warehouse import TableName, WarehouseLoader
 
 CHILD = textwrap.dedent(
     """
-    import json, os, sys
+    import os, sys
     import numpy as np, pyarrow as pa
     from energy_assets.postgres.connection import PostgresSettings
     from energy_assets.warehouse import TableName, WarehouseLoader
 
-    settings = PostgresSettings(**json.loads(os.environ["WAREHOUSE_TEST_SETTINGS"]))
+    settings = PostgresSettings.from_uri(os.environ["WAREHOUSE_TEST_URI"])
     rows = 6_000_000
     data = pa.table({
         "series_id": pa.array(np.arange(rows, dtype=np.int32) % 200 + 1000),
@@ -53,7 +51,7 @@ def test_killing_the_loader_mid_copy_leaves_the_table_unchanged(
 ) -> None:
     table = TableName(warehouse_schema, "big")
     loader.append(table, pa.table({"series_id": pa.array(range(5), pa.int32()), "value": [0.5] * 5}))
-    env = {**os.environ, "WAREHOUSE_TEST_SETTINGS": json.dumps(dataclasses.asdict(pg_settings))}
+    env = {**os.environ, "WAREHOUSE_TEST_URI": pg_settings.uri(with_password=True)}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, table.schema, table.name],
         env=env,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import math
+import os
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -251,3 +254,221 @@ def test_hostile_and_reserved_names_are_quoted(loader: WarehouseLoader, warehous
     )
     assert [n for (n,) in names] == ["select", "Mixed Case", 'a"b', "drop table x;--", "with space"]
     assert query("SELECT count(*) FROM pg_class WHERE relname = 'x'") == [(0,)]
+
+
+# -- failure paths: the project's error, and the table exactly as before -------------------------------
+
+
+def rows_of(data: pa.Table) -> list[tuple]:
+    return list(zip(*(data[name].to_pylist() for name in data.column_names), strict=True))
+
+
+def failed_loads(query, schema: str) -> list[tuple[str, str]]:
+    return query(
+        "SELECT disposition, error FROM energy_meta.load_log WHERE table_schema = %s AND status = 'failed' "
+        "ORDER BY finished_at",
+        (schema,),
+    )
+
+
+def test_a_duplicate_key_during_the_copy_loads_nothing(
+    loader: WarehouseLoader, warehouse_schema: str, table_rows, query
+) -> None:
+    table = TableName(warehouse_schema, "meters")
+    first = pa.table({"meter_id": pa.array([1, 2], pa.int32()), "kwh": [1.0, 2.0]})
+    loader.append(table, first, primary_key=["meter_id"])
+    # Row 0 is new, row 1 repeats a key the table already has: the server refuses, nothing stays.
+    clash = pa.table({"meter_id": pa.array([3, 2], pa.int32()), "kwh": [3.0, 9.0]})
+    with pytest.raises(DataValidationError) as error:
+        loader.append(table, clash)
+    assert str(error.value).startswith(
+        f"{table} (from Arrow table): PostgreSQL rejected the data: duplicate key"
+    )
+    assert "Key (meter_id)=(2) already exists." in str(error.value)
+    assert str(error.value).endswith("; nothing was loaded.")
+    assert table_rows(table, "meter_id") == rows_of(first)
+    [(disposition, logged)] = failed_loads(query, warehouse_schema)
+    assert disposition == "append" and "duplicate key value violates unique constraint" in logged
+
+
+def test_a_check_violation_rolls_back_the_partition_delete(
+    loader: WarehouseLoader, warehouse_schema: str, table_rows, query
+) -> None:
+    table = TableName(warehouse_schema, "prices")
+    start = dt.datetime(2025, 10, 26, tzinfo=dt.timezone.utc)
+    hours = [start + dt.timedelta(hours=h) for h in range(3)]
+    day = pa.table(
+        {"interval_start": pa.array(hours, pa.timestamp("us", "UTC")), "price": [10.0, 20.0, 30.0]}
+    )
+    loader.append(table, day)
+    query(
+        sql.SQL("ALTER TABLE {} ADD CONSTRAINT price_in_market_bounds CHECK (price >= -500)").format(
+            table.sql()
+        )
+    )
+    revised = day.set_column(1, "price", pa.array([11.0, -600.0, 31.0]))
+    bounds = {"partition_column": "interval_start", "lower": start, "upper": start + dt.timedelta(days=1)}
+    with pytest.raises(DataValidationError) as error:
+        loader.replace_partition(table, revised, **bounds)
+    assert 'violates check constraint "price_in_market_bounds"' in str(error.value)
+    assert str(error.value).endswith("; nothing was loaded.")
+    # The DELETE of the partition ran before the COPY failed; it is rolled back with it.
+    assert table_rows(table, "interval_start") == rows_of(day)
+    assert [d for d, _ in failed_loads(query, warehouse_schema)] == ["replace_partition"]
+
+
+@pytest.mark.parametrize("damage", ["footer", "data page"])
+def test_a_damaged_parquet_file_with_valid_magic_bytes_is_refused(
+    loader: WarehouseLoader, warehouse_schema: str, tmp_path: Path, table_rows, damage: str
+) -> None:
+    table = TableName(warehouse_schema, "readings")
+    existing = pa.table({"series_id": pa.array([-1], pa.int32()), "value": [0.5]})
+    loader.append(table, existing)
+    rows = 20_000
+    path = tmp_path / "readings.parquet"
+    pq.write_table(
+        pa.table({"series_id": pa.array(range(rows), pa.int32()), "value": [i / 7 for i in range(rows)]}),
+        path,
+        compression="zstd",
+    )
+    data = bytearray(path.read_bytes())
+    if damage == "footer":
+        footer_length = int.from_bytes(data[-8:-4], "little")
+        footer_start = len(data) - 8 - footer_length
+        data[footer_start + 10 : footer_start + 40] = bytes(30)
+    else:
+        chunk = pq.ParquetFile(path).metadata.row_group(0).column(1)
+        middle = chunk.data_page_offset + chunk.total_compressed_size // 2
+        data[middle : middle + 64] = b"\xff" * 64
+    path.write_bytes(bytes(data))
+    assert data[:4] == data[-4:] == b"PAR1"
+    with pytest.raises(
+        NotParquetError, match=f"(?s){re.escape(str(path))}: a damaged Parquet file .*; nothing was loaded"
+    ):
+        loader.append(table, path)
+    assert table_rows(table, "series_id") == rows_of(existing)
+
+
+@pytest.fixture
+def coded(warehouse_schema: str, query) -> TableName:
+    """A table with bounded string columns, as a hand-written migration would make it."""
+    table = TableName(warehouse_schema, "coded")
+    query(
+        sql.SQL("CREATE TABLE {} (id int4 PRIMARY KEY, code varchar(5), grade char(2))").format(table.sql())
+    )
+    query(sql.SQL("INSERT INTO {} VALUES (1, 'abcde', 'A')").format(table.sql()))
+    return table
+
+
+def test_varchar_and_char_overflow_is_refused_under_freeze(
+    loader: WarehouseLoader, coded: TableName, query
+) -> None:
+    fits = pa.table({"id": pa.array([2], pa.int32()), "code": ["ü" * 5], "grade": ["B "]})
+    assert loader.append(coded, fits, contract="freeze").inserted == 1
+    too_long = pa.table({"id": pa.array([3, 4], pa.int32()), "code": ["abc", "abcdef"], "grade": ["C", "C"]})
+    with pytest.raises(SchemaContractError) as error:
+        loader.append(coded, too_long, contract="freeze")
+    assert "value 'abcdef' at row 1 is longer than varchar(5) allows" in str(error.value)
+    too_wide = pa.table({"id": pa.array([3], pa.int32()), "code": ["abc"], "grade": ["ABC"]})
+    with pytest.raises(SchemaContractError, match="value 'ABC' at row 0 is longer than char.2. allows"):
+        loader.append(coded, too_wide, contract="discard_columns")
+    assert query(sql.SQL("SELECT id, code, grade FROM {} ORDER BY id").format(coded.sql())) == [
+        (1, "abcde", "A "),
+        (2, "ü" * 5, "B "),
+    ]
+    assert query(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+        "ORDER BY attnum",
+        (str(coded),),
+    ) == [("integer",), ("character varying(5)",), ("character(2)",)]
+
+
+def test_varchar_overflow_in_a_streamed_file_widens_under_evolve(
+    loader: WarehouseLoader, coded: TableName, query, tmp_path: Path
+) -> None:
+    path = tmp_path / "coded.parquet"
+    pq.write_table(pa.table({"id": pa.array([2, 3], pa.int32()), "code": ["abc", "abcdef"]}), path)
+    result = loader.append(coded, path)
+    assert result.schema_changes == ['widen column "code" varchar(5) -> text']
+    assert query(sql.SQL("SELECT id, code FROM {} ORDER BY id").format(coded.sql())) == [
+        (1, "abcde"),
+        (2, "abc"),
+        (3, "abcdef"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("lower", "upper", "data_change", "message"),
+    [
+        (
+            "yesterday",
+            "today",
+            None,
+            r"partition bounds \['yesterday', 'today'\) do not match the column type timestamp\[us, tz=UTC\]",
+        ),
+        (
+            dt.datetime(2025, 10, 26),
+            dt.datetime(2025, 10, 27),
+            None,
+            "is a naive datetime; give it a time zone",
+        ),
+        (
+            dt.datetime(2025, 10, 27, tzinfo=dt.timezone.utc),
+            dt.datetime(2025, 10, 26, tzinfo=dt.timezone.utc),
+            None,
+            r"value 2025-10-26 00:00:00\+00:00 at row 0 is outside the partition .* \(3 rows outside\)",
+        ),
+        (None, None, "null", "NULL at row 1; every row needs a partition value"),
+        (None, None, "drop", "the partition column is not in the data"),
+    ],
+    ids=["wrong type", "naive", "upper before lower", "null value", "missing column"],
+)
+def test_bad_partition_bounds_are_refused_and_change_nothing(
+    loader: WarehouseLoader, warehouse_schema: str, table_rows, lower, upper, data_change, message
+) -> None:
+    table = TableName(warehouse_schema, "prices")
+    start = dt.datetime(2025, 10, 26, tzinfo=dt.timezone.utc)
+    day = pa.table(
+        {
+            "interval_start": pa.array(
+                [start + dt.timedelta(hours=h) for h in range(3)], pa.timestamp("us", "UTC")
+            ),
+            "price": [1.0, 2.0, 3.0],
+        }
+    )
+    loader.append(table, day)
+    revised = day.set_column(1, "price", pa.array([7.0, 8.0, 9.0]))
+    if data_change == "null":
+        revised = revised.set_column(
+            0, "interval_start", pa.array([start, None, start], pa.timestamp("us", "UTC"))
+        )
+    elif data_change == "drop":
+        revised = revised.drop_columns(["interval_start"])
+    lower = start if lower is None else lower
+    upper = start + dt.timedelta(days=1) if upper is None else upper
+    with pytest.raises(DataValidationError, match=message):
+        loader.replace_partition(table, revised, partition_column="interval_start", lower=lower, upper=upper)
+    assert table_rows(table, "interval_start") == rows_of(day)
+
+
+def test_a_loaded_parquet_file_is_not_left_open(
+    loader: WarehouseLoader, warehouse_schema: str, tmp_path: Path
+) -> None:
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to list open files")
+    path = tmp_path / "readings.parquet"
+    pq.write_table(pa.table({"series_id": pa.array([1, 2], pa.int32()), "value": [1.0, 2.0]}), path)
+
+    def open_files() -> set[str]:
+        found = set()
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                found.add(os.readlink(f"/proc/self/fd/{fd}"))
+        return found
+
+    for load in (
+        lambda: loader.append(TableName(warehouse_schema, "streamed"), path),
+        lambda: loader.merge(TableName(warehouse_schema, "merged"), path, key=["series_id"]),
+    ):
+        assert load().inserted == 2
+        assert str(path) not in open_files()

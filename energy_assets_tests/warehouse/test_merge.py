@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -85,13 +87,43 @@ def test_merge_counts_and_history(loader: WarehouseLoader, target: TableName, qu
     assert query(sql.SQL("SELECT count(*) FROM {}").format(target.with_suffix("__history").sql())) == [(2,)]
 
 
-def test_nan_null_and_char_padding_count_as_unchanged(loader: WarehouseLoader, warehouse_schema: str) -> None:
+def test_nan_null_and_char_padding_count_as_unchanged(
+    loader: WarehouseLoader, warehouse_schema: str, query
+) -> None:
     table = TableName(warehouse_schema, "flags")
+    query(sql.SQL("CREATE TABLE {} (id int8 PRIMARY KEY, value float8, code char(3))").format(table.sql()))
     first = pa.table({"id": [1, 2, 3], "value": [float("nan"), None, 1.0], "code": ["a", "b", "c"]})
-    loader.merge(table, first, key=["id"])
-    assert loader.merge(table, first, key=["id"]).unchanged == 3
-    changed = pa.table({"id": [1, 2, 3], "value": [None, float("nan"), 1.0], "code": ["a", "b", "c"]})
-    assert loader.merge(table, changed, key=["id"]).updated == 2
+    assert loader.merge(table, first, key=["id"]).inserted == 3
+    # char(3) pads what it stores, so the target's rows come back as 'a  ', not 'a'.
+    stored = query(sql.SQL("SELECT code FROM {} ORDER BY id").format(table.sql()))
+    assert stored == [("a  ",), ("b  ",), ("c  ",)]
+
+    again = loader.merge(table, first, key=["id"])
+    assert (again.inserted, again.updated, again.unchanged, again.strategy) == (0, 0, 3, "client-diff")
+    # The client-side diff saw NaN = NaN, NULL = NULL and 'a' = 'a  ': nothing was even staged.
+    assert "stage changed rows" not in again.timings
+
+    changed = pa.table({"id": [1, 2, 3], "value": [None, float("nan"), 1.0], "code": ["a", "b", "c  "]})
+    swapped = loader.merge(table, changed, key=["id"])
+    assert (swapped.updated, swapped.unchanged) == (2, 1)
+    assert "stage changed rows" in swapped.timings
+
+
+def test_char_keys_match_whatever_their_padding(
+    loader: WarehouseLoader, warehouse_schema: str, query
+) -> None:
+    """Text keys diff in DuckDB; a char(4) key 'ab' must find the stored 'ab  ' instead of inserting it again."""
+    table = TableName(warehouse_schema, "meters")
+    query(sql.SQL("CREATE TABLE {} (nmi char(4) PRIMARY KEY, kwh float8)").format(table.sql()))
+    first = pa.table({"nmi": ["ab", "cd"], "kwh": [1.0, 2.0]})
+    loader.merge(table, first, key=["nmi"])
+    result = loader.merge(table, pa.table({"nmi": ["ab", "cd ", "ef"], "kwh": [1.0, 2.5, 3.0]}), key=["nmi"])
+    assert (result.inserted, result.updated, result.unchanged, result.strategy) == (1, 1, 1, "client-diff")
+    assert query(sql.SQL("SELECT nmi, kwh FROM {} ORDER BY nmi").format(table.sql())) == [
+        ("ab  ", 1.0),
+        ("cd  ", 2.5),
+        ("ef  ", 3.0),
+    ]
 
 
 def test_server_side_diff_gives_the_same_counts(
@@ -103,6 +135,56 @@ def test_server_side_diff_gives_the_same_counts(
     result = loader.merge(target, changes(), key=KEY, keep_history=True)
     assert (result.inserted, result.updated, result.unchanged, result.strategy) == (1, 2, 5, "server-diff")
     assert query(sql.SQL("SELECT count(*) FROM {}").format(target.with_suffix("__history").sql())) == [(2,)]
+
+
+def test_merge_diffs_on_the_server_when_the_arrow_reader_cannot_connect(
+    loader: WarehouseLoader, target: TableName, query, monkeypatch, caplog
+) -> None:
+    """The ADBC reader really fails to log in (wrong password); the merge still completes, on the server."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    real_connect = adbc.connect
+    attempts: list[str] = []
+
+    def connect_with_a_wrong_password(uri: str, *args, **kwargs):
+        parts = urlsplit(uri)
+        wrong = parts._replace(netloc=f"{parts.username}:wrong-password@{parts.hostname}:{parts.port}")
+        attempts.append(wrong.geturl())
+        return real_connect(wrong.geturl(), *args, **kwargs)
+
+    monkeypatch.setattr(adbc, "connect", connect_with_a_wrong_password)
+    before = {
+        (s, t): v
+        for s, t, v in query(sql.SQL("SELECT series_id, interval_start, value FROM {}").format(target.sql()))
+    }
+    incoming = changes()
+    with caplog.at_level(logging.WARNING, logger="energy_assets.warehouse.merge"):
+        result = loader.merge(target, incoming, key=KEY, keep_history=True)
+    assert len(attempts) == 1
+    assert "No reader connection for the merge into" in caplog.text and "diffing on the server" in caplog.text
+    assert "password authentication failed" in caplog.text
+    arriving = dict(zip(_keys_of(incoming), incoming["value"].to_pylist(), strict=True))
+    new = [k for k in arriving if k not in before]
+    changed = [k for k in arriving if k in before and arriving[k] != before[k]]
+    same = [k for k in arriving if k in before and arriving[k] == before[k]]
+    assert (result.inserted, result.updated, result.unchanged, result.strategy) == (
+        len(new),
+        len(changed),
+        len(same),
+        "server-diff",
+    )
+    after = query(sql.SQL("SELECT series_id, interval_start, value FROM {}").format(target.sql()))
+    assert {(s, t): v for s, t, v in after} == {**before, **arriving}
+    history = query(
+        sql.SQL("SELECT series_id, interval_start, value FROM {}").format(
+            target.with_suffix("__history").sql()
+        )
+    )
+    assert sorted(((s, t), v) for s, t, v in history) == sorted((k, before[k]) for k in changed)
+
+
+def _keys_of(table: pa.Table) -> list[tuple]:
+    return list(zip(*(table[c].to_pylist() for c in KEY), strict=True))
 
 
 def test_chunked_client_diff(loader: WarehouseLoader, target: TableName, monkeypatch) -> None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import io
 import json
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pytest
 
 from energy_assets.errors import DataValidationError
 from energy_assets.warehouse import InferredSchema, TableName, infer_arrow, infer_csv, infer_json
 from energy_assets.warehouse.keys import KeyPacker, duplicate_keys
+from energy_assets.warehouse.schema_inference import _widen_after_conversion_error
 
 
 def sample() -> pa.Table:
@@ -74,7 +77,9 @@ def test_stats() -> None:
     assert start.min == "2025-10-26T02:00:00+02:00"
     assert start.max == "2025-10-26T02:00:00+01:00"
     assert start.distinct_estimate == 2
-    assert schema.column("value").stats.max in (1.5, "nan")
+    # NaN is a value (two distinct) but not an extreme: min and max are those of the numbers.
+    value = schema.column("value").stats
+    assert (value.min, value.max, value.distinct_estimate, value.null_fraction) == (1.5, 1.5, 2, 0.0)
     assert schema.column("price").stats.min == "1.250"
 
 
@@ -168,3 +173,36 @@ def test_key_packing_and_duplicates() -> None:
         {"series_id": 2, "interval_start": dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)}
     ]
     assert KeyPacker.fit(pa.table({"name": ["a"]}), ["name"]) is None
+
+
+def conversion_error(text: str, column_types: dict[str, pa.DataType] | None = None) -> str:
+    """The message pyarrow's block-by-block CSV reader gives when a later block breaks a column's type."""
+    with pytest.raises(pa.ArrowInvalid) as error:
+        pacsv.open_csv(
+            io.BytesIO(text.encode()),
+            read_options=pacsv.ReadOptions(block_size=4096),
+            convert_options=pacsv.ConvertOptions(column_types=column_types or {}),
+        ).read_all()
+    return str(error.value)
+
+
+def test_csv_conversion_errors_widen_int_to_float8_then_to_text() -> None:
+    head = "meter_id,reading\n" + "".join(f"{i},{i}\n" for i in range(2_000))
+    raw = (head + "2000,1.5\n").encode()
+    message = conversion_error(head + "2000,1.5\n")
+    assert "In CSV column #1: CSV conversion error to int64" in message
+    assert _widen_after_conversion_error(message, raw, {}) == {"reading": pa.float64()}
+    # Read as float8, a later text value breaks it again: then text, which holds everything.
+    message = conversion_error(head + "2000,faulty\n", {"reading": pa.float64()})
+    assert "CSV conversion error to double" in message
+    assert _widen_after_conversion_error(message, raw, {"reading": pa.float64()}) == {"reading": pa.string()}
+    # Already text, or not a conversion error at all: nothing left to widen.
+    assert _widen_after_conversion_error(message, raw, {"reading": pa.string()}) is None
+    assert _widen_after_conversion_error("CSV parse error: Expected 2 columns, got 3", raw, {}) is None
+
+
+def test_malformed_csv_names_its_source() -> None:
+    with pytest.raises(
+        DataValidationError, match=r"meters.csv: cannot be read as CSV: .*Expected 2 columns, got 3"
+    ):
+        infer_csv("meter_id,reading\n1,2\n3,4,5\n", source="meters.csv")

@@ -19,6 +19,7 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from energy_assets.defs.buildings.resources import ZenodoResource
 from energy_assets.defs.factories import MartOutput, mart_asset, static_metadata
@@ -291,7 +292,7 @@ def meter_readings(
         comparison = compare_lake_with_postgres(
             postgres.settings(), lake.store(), METER_READINGS, [(c.partition, c.scope) for c in candidates]
         )
-        preview = pa.parquet.read_table(candidates[0].data).slice(0, 5000) if candidates else None  # type: ignore[attr-defined]
+        preview = pq.read_table(candidates[0].data).slice(0, 5000) if candidates else None
     finally:
         for path in workdir.glob("*"):
             path.unlink()

@@ -149,7 +149,8 @@ def meter_readings(
         _quarantine(settings, layout, path, config.sha256, report, str(error))
         raise dg.Failure(description=f"Quarantined: {error}", allow_retries=False) from error
     if protector is not None:
-        batches, tokens = [], {}
+        batches: list[pa.RecordBatch] = []
+        tokens: dict[str, str] = {}
         for batch in readings.to_batches():
             protected, batch_tokens = protect_batch(batch, protector)
             batches.append(protected)

@@ -36,8 +36,10 @@ def ingest_files(
     defs: dg.Definitions, instance: dg.DagsterInstance, paths: list[Path]
 ) -> list[IngestOutcome]:
     """Load each file through the ingest job; one outcome per file, in order."""
-    meters: MetersResource = defs.resources["meters"]  # type: ignore[assignment]
-    postgres: PostgresResource = defs.resources["postgres"]  # type: ignore[assignment]
+    # Resolved as a run resolves them (EnvVar values read now, never printed).
+    resources = defs.resources or {}
+    meters: MetersResource = resources["meters"].process_config_and_initialize()
+    postgres: PostgresResource = resources["postgres"].process_config_and_initialize()
     layout = meters.layout()
     job = defs.resolve_job_def(meters_ingest_job.name)
     outcomes = []

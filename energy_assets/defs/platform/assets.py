@@ -5,6 +5,7 @@ Keep the probing logic in `energy_assets.postgres.health` and the renewals in
 """
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -49,7 +50,7 @@ TLS_HEALTH_COLUMNS = dg.TableSchema(
 )
 def platform_tls_health(postgres: PostgresResource) -> dg.MaterializeResult:
     health = probe_and_record(postgres.settings())
-    metadata: dict[str, object] = {
+    metadata: dict[str, Any] = {
         "tls_version": health.tls_version,
         "tls_cipher": health.tls_cipher,
         "server_version": health.server_version,
@@ -101,7 +102,7 @@ def server_certificate_not_expiring(
             f"The CRL's next update is in {latest.crl_days_left:.1f} days (threshold {config.crl_warn_days}); "
             "renew it with `energy-assets ca renew`."
         )
-    metadata: dict[str, object] = {
+    metadata: dict[str, Any] = {
         "days_left": float(latest.certificate_days_left),
         "tls_version": latest.tls_version,
         "checked_at": latest.checked_at.isoformat(),

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import TypeAlias
 
 import duckdb
 import pyarrow as pa
@@ -32,7 +33,7 @@ from energy_assets.sources.buildings.tables import (
 )
 
 DEFAULT_DEGREE_DAY_BASE_C = 18.0
-ParquetOrTable = pa.Table | str | Path | Sequence[str | Path]
+ParquetOrTable: TypeAlias = pa.Table | str | Path | Sequence[str | Path]
 
 
 def load_sql(name: str) -> str:

@@ -64,7 +64,19 @@ def lookup(conn: psycopg.Connection, shas: Sequence[str]) -> dict[str, FileRecor
         ).format(FILES.sql()),
         (list(shas),),
     ).fetchall()
-    return {row[0]: FileRecord(*row[:7], duplicate_names=list(row[7] or [])) for row in rows}
+    return {
+        row[0]: FileRecord(
+            sha256=row[0],
+            file_name=row[1],
+            status=row[2],
+            attempts=row[3],
+            rows=row[4],
+            error=row[5],
+            moved_to=row[6],
+            duplicate_names=list(row[7] or []),
+        )
+        for row in rows
+    }
 
 
 def mark_seen(conn: psycopg.Connection, files: Iterable[tuple[str, str, int]]) -> None:
