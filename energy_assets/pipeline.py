@@ -19,6 +19,7 @@ from energy_assets.defs.build import build_defs
 from energy_assets.defs.buildings.sample import materialize_buildings_sample
 from energy_assets.defs.energy_charts import SAMPLE_PARTITION_KEYS, materialize_sample
 from energy_assets.defs.meters.sample import ingest_meters_sample
+from energy_assets.defs.report import REPORT_KEY
 from energy_assets.errors import EnergyAssetsError
 from energy_assets.postgres.cluster import ManagedCluster
 from energy_assets.postgres.settings_from_env import external_settings
@@ -59,6 +60,14 @@ def run_sample_pipeline(home: DataHome, *, ephemeral_instance: bool = False) -> 
         results.extend(materialize_sample(defs, instance, run_config=CONSOLE_INFO))
         results.extend(materialize_buildings_sample(defs, instance, run_config=CONSOLE_INFO))
         meter_files = ingest_meters_sample(defs, instance)
+        report_job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={REPORT_KEY})
+        results.append(report_job.execute_in_process(instance=instance, run_config=CONSOLE_INFO))
+        [report] = [
+            event.materialization
+            for event in results[-1].get_asset_materialization_events()
+            if event.materialization.asset_key == REPORT_KEY
+        ]
+        report_path = report.metadata["dagster/uri"].value
         materializations = sum(len(r.get_asset_materialization_events()) for r in results)
         checks = [c for r in results for c in r.get_asset_check_evaluations()]
         failed = [c for c in checks if not c.passed]
@@ -68,6 +77,7 @@ def run_sample_pipeline(home: DataHome, *, ephemeral_instance: bool = False) -> 
         f"Sample days: {', '.join(SAMPLE_PARTITION_KEYS)}.",
         *(f"Meter file {o.path.name}: {'ok' if o.ok else 'FAILED'}, {o.message}" for o in meter_files),
         f"Data home: {home.root}; lake: {home.lake_dir}; raw downloads: {home.raw_dir}.",
+        f"Report (opens offline in a browser): {report_path}",
         "Tables (database `energy`): energy_charts.*, buildings.*, meters.*, marts.* (see `energy-assets db url`).",
     ]
     for key, check_name, severity in sorted(

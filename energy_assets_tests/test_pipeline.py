@@ -99,8 +99,12 @@ def test_sample_pipeline_end_to_end(
             "SELECT status, count(*) FROM runs WHERE id > (SELECT coalesce(max(id), 0) FROM runs) - %s GROUP BY 1",
             (conn.execute("SELECT count(*) FROM runs").fetchone()[0] - runs_before,),
         ).fetchall()
-    # health 1 + Energy-Charts 5 + buildings 1 + 5 meters + 1 marts + one run per NEM12 sample file
-    assert new_runs == [("SUCCESS", 1 + 5 + 7 + len(sample_files()))]
+    # health 1 + Energy-Charts 5 + buildings 1 + 5 meters + 1 marts + one run per NEM12 sample file + report
+    assert new_runs == [("SUCCESS", 1 + 5 + 7 + len(sample_files()) + 1)]
+    report = data_home.root / "reports" / "platform_report.html"
+    assert f"Report (opens offline in a browser): {report}" in summary
+    html = report.read_text()
+    assert html.count("data:image/png;base64,") == 4 and "<script" not in html
 
 
 def _has_runs(conn) -> bool:

@@ -18,6 +18,7 @@ from energy_assets.defs.energy_charts.resources import EnergyChartsResource
 from energy_assets.defs.meters import MetersResource, meters_definitions
 from energy_assets.defs.platform import platform_definitions
 from energy_assets.defs.policy import apply_policies
+from energy_assets.defs.report import platform_report
 from energy_assets.defs.resources import CertificateAuthorityResource, LakeResource, PostgresResource
 from energy_assets.settings import ENV_PG_URL
 from energy_assets.sources.buildings.settings import ENV_ZENODO_ACCESS_TOKEN
@@ -56,6 +57,7 @@ def _source_definitions() -> list[dg.Definitions]:
         energy_charts_definitions(),
         buildings_definitions(),
         meters_definitions(),
+        dg.Definitions(assets=[platform_report]),
     ]
 
 

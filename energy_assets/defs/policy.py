@@ -11,6 +11,8 @@ Keep asset logic out of this module. `build_defs` applies what can be applied to
 - `NETWORK_RETRY`: steps that call an external API are retried with exponential backoff (a refused audit
   is not retried: the data would be the same).
 - Freshness: daily source tables are expected to have yesterday's partition every morning.
+- Automation: marts follow their inputs (declarative automation, `MART_AUTOMATION`): a mart partition is
+  materialized when an upstream partition was updated and every blocking check of its inputs passed.
 """
 
 from __future__ import annotations
@@ -31,17 +33,22 @@ DAILY_SOURCE_FRESHNESS = dg.FreshnessPolicy.time_window(
 
 OWNERS = ["team:energy-data"]
 
+MART_AUTOMATION = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+MARTS_GROUP = "marts"
+
 # Groups whose tables follow a daily upstream and should be fresh by the morning.
 DAILY_SOURCE_GROUPS = ("energy_charts",)
 
 
 def apply_policies(defs: dg.Definitions) -> dg.Definitions:
-    """Owners on every asset; a freshness policy on the daily source groups."""
+    """Owners on every asset; a freshness policy on the daily source groups; automation on the marts."""
 
     def with_policy(spec: dg.AssetSpec) -> dg.AssetSpec:
         changes: dict = {"owners": list(spec.owners) or OWNERS}
         if spec.group_name in DAILY_SOURCE_GROUPS and spec.partitions_def is not None:
             changes["freshness_policy"] = DAILY_SOURCE_FRESHNESS
+        if spec.group_name == MARTS_GROUP and spec.automation_condition is None:
+            changes["automation_condition"] = MART_AUTOMATION
         return spec.replace_attributes(**changes)
 
     return defs.map_asset_specs(func=with_policy)

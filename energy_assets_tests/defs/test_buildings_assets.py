@@ -122,3 +122,32 @@ def test_archive_is_cached_by_record_and_key(resources: dict) -> None:
         -3:
     ] or path.name.endswith(".zip")
     assert metadata["downloaded_now"].value is False  # the module's first test downloaded it
+
+
+def test_new_version_sensor_reports_a_newer_record_and_never_switches(tmp_path: Path) -> None:
+    from energy_assets.defs.buildings import bdg2_new_version_sensor
+    from energy_assets.sources.buildings.snapshot import SAMPLE_DIR as BUILDINGS_SAMPLE
+    from energy_assets_tests.sources.zenodo_server import ZenodoTestServer
+
+    archive = next(BUILDINGS_SAMPLE.glob("*.zip")).read_bytes()
+    key = "buds-lab/building-data-genome-project-2-v1.0.zip"
+    server = ZenodoTestServer().start()
+    try:
+        server.add_record(3887306, {key: archive})
+        zenodo = ZenodoResource(
+            source="live", base_url=server.base_url, record="3887306", cache_dir=str(tmp_path)
+        )
+        context = dg.build_sensor_context(resources={"zenodo": zenodo})
+        same = bdg2_new_version_sensor(context)
+        assert "3887306 is the latest version" in same.skip_reason.skip_message and same.cursor == "3887306"
+
+        server.add_record(4000001, {key: archive})  # a new version of the same concept record
+        newer = bdg2_new_version_sensor(
+            dg.build_sensor_context(resources={"zenodo": zenodo}, cursor=same.cursor)
+        )
+        assert newer.run_requests == []
+        assert "newer BDG2 version exists: record 4000001" in newer.skip_reason.skip_message
+        assert "BDG2_ZENODO_RECORD=4000001" in newer.skip_reason.skip_message
+        assert newer.cursor == "4000001"
+    finally:
+        server.stop()
