@@ -694,11 +694,24 @@ def test_a_40_day_backfill_makes_the_same_database_round_trips_as_a_5_day_one(
             ).fetchone()
         return sessions, commits
 
-    year = SyntheticYear(datetime(2024, 2, 1).date(), datetime(2024, 4, 30).date())
+    def quiet_autovacuum() -> None:
+        """Autovacuum and autoanalyze run transactions in the same database: keep them out of the count."""
+        with connect(pg_settings) as connection:
+            tables = connection.execute(
+                "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables"
+                " WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
+            ).fetchall()
+            for (table,) in tables:
+                connection.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = off)")
+            connection.commit()
+
+    quiet_autovacuum()
+    year = SyntheticYear(datetime(2024, 1, 30).date(), datetime(2024, 4, 30).date())
     used = {}
     with ReplayServer(year) as server:
         live = EnergyChartsResource(source="live", base_url=server.base_url, min_seconds_between_requests=0.0)
         for label, first, last in (
+            ("warm-up", "2024-01-30", "2024-01-31"),  # every table exists, so both measured runs merge
             ("5 days", "2024-02-01", "2024-02-05"),
             ("40 days", "2024-03-01", "2024-04-09"),
         ):
@@ -718,6 +731,7 @@ def test_a_40_day_backfill_makes_the_same_database_round_trips_as_a_5_day_one(
                 dg.DagsterInstance.ephemeral(),
             )
             after = stats()
+            quiet_autovacuum()
             assert result.success
             used[label] = (after[0] - before[0] - 1, after[1] - before[1] - 1)  # minus the stats query itself
     assert used["40 days"][0] == used["5 days"][0], used  # sessions (connections) do not grow with the range

@@ -18,13 +18,13 @@ from energy_assets.defs.buildings.sensors import bdg2_new_version_sensor
 
 buildings_reference_job = dg.define_asset_job(
     name="buildings_reference_job",
-    selection=dg.AssetSelection.keys(ARCHIVE_KEY)
-    | dg.AssetSelection.groups("buildings") - dg.AssetSelection.keys(READINGS_KEY),
+    selection=dg.AssetSelection.assets(ARCHIVE_KEY)
+    | dg.AssetSelection.groups("buildings") - dg.AssetSelection.assets(READINGS_KEY),
     description="The BDG2 archive, buildings.metadata and buildings.weather.",
 )
 buildings_meter_readings_job = dg.define_asset_job(
     name="buildings_meter_readings_job",
-    selection=dg.AssetSelection.keys(READINGS_KEY),
+    selection=dg.AssetSelection.assets(READINGS_KEY),
     description="buildings.meter_readings for the selected meters (one partition per meter; a range is one run).",
 )
 buildings_marts_job = dg.define_asset_job(

@@ -14,7 +14,7 @@ from energy_assets.defs.buildings.resources import ZenodoResource
     name="bdg2_new_version_sensor",
     minimum_interval_seconds=24 * 3600,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    asset_selection=dg.AssetSelection.keys(dg.AssetKey(["raw", "buildings", "bdg2_archive"])),
+    asset_selection=dg.AssetSelection.assets(dg.AssetKey(["raw", "buildings", "bdg2_archive"])),
     description=(
         "Daily: asks Zenodo for the latest version of the configured BDG2 record and reports it in the tick"
         " (no run is started; switch versions by setting BDG2_ZENODO_RECORD)."
