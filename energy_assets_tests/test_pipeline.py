@@ -5,6 +5,7 @@ Run once per session (it is the only test of the whole graph); values are derive
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from datetime import date
@@ -80,8 +81,8 @@ def test_sample_pipeline_end_to_end(
             "SELECT count(*) FROM meters.meter_readings_history WHERE nmi = ANY(%s)", (sample_nmis,)
         ).fetchone()[0]
         statuses = conn.execute(
-            "SELECT status, count(*) FROM meters.ingested_files WHERE file_name = ANY(%s) GROUP BY 1",
-            ([path.name for path in sample_files()],),
+            "SELECT status, count(*) FROM meters.ingested_files WHERE sha256 = ANY(%s) GROUP BY 1",
+            ([hashlib.sha256(path.read_bytes()).hexdigest() for path in sample_files()],),
         ).fetchall()
     assert {day: per_day[day] for day in SAMPLE_DAYS} == expected_prices_per_day()
     assert [day for (day,) in analysis_days] == list(SAMPLE_DAYS)

@@ -14,14 +14,13 @@ import pyarrow as pa
 
 from energy_assets.defs.policy import POSTGRES_POOL
 from energy_assets.defs.publishing import (
-    audit_check_results,
     audit_check_specs,
-    comparison_check_result,
     make_publisher,
-    publish_metadata,
     publish_or_fail,
+    published_result,
+    table_asset_key,
 )
-from energy_assets.warehouse.publish import Candidate, PublishRequest, compare_lake_with_postgres
+from energy_assets.warehouse.publish import Candidate, PublishRequest
 from energy_assets.warehouse.table_spec import TableSpec
 
 MARTS_GROUP = "marts"
@@ -51,7 +50,6 @@ def static_metadata(spec: TableSpec) -> dict[str, Any]:
 
 def mart_asset(
     *,
-    key: dg.AssetKey,
     spec: TableSpec,
     deps: Sequence[dg.AssetKey],
     description: str,
@@ -61,12 +59,14 @@ def mart_asset(
     config_schema: Mapping[str, Any] | None = None,
     kinds: frozenset[str] = frozenset({"python", "duckdb", "parquet", "postgres"}),
     group_name: str = MARTS_GROUP,
+    key: dg.AssetKey | None = None,
 ) -> dg.AssetsDefinition:
     """A mart: compute its rows, publish them (audit first), compare lake and PostgreSQL, report.
 
     A recomputed mart partition may hold fewer rows than before (a series left the inputs), so marts
     are published with the shrink rule off; every other rule of the spec applies.
     """
+    key = key or table_asset_key(spec)
     check_specs = audit_check_specs(key, spec, shrink=False)
 
     @dg.asset(
@@ -89,16 +89,15 @@ def mart_asset(
         publisher = make_publisher(lake, postgres)
         request = PublishRequest(spec, output.candidates, allow_shrink=True)
         results = yield from publish_or_fail(context.op_execution_context, publisher, [request], [key])
-        comparison = compare_lake_with_postgres(
-            postgres.settings(), lake.store(), spec, [(c.partition, c.scope) for c in output.candidates]
-        )
-        yield dg.MaterializeResult(
-            asset_key=key,
-            metadata=publish_metadata(results[0], output.table) | output.metadata,
-            check_results=[
-                *audit_check_results(key, results[0].audit, check_specs),
-                comparison_check_result(key, comparison),
-            ],
+        yield published_result(
+            key,
+            request,
+            results[0],
+            check_specs,
+            lake=lake,
+            postgres=postgres,
+            preview=output.table,
+            metadata=output.metadata,
         )
 
     return _mart

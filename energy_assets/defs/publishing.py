@@ -30,6 +30,7 @@ from energy_assets.warehouse.publish import (
     Publisher,
     PublishRequest,
     PublishResult,
+    compare_lake_with_postgres,
 )
 from energy_assets.warehouse.table_spec import TableSpec
 
@@ -48,6 +49,11 @@ _FAMILY_DESCRIPTIONS = {
     ),
     LAKE_MATCHES_POSTGRES: "The lake partitions and PostgreSQL hold the same keys and values (row by row).",
 }
+
+
+def table_asset_key(spec: TableSpec) -> dg.AssetKey:
+    """`energy_charts/public_power`: a table's asset key mirrors its PostgreSQL schema and name."""
+    return dg.AssetKey([spec.schema, spec.name])
 
 
 def check_family(rule_name: str) -> str:
@@ -229,3 +235,31 @@ def publish_or_fail(
             },
         ) from refused
     return results
+
+
+def published_result(
+    key: dg.AssetKey,
+    request: PublishRequest,
+    result: PublishResult,
+    check_specs: Sequence[dg.AssetCheckSpec],
+    *,
+    lake: LakeResource,
+    postgres: PostgresResource,
+    preview: pa.Table | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    extra_checks: Sequence[dg.AssetCheckResult] = (),
+) -> dg.MaterializeResult:
+    """The materialization of a published table: its metadata, the audit's checks and the lake/PostgreSQL
+    comparison of the partitions just published (one query, one DuckDB join)."""
+    comparison = compare_lake_with_postgres(
+        postgres.settings(), lake.store(), request.spec, [(c.partition, c.scope) for c in request.candidates]
+    )
+    return dg.MaterializeResult(
+        asset_key=key,
+        metadata=publish_metadata(result, preview) | dict(metadata or {}),
+        check_results=[
+            *audit_check_results(key, result.audit, check_specs),
+            comparison_check_result(key, comparison),
+            *extra_checks,
+        ],
+    )

@@ -26,12 +26,11 @@ from energy_assets.defs.factories import MartOutput, mart_asset, static_metadata
 from energy_assets.defs.policy import NETWORK_RETRY, POSTGRES_POOL
 from energy_assets.defs.publishing import (
     allow_shrink,
-    audit_check_results,
     audit_check_specs,
-    comparison_check_result,
     make_publisher,
-    publish_metadata,
     publish_or_fail,
+    published_result,
+    table_asset_key,
 )
 from energy_assets.defs.resources import LakeResource, PostgresResource
 from energy_assets.errors import EnergyAssetsError
@@ -71,7 +70,6 @@ from energy_assets.sources.buildings.weather import weather_table
 from energy_assets.warehouse.publish import (
     Candidate,
     PublishRequest,
-    compare_lake_with_postgres,
     read_published,
 )
 from energy_assets.warehouse.table_spec import TableSpec
@@ -80,11 +78,11 @@ GROUP = "buildings"
 ARCHIVE_KEY = dg.AssetKey(["raw", "buildings", "bdg2_archive"])
 
 
-def table_key(spec: TableSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.schema, spec.name])
-
-
-METADATA_KEY, WEATHER_KEY, READINGS_KEY = table_key(METADATA), table_key(WEATHER), table_key(METER_READINGS)
+METADATA_KEY, WEATHER_KEY, READINGS_KEY = (
+    table_asset_key(METADATA),
+    table_asset_key(WEATHER),
+    table_asset_key(METER_READINGS),
+)
 meter_partitions = dg.StaticPartitionsDefinition(list(METERS))
 
 
@@ -201,19 +199,15 @@ def buildings__reference(
     keys = [METADATA_KEY, WEATHER_KEY]
     results = yield from publish_or_fail(context.op_execution_context, publisher, requests, keys)
     for request, key, result, table in zip(requests, keys, results, (metadata, weather), strict=True):
-        comparison = compare_lake_with_postgres(
-            postgres.settings(),
-            lake.store(),
-            request.spec,
-            [(c.partition, c.scope) for c in request.candidates],
-        )
-        yield dg.MaterializeResult(
-            asset_key=key,
-            metadata=publish_metadata(result, table) | {"sites": len(request.candidates)},
-            check_results=[
-                *audit_check_results(key, result.audit, _REFERENCE_CHECKS),
-                comparison_check_result(key, comparison),
-            ],
+        yield published_result(
+            key,
+            request,
+            result,
+            _REFERENCE_CHECKS,
+            lake=lake,
+            postgres=postgres,
+            preview=table,
+            metadata={"sites": len(request.candidates)},
         )
 
 
@@ -289,27 +283,25 @@ def meter_readings(
         results = yield from publish_or_fail(
             context.op_execution_context, make_publisher(lake, postgres), [request], [READINGS_KEY]
         )
-        comparison = compare_lake_with_postgres(
-            postgres.settings(), lake.store(), METER_READINGS, [(c.partition, c.scope) for c in candidates]
-        )
         preview = pq.read_table(candidates[0].data).slice(0, 5000) if candidates else None
     finally:
         for path in workdir.glob("*"):
             path.unlink()
         workdir.rmdir()
-    yield dg.MaterializeResult(
-        asset_key=READINGS_KEY,
-        metadata=publish_metadata(results[0], preview)
-        | {
+    yield published_result(
+        READINGS_KEY,
+        request,
+        results[0],
+        _READINGS_CHECKS,
+        lake=lake,
+        postgres=postgres,
+        preview=preview,
+        metadata={
             "values": sum(s.values for s in stats.values()),
             "empty_cells": sum(s.empty_cells for s in stats.values()),
             "buildings": sum(s.buildings for s in stats.values()),
             "conversion_seconds": round(sum(s.seconds for s in stats.values()), 3),
         },
-        check_results=[
-            *audit_check_results(READINGS_KEY, results[0].audit, _READINGS_CHECKS),
-            comparison_check_result(READINGS_KEY, comparison),
-        ],
     )
 
 
@@ -375,7 +367,6 @@ def _daily_weather(context: dg.AssetExecutionContext) -> MartOutput:
 
 
 building_daily_consumption = mart_asset(
-    key=dg.AssetKey(["marts", "building_daily_consumption"]),
     spec=BUILDING_DAILY_CONSUMPTION,
     deps=[READINGS_KEY, METADATA_KEY],
     compute=_building_daily,
@@ -383,14 +374,12 @@ building_daily_consumption = mart_asset(
     description="Per building, meter and day (the date written in the files): consumption, readings, min/max hourly reading. marts.building_daily_consumption.",
 )
 site_usage_daily_consumption = mart_asset(
-    key=dg.AssetKey(["marts", "site_usage_daily_consumption"]),
     spec=SITE_USAGE_DAILY_CONSUMPTION,
     deps=[building_daily_consumption.key, METADATA_KEY],
     compute=_site_usage,
     description="Per site, primary space usage, meter and day: consumption and buildings reporting. marts.site_usage_daily_consumption.",
 )
 building_energy_use_intensity = mart_asset(
-    key=dg.AssetKey(["marts", "building_energy_use_intensity"]),
     spec=BUILDING_ENERGY_USE_INTENSITY,
     deps=[building_daily_consumption.key, METADATA_KEY],
     compute=_energy_use_intensity,
@@ -400,7 +389,6 @@ building_energy_use_intensity = mart_asset(
     ),
 )
 building_daily_weather = mart_asset(
-    key=dg.AssetKey(["marts", "building_daily_weather"]),
     spec=BUILDING_DAILY_WEATHER,
     deps=[building_daily_consumption.key, WEATHER_KEY],
     compute=_daily_weather,

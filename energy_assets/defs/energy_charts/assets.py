@@ -35,12 +35,11 @@ from energy_assets.defs.factories import MartOutput, mart_asset, static_metadata
 from energy_assets.defs.policy import NETWORK_RETRY, POSTGRES_POOL
 from energy_assets.defs.publishing import (
     allow_shrink,
-    audit_check_results,
     audit_check_specs,
-    comparison_check_result,
     make_publisher,
-    publish_metadata,
     publish_or_fail,
+    published_result,
+    table_asset_key,
 )
 from energy_assets.defs.resources import LakeResource, PostgresResource
 from energy_assets.errors import EnergyAssetsError
@@ -76,7 +75,6 @@ from energy_assets.sources.energy_charts.tables import (
 from energy_assets.warehouse.publish import (
     Candidate,
     PublishRequest,
-    compare_lake_with_postgres,
     partition_label,
     read_published,
 )
@@ -91,15 +89,10 @@ RAW_PRICE = dg.AssetKey(["raw", "energy_charts", "price"])
 RAW_INSTALLED_POWER = dg.AssetKey(["raw", "energy_charts", "installed_power"])
 
 
-def table_key(spec: TableSpec) -> dg.AssetKey:
-    """`energy_charts/public_power`: the asset key of a table mirrors its PostgreSQL schema and name."""
-    return dg.AssetKey([spec.schema, spec.name])
-
-
-PUBLIC_POWER_KEY = table_key(PUBLIC_POWER)
-PUBLIC_POWER_SHARE_KEY = table_key(PUBLIC_POWER_SHARE)
-DAY_AHEAD_PRICE_KEY = table_key(DAY_AHEAD_PRICE)
-INSTALLED_POWER_KEY = table_key(INSTALLED_POWER)
+PUBLIC_POWER_KEY = table_asset_key(PUBLIC_POWER)
+PUBLIC_POWER_SHARE_KEY = table_asset_key(PUBLIC_POWER_SHARE)
+DAY_AHEAD_PRICE_KEY = table_asset_key(DAY_AHEAD_PRICE)
+INSTALLED_POWER_KEY = table_asset_key(INSTALLED_POWER)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -170,7 +163,7 @@ class DailyEndpoint:
 
 def daily_endpoint_assets(endpoint: DailyEndpoint) -> dg.AssetsDefinition:
     """The multi-asset of a daily endpoint: fetch, parse once, audit every table, then publish all."""
-    keys = [table_key(table.spec) for table in endpoint.tables]
+    keys = [table_asset_key(table.spec) for table in endpoint.tables]
     rules = interval_rules(endpoint.tables[0].spec.series_columns)
     warnings = {PHYSICAL_SIGNS: _PHYSICAL_SIGNS} if endpoint.tables[0].spec is PUBLIC_POWER else {}
     check_specs = [
@@ -277,25 +270,22 @@ def daily_endpoint_assets(endpoint: DailyEndpoint) -> dg.AssetsDefinition:
                 "dagster/uri": dg.MetadataValue.path(str(lake.raw_dir() / RAW_FOLDER / endpoint.name)),
             },
         )
-        store = lake.store()
-        for index, (table, key, result) in enumerate(zip(endpoint.tables, keys, results, strict=True)):
-            parts = [(c.partition, c.scope) for c in candidates[index]]
-            comparison = compare_lake_with_postgres(postgres.settings(), store, table.spec, parts)
+        for request, key, result in zip(requests, keys, results, strict=True):
             data = (
-                pa.concat_tables([c.data for c in candidates[index]])
-                if candidates[index]
-                else table.spec.empty()
+                pa.concat_tables([c.data for c in request.candidates])
+                if request.candidates
+                else request.spec.empty()
             )
-            checks = [
-                *audit_check_results(key, result.audit, check_specs),
-                comparison_check_result(key, comparison),
-            ]
-            if table.spec is PUBLIC_POWER:
-                checks.append(_physical_signs_result(key, data))
-            yield dg.MaterializeResult(
-                asset_key=key,
-                metadata=publish_metadata(result, data) | _key_figures(table.spec, data, extras),
-                check_results=checks,
+            yield published_result(
+                key,
+                request,
+                result,
+                check_specs,
+                lake=lake,
+                postgres=postgres,
+                preview=data,
+                metadata=_key_figures(request.spec, data, extras),
+                extra_checks=[_physical_signs_result(key, data)] if request.spec is PUBLIC_POWER else [],
             )
 
     return _assets
@@ -464,17 +454,15 @@ def energy_charts__installed_power(
             ),
         },
     )
-    comparison = compare_lake_with_postgres(
-        postgres.settings(), lake.store(), INSTALLED_POWER, [(c.partition, c.scope) for c in candidates]
-    )
     data = pa.concat_tables([c.data for c in candidates])
-    yield dg.MaterializeResult(
-        asset_key=INSTALLED_POWER_KEY,
-        metadata=publish_metadata(results[0], data),
-        check_results=[
-            *audit_check_results(INSTALLED_POWER_KEY, results[0].audit, _INSTALLED_CHECKS),
-            comparison_check_result(INSTALLED_POWER_KEY, comparison),
-        ],
+    yield published_result(
+        INSTALLED_POWER_KEY,
+        request,
+        results[0],
+        _INSTALLED_CHECKS,
+        lake=lake,
+        postgres=postgres,
+        preview=data,
     )
 
 
@@ -576,7 +564,6 @@ def local_days_present(table: pa.Table) -> list[date]:
 
 
 daily_production_trend = mart_asset(
-    key=dg.AssetKey(["marts", "daily_production_trend"]),
     spec=DAILY_PRODUCTION_TREND,
     deps=[PUBLIC_POWER_KEY],
     partitions_def=daily_partitions,
@@ -589,7 +576,6 @@ daily_production_trend = mart_asset(
 )
 
 daily_price_analysis = mart_asset(
-    key=dg.AssetKey(["marts", "daily_price_analysis"]),
     spec=DAILY_PRICE_ANALYSIS,
     deps=[DAY_AHEAD_PRICE_KEY, PUBLIC_POWER_KEY],
     partitions_def=daily_partitions,
@@ -603,7 +589,6 @@ daily_price_analysis = mart_asset(
 )
 
 underperformance_30min = mart_asset(
-    key=dg.AssetKey(["marts", "underperformance_30min"]),
     spec=UNDERPERFORMANCE_30MIN,
     deps=[PUBLIC_POWER_KEY, INSTALLED_POWER_KEY],
     partitions_def=daily_partitions,

@@ -28,12 +28,11 @@ from energy_assets.defs.factories import MartOutput, mart_asset, static_metadata
 from energy_assets.defs.meters.resources import MetersResource
 from energy_assets.defs.policy import POSTGRES_POOL
 from energy_assets.defs.publishing import (
-    audit_check_results,
     audit_check_specs,
-    comparison_check_result,
     make_publisher,
-    publish_metadata,
     publish_or_fail,
+    published_result,
+    table_asset_key,
 )
 from energy_assets.defs.resources import LakeResource, PostgresResource
 from energy_assets.postgres.connection import connect
@@ -55,13 +54,12 @@ from energy_assets.warehouse.merge import ensure_history_table
 from energy_assets.warehouse.publish import (
     Candidate,
     PublishRequest,
-    compare_lake_with_postgres,
     read_published,
 )
 
 GROUP = "meters"
-METER_READINGS_KEY = dg.AssetKey([METER_READINGS.schema, METER_READINGS.name])
-NMI_DAILY_KEY = dg.AssetKey(["marts", NMI_DAILY_CONSUMPTION.name])
+METER_READINGS_KEY = table_asset_key(METER_READINGS)
+NMI_DAILY_KEY = table_asset_key(NMI_DAILY_CONSUMPTION)
 CHECKS = audit_check_specs(METER_READINGS_KEY, METER_READINGS, METER_READINGS_RULES, shrink=False)
 HISTORY_VIEW_SQL = aggregates.load_sql("meter_readings_history")
 
@@ -183,15 +181,16 @@ def meter_readings(
     moved = move_to_processed(layout, path, config.sha256)
     with connect(settings) as conn:
         ledger.finish(conn, config.sha256, "processed", rows=readings.num_rows, moved_to=str(moved))
-    comparison = compare_lake_with_postgres(
-        settings, lake.store(), METER_READINGS, [(c.partition, c.scope) for c in candidates]
-    )
-    result = results[0]
     qualities = pc.value_counts(readings.column("quality")).to_pylist() if readings.num_rows else []
-    yield dg.MaterializeResult(
-        asset_key=METER_READINGS_KEY,
-        metadata=publish_metadata(result, readings)
-        | {
+    yield published_result(
+        METER_READINGS_KEY,
+        request,
+        results[0],
+        CHECKS,
+        lake=lake,
+        postgres=postgres,
+        preview=readings,
+        metadata={
             "file": shown_name,
             "sha256": config.sha256,
             "file_rows": readings.num_rows,
@@ -199,10 +198,6 @@ def meter_readings(
             "reads_by_quality": dg.MetadataValue.json({item["values"]: item["counts"] for item in qualities}),
             "moved_to": dg.MetadataValue.path(str(moved) if not protector else str(moved.parent)),
         },
-        check_results=[
-            *audit_check_results(METER_READINGS_KEY, result.audit, CHECKS),
-            comparison_check_result(METER_READINGS_KEY, comparison),
-        ],
     )
 
 
@@ -242,7 +237,6 @@ def _nmi_daily(context: dg.AssetExecutionContext) -> MartOutput:
 
 
 nmi_daily_consumption = mart_asset(
-    key=NMI_DAILY_KEY,
     spec=NMI_DAILY_CONSUMPTION,
     deps=[METER_READINGS_KEY],
     compute=_nmi_daily,

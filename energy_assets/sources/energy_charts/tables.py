@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from energy_assets.warehouse.table_spec import UTC_TIMESTAMP, ColumnSpec, TableSpec
+from energy_assets.warehouse.table_spec import UTC_TIMESTAMP, TableSpec, column
 
 RAW_SCHEMA = "energy_charts"
 MARTS_SCHEMA = "marts"
@@ -20,32 +20,19 @@ PRICE_MIN_EUR_PER_MWH = -600.0
 PRICE_MAX_EUR_PER_MWH = 4000.0
 
 
-def _col(
-    name: str,
-    arrow_type: pa.DataType,
-    description: str,
-    nullable: bool = True,
-    *,
-    unit: str | None = None,
-    minimum: float | None = None,
-    maximum: float | None = None,
-) -> ColumnSpec:
-    return ColumnSpec(name, arrow_type, description, nullable, unit=unit, minimum=minimum, maximum=maximum)
-
-
-_COUNTRY = _col("country", pa.string(), "Energy-Charts country code, lower case (`de`).", False)
-_BIDDING_ZONE = _col("bidding_zone", pa.string(), "Day-ahead bidding zone (`DE-LU`).", False)
-_INTERVAL_START = _col("interval_start", UTC_TIMESTAMP, "Start of the interval, UTC.", False)
-_INTERVAL_MINUTES = _col(
+_COUNTRY = column("country", pa.string(), "Energy-Charts country code, lower case (`de`).", False)
+_BIDDING_ZONE = column("bidding_zone", pa.string(), "Day-ahead bidding zone (`DE-LU`).", False)
+_INTERVAL_START = column("interval_start", UTC_TIMESTAMP, "Start of the interval, UTC.", False)
+_INTERVAL_MINUTES = column(
     "interval_minutes",
     pa.int32(),
     "Length of the interval in minutes (15 or 60), from the timestamp spacing.",
     False,
 )
-_PRODUCTION_TYPE = _col(
+_PRODUCTION_TYPE = column(
     "production_type", pa.string(), "Series name, canonical spelling (`Wind onshore`); new names kept.", False
 )
-_LOCAL_DATE = _col("local_date", pa.date32(), "Local calendar day (Europe/Berlin).", False)
+_LOCAL_DATE = column("local_date", pa.date32(), "Local calendar day (Europe/Berlin).", False)
 
 PUBLIC_POWER = TableSpec(
     schema=RAW_SCHEMA,
@@ -56,7 +43,7 @@ PUBLIC_POWER = TableSpec(
         _INTERVAL_START,
         _INTERVAL_MINUTES,
         _PRODUCTION_TYPE,
-        _col(
+        column(
             "value_mw",
             pa.float64(),
             "Average power over the interval, MW; NULL where the API sent null.",
@@ -78,7 +65,7 @@ PUBLIC_POWER_SHARE = TableSpec(
         _INTERVAL_START,
         _INTERVAL_MINUTES,
         _PRODUCTION_TYPE,
-        _col(
+        column(
             "share_percent",
             pa.float64(),
             "Share in percent as reported by Energy-Charts (renewable share of load can exceed 100).",
@@ -99,7 +86,7 @@ DAY_AHEAD_PRICE = TableSpec(
         _BIDDING_ZONE,
         _INTERVAL_START,
         _INTERVAL_MINUTES,
-        _col(
+        column(
             "price_eur_per_mwh",
             pa.float64(),
             "Clearing price, EUR/MWh; may be negative.",
@@ -118,12 +105,12 @@ INSTALLED_POWER = TableSpec(
     description="Installed net capacity per production type, by month or year.",
     columns=(
         _COUNTRY,
-        _col(
+        column(
             "period_start", pa.date32(), "First day of the month (`MM.YYYY`) or year (`YYYY`) label.", False
         ),
-        _col("time_step", pa.string(), "`monthly` or `yearly`.", False),
+        column("time_step", pa.string(), "`monthly` or `yearly`.", False),
         _PRODUCTION_TYPE,
-        _col(
+        column(
             "capacity_gw",
             pa.float64(),
             "Installed capacity, GW (the `Battery storage (capacity)` series is GWh, as the API reports it).",
@@ -144,20 +131,22 @@ DAILY_PRODUCTION_TREND = TableSpec(
         _LOCAL_DATE,
         _COUNTRY,
         _PRODUCTION_TYPE,
-        _col("is_generation", pa.bool_(), "True for generation series (not load, trade or pumping).", False),
-        _col(
+        column(
+            "is_generation", pa.bool_(), "True for generation series (not load, trade or pumping).", False
+        ),
+        column(
             "is_renewable",
             pa.bool_(),
             "True for renewable generation (wind, solar, hydro, biomass, geothermal).",
             False,
         ),
-        _col("energy_mwh", pa.float64(), "Energy over the local day: sum of MW x interval hours."),
-        _col("mean_mw", pa.float64(), "Time-weighted mean power, MW."),
-        _col("min_mw", pa.float64(), "Lowest interval value, MW."),
-        _col("max_mw", pa.float64(), "Highest interval value, MW."),
-        _col("interval_count", pa.int64(), "Intervals with a value.", False),
-        _col("share_of_generation_percent", pa.float64(), "Share of the day's total generation, percent."),
-        _col(
+        column("energy_mwh", pa.float64(), "Energy over the local day: sum of MW x interval hours."),
+        column("mean_mw", pa.float64(), "Time-weighted mean power, MW."),
+        column("min_mw", pa.float64(), "Lowest interval value, MW."),
+        column("max_mw", pa.float64(), "Highest interval value, MW."),
+        column("interval_count", pa.int64(), "Intervals with a value.", False),
+        column("share_of_generation_percent", pa.float64(), "Share of the day's total generation, percent."),
+        column(
             "renewable_share_of_generation_percent",
             pa.float64(),
             "Renewable generation / total generation of the day and country, percent (same on every row).",
@@ -174,20 +163,20 @@ DAILY_PRICE_ANALYSIS = TableSpec(
     columns=(
         _LOCAL_DATE,
         _BIDDING_ZONE,
-        _col("country", pa.string(), "Country whose wind production is compared with the zone's price."),
-        _col(
+        column("country", pa.string(), "Country whose wind production is compared with the zone's price."),
+        column(
             "mean_price_eur_per_mwh", pa.float64(), "Time-weighted mean price (weights = interval minutes)."
         ),
-        _col("min_price_eur_per_mwh", pa.float64(), "Lowest price of the day."),
-        _col("max_price_eur_per_mwh", pa.float64(), "Highest price of the day."),
-        _col("price_interval_count", pa.int64(), "Price intervals with a value.", False),
-        _col("negative_price_interval_count", pa.int64(), "Price intervals below 0 EUR/MWh.", False),
-        _col("wind_onshore_mwh", pa.float64(), "Onshore wind energy over the day, MWh."),
-        _col("wind_offshore_mwh", pa.float64(), "Offshore wind energy over the day, MWh."),
-        _col(
+        column("min_price_eur_per_mwh", pa.float64(), "Lowest price of the day."),
+        column("max_price_eur_per_mwh", pa.float64(), "Highest price of the day."),
+        column("price_interval_count", pa.int64(), "Price intervals with a value.", False),
+        column("negative_price_interval_count", pa.int64(), "Price intervals below 0 EUR/MWh.", False),
+        column("wind_onshore_mwh", pa.float64(), "Onshore wind energy over the day, MWh."),
+        column("wind_offshore_mwh", pa.float64(), "Offshore wind energy over the day, MWh."),
+        column(
             "correlation_point_count", pa.int64(), "15-minute points with both a price and wind power.", False
         ),
-        _col(
+        column(
             "price_wind_correlation",
             pa.float64(),
             "Pearson r between price and onshore+offshore wind power on the 15-minute grid (hourly prices expanded"
@@ -208,22 +197,24 @@ UNDERPERFORMANCE_30MIN = TableSpec(
     columns=(
         _COUNTRY,
         _PRODUCTION_TYPE,
-        _col("bucket_start", UTC_TIMESTAMP, "Start of the 30-minute bucket, UTC.", False),
+        column("bucket_start", UTC_TIMESTAMP, "Start of the 30-minute bucket, UTC.", False),
         _LOCAL_DATE,
-        _col("local_slot", pa.string(), "Local wall-clock start of the bucket, `HH:MM`.", False),
-        _col("mean_mw", pa.float64(), "Mean of the 15-minute values in the bucket, MW."),
-        _col("quarter_hour_count", pa.int64(), "15-minute values in the bucket (2 when complete).", False),
-        _col("installed_gw", pa.float64(), "Installed capacity applied to the day, GW."),
-        _col("capacity_time_step", pa.string(), "`monthly` or `yearly`: which capacity figure was applied."),
-        _col("capacity_factor", pa.float64(), "mean_mw / (installed_gw x 1000)."),
-        _col(
+        column("local_slot", pa.string(), "Local wall-clock start of the bucket, `HH:MM`.", False),
+        column("mean_mw", pa.float64(), "Mean of the 15-minute values in the bucket, MW."),
+        column("quarter_hour_count", pa.int64(), "15-minute values in the bucket (2 when complete).", False),
+        column("installed_gw", pa.float64(), "Installed capacity applied to the day, GW."),
+        column(
+            "capacity_time_step", pa.string(), "`monthly` or `yearly`: which capacity figure was applied."
+        ),
+        column("capacity_factor", pa.float64(), "mean_mw / (installed_gw x 1000)."),
+        column(
             "expected_mw",
             pa.float64(),
             "Median of the same local slot over the previous N days available (within a lookback), MW.",
         ),
-        _col("baseline_day_count", pa.int64(), "Earlier days that went into expected_mw.", False),
-        _col("threshold_fraction", pa.float64(), "Flag threshold as a fraction of expected_mw.", False),
-        _col(
+        column("baseline_day_count", pa.int64(), "Earlier days that went into expected_mw.", False),
+        column("threshold_fraction", pa.float64(), "Flag threshold as a fraction of expected_mw.", False),
+        column(
             "is_underperforming",
             pa.bool_(),
             "mean_mw < threshold_fraction x expected_mw; NULL without a baseline.",
