@@ -9,18 +9,22 @@ stored verbatim, with no URL encoding to get wrong.
 
 Each dataset may carry its inferred-schema artefact, `<root>/<dataset>/_inferred_schema.json`.
 
-All file access goes through a `pyarrow.fs.FileSystem` (local by default) so object storage can be
-plugged in later. What does not belong here: schema inference, database loading, Dagster.
+All file access goes through a `pyarrow.fs.FileSystem` (local by default). On object storage (S3, through
+`pyarrow.fs.S3FileSystem`) an object is written whole by one upload, so readers still never see half a
+file, but a "rename" is a copy and a delete: see `promote_staged`. What does not belong here: schema
+inference, database loading, Dagster.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -170,79 +174,102 @@ class ParquetStore:
         self._check_key_layout(dataset, pairs)
         table = self._without_partition_columns(dataset, pairs, table)
         path = self.staged_path(dataset, partition, tag)
-        self._require_local("staged writes")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as handle:
-            pq.write_table(table, handle, compression=COMPRESSION)
-            handle.flush()
-            os.fsync(handle.fileno())
+        with self._open_new_file(path) as sink:
+            pq.write_table(table, sink, compression=COMPRESSION)
         return path
 
     def stage_partition_file(
         self, dataset: str, partition: Mapping[str, str], source: str | Path, tag: str
     ) -> str:
-        """Stage a Parquet file written elsewhere, batch by batch (bounded memory), as the next version."""
+        """Stage a Parquet file written elsewhere, batch by batch (bounded memory), as the next version.
+
+        `source` is a local file, whatever filesystem the lake is on.
+        """
         pairs = _check_partition(dataset, partition)
         self._check_key_layout(dataset, pairs)
-        self._require_local("staged writes")
         path = self.staged_path(dataset, partition, tag)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         reader = pq.ParquetFile(source)
         drop = [key for key, _ in pairs if key in reader.schema_arrow.names]
         schema = reader.schema_arrow
         for name in drop:
             schema = schema.remove(schema.get_field_index(name))
-        with open(path, "wb") as handle:
-            with pq.ParquetWriter(handle, schema, compression=COMPRESSION) as writer:
+        with self._open_new_file(path) as sink:
+            with pq.ParquetWriter(sink, schema, compression=COMPRESSION) as writer:
                 for batch in reader.iter_batches():
                     table = pa.Table.from_batches([batch])
                     writer.write_table(self._without_partition_columns(dataset, pairs, table))
-            handle.flush()
-            os.fsync(handle.fileno())
         return path
 
     def staged_tags(self, dataset: str, partition: Mapping[str, str]) -> list[str]:
         """Tags of the staged files waiting beside a partition (left by an interrupted publish)."""
-        directory = self.partition_dir(dataset, partition)
         prefix = f".{PART_FILE}.staged-"
-        try:
-            names = os.listdir(directory)
-        except FileNotFoundError:
-            return []
+        names = self._names_in(self.partition_dir(dataset, partition))
         return sorted(name[len(prefix) :] for name in names if name.startswith(prefix))
 
     def promote_staged(self, dataset: str, partition: Mapping[str, str], tag: str) -> str:
-        """Move a staged file into place (atomic rename, directory fsynced); returns the partition path."""
+        """Move a staged file into place; returns the partition path.
+
+        Locally an atomic rename (directory fsynced). On object storage (S3) there is no rename:
+        `move` copies the staged object over the partition's object, then deletes the staged one. A
+        reader of the partition still gets the old or the new object (an object is replaced whole), but
+        the two steps are not one: a kill between them leaves the staged copy beside the promoted file,
+        which the publish path's recovery promotes again (same bytes) or deletes.
+        """
         final = self.partition_path(dataset, partition)
-        os.replace(self.staged_path(dataset, partition, tag), final)
-        fsync_directory(os.path.dirname(final))
+        staged = self.staged_path(dataset, partition, tag)
+        if self.is_local:
+            os.replace(staged, final)
+            fsync_directory(os.path.dirname(final))
+        else:
+            self.filesystem.move(staged, final)
         return final
 
     def discard_staged(self, dataset: str, partition: Mapping[str, str], tag: str) -> None:
+        path = self.staged_path(dataset, partition, tag)
         try:
-            os.remove(self.staged_path(dataset, partition, tag))
+            if self.is_local:
+                os.remove(path)
+            else:
+                self.filesystem.delete_file(path)
         except FileNotFoundError:
             pass
 
     def remove_orphan_temporaries(self, dataset: str, partition: Mapping[str, str]) -> int:
         """Delete `*.tmp` files a killed write left beside a partition; returns how many."""
         directory = self.partition_dir(dataset, partition)
-        try:
-            names = os.listdir(directory)
-        except FileNotFoundError:
-            return 0
         removed = 0
-        for name in names:
+        for name in self._names_in(directory):
             if name.startswith(f".{PART_FILE}.") and name.endswith(".tmp"):
-                os.remove(os.path.join(directory, name))
+                if self.is_local:
+                    os.remove(os.path.join(directory, name))
+                else:
+                    self.filesystem.delete_file(f"{directory}/{name}")
                 removed += 1
         return removed
 
-    def _require_local(self, what: str) -> None:
-        if not self.is_local:
-            raise NotImplementedError(
-                f"{what} need a local lake; {self.root} is not on the local filesystem."
-            )
+    def file_sha256(self, path: str) -> str:
+        """sha256 (hex) of a file in the lake, read in 1 MiB chunks."""
+        digest = hashlib.sha256()
+        with self.filesystem.open_input_stream(path) as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def _open_new_file(self, path: str) -> Any:
+        """A writable stream for a new file: locally fsynced on close; on object storage, uploaded on close."""
+        if self.is_local:
+            return _fsynced_file(path)
+        return self.filesystem.open_output_stream(path)
+
+    def _names_in(self, directory: str) -> list[str]:
+        """Names of the files in one folder of the lake (none if it does not exist)."""
+        if self.is_local:
+            try:
+                return os.listdir(directory)
+            except FileNotFoundError:
+                return []
+        infos = self.filesystem.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
+        return [info.base_name for info in infos if info.type == pafs.FileType.File]
 
     def delete_partition(self, dataset: str, partition: Mapping[str, str]) -> bool:
         """Remove one partition's folder; returns False if it did not exist."""
@@ -340,3 +367,13 @@ class ParquetStore:
                 )
             table = table.drop_columns([key])
         return table
+
+
+@contextmanager
+def _fsynced_file(path: str) -> Iterator[BinaryIO]:
+    """A new local file (parent folders created), flushed and fsynced before it is closed."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())

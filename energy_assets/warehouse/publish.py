@@ -20,11 +20,16 @@ partitions at once (a one-year backfill is one audit, one merge, one records wri
 
 Partitions whose content hash equals their publish record (and whose lake file is intact) are
 `unchanged`: nothing is written for them. `compare_lake_with_postgres` checks content, not counts.
+
+The lake may be on object storage (the store's `pyarrow.fs.S3FileSystem`): staged files are hidden objects
+read back by pyarrow for the audit, and step 6 is a copy and a delete per partition instead of a rename,
+so it is not atomic as a step; the publish record still makes the lake and PostgreSQL converge, since step 2
+of the next run promotes a committed staged object again. Raw documents and refused candidates
+(`rejected_root`) stay on local disk.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import uuid
@@ -38,6 +43,8 @@ import duckdb
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from psycopg import sql
 
@@ -280,7 +287,7 @@ class Publisher:
                 request.mode,
             )
         for candidate in candidates:
-            digest = _sha256(item.staged[candidate.label])
+            digest = self.store.file_sha256(item.staged[candidate.label])
             rows, series = counts.get(candidate.label, (0, 0))
             record = records.get(candidate.label)
             if record is None:
@@ -455,17 +462,30 @@ class Publisher:
             for key in _partition_keys(candidates)
             if key in spec.column_names
         ]
-        file_list = ", ".join("'" + path.replace("'", "''") + "'" for path in staged.values())
+        file_list = ", ".join(_sql_text(path) for path in staged.values())
         if not file_list:
             columns = ", ".join(
                 f"CAST(NULL AS {_duckdb_type(c.arrow_type)}) AS {quote(c.name)}" for c in spec.columns
             )
             return f"SELECT {columns}, CAST(NULL AS VARCHAR) AS {PARTITION_COLUMN} WHERE false"
         select = ", ".join(["f.* EXCLUDE (filename)", *restored, f"m.{PARTITION_COLUMN}"])
-        return (
-            f"SELECT {select} FROM read_parquet([{file_list}], filename = true, union_by_name = true, hive_partitioning = false) f "
-            "JOIN candidate_files m ON f.filename = m.filename"
-        )
+        if self.store.is_local:
+            files_sql = f"read_parquet([{file_list}], filename = true, union_by_name = true, hive_partitioning = false)"
+        else:
+            files_sql = f"({self._staged_union(staged, con)})"
+        return f"SELECT {select} FROM {files_sql} f JOIN candidate_files m ON f.filename = m.filename"
+
+    def _staged_union(self, staged: Mapping[str, str], con: duckdb.DuckDBPyConnection) -> str:
+        """SQL over staged files on object storage, read by pyarrow (no DuckDB extension to download).
+
+        Each file is registered as a lazy pyarrow dataset; the audit materializes the union once.
+        """
+        parts = []
+        for index, path in enumerate(staged.values()):
+            name = f"staged_file_{index}"
+            con.register(name, ds.dataset([path], filesystem=self.store.filesystem, format="parquet"))
+            parts.append(f"SELECT *, {_sql_text(path)} AS filename FROM {name}")
+        return " UNION ALL BY NAME ".join(parts)
 
     def _reject(self, item: _Prepared) -> str:
         """Keep the refused candidate and its report under `rejected/<table>/<time>-<load>/`."""
@@ -478,15 +498,33 @@ class Publisher:
         for candidate in candidates:
             name = candidate.label.replace("/", "__")
             if candidate.label in staged:
-                shutil.move(staged.pop(candidate.label), folder / f"{name}.parquet")
+                self._keep_rejected(staged.pop(candidate.label), folder / f"{name}.parquet")
             for path, body in candidate.raw_files.items():
                 (folder / f"{name}__{path.name}").write_bytes(body)
         write_atomic(folder / "report.json", report.to_json().encode("utf-8"))
         return str(folder)
 
+    def _keep_rejected(self, staged_path: str, target: Path) -> None:
+        """Move a refused staged file to the local `rejected/` folder (downloaded from object storage)."""
+        if self.store.is_local:
+            shutil.move(staged_path, target)
+            return
+        pafs.copy_files(
+            staged_path,
+            str(target),
+            source_filesystem=self.store.filesystem,
+            destination_filesystem=pafs.LocalFileSystem(),
+        )
+        self.store.filesystem.delete_file(staged_path)
+
     def _lake_matches(self, spec: TableSpec, candidate: Candidate, digest: str) -> bool:
         path = self.store.partition_path(spec.qualified_name, candidate.partition)
-        return os.path.exists(path) and _sha256(path) == digest
+        exists = (
+            os.path.exists(path)
+            if self.store.is_local
+            else self.store.has_partition(spec.qualified_name, candidate.partition)
+        )
+        return exists and self.store.file_sha256(path) == digest
 
     def _commit(
         self,
@@ -759,12 +797,9 @@ def _duckdb_type(arrow_type: pa.DataType) -> str:
     raise ValueError(f"Partition columns must be text, date or integer, not {arrow_type}.")
 
 
-def _sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _sql_text(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _write_raw(files: Mapping[Path, bytes]) -> None:
