@@ -134,8 +134,9 @@ class PoolSettings:
 def pooled_pg_config() -> UserConfigSchema:
     """dagster-postgres' config schema plus an optional `pool` block."""
     defaults = PoolSettings()
+    base: dict[str, Any] = dict(pg_config())  # type: ignore[arg-type]  # a Mapping in practice
     return {
-        **pg_config(),
+        **base,
         "pool": Field(
             Shape(
                 {
@@ -237,7 +238,10 @@ def create_pooled_engine(
     pool = pool or PoolSettings()
     options = " ".join(
         part
-        for part in (sqlalchemy.engine.make_url(postgres_url).query.get("options"), pool.session_options())
+        for part in (
+            _query_text(sqlalchemy.engine.make_url(postgres_url).query.get("options")),
+            pool.session_options(),
+        )
         if part
     )
     engine = create_pg_engine(
@@ -414,7 +418,7 @@ class PooledPostgresRunStorage(_PooledEngineMixin, PostgresRunStorage):
         return pooled_pg_config()
 
     @classmethod
-    def from_config_value(  # type: ignore[override]
+    def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
     ) -> PooledPostgresRunStorage:
         return cls(inst_data=inst_data, **_storage_kwargs(config_value))
@@ -439,7 +443,7 @@ class PooledPostgresScheduleStorage(_PooledEngineMixin, PostgresScheduleStorage)
         return pooled_pg_config()
 
     @classmethod
-    def from_config_value(  # type: ignore[override]
+    def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
     ) -> PooledPostgresScheduleStorage:
         return cls(inst_data=inst_data, **_storage_kwargs(config_value))
@@ -516,3 +520,10 @@ class PooledPostgresStorage(DagsterStorage, ConfigurableClass):
     @property
     def schedule_storage_data(self) -> ConfigurableClassData | None:
         return self._part_data(PooledPostgresScheduleStorage.__name__)
+
+
+def _query_text(value: str | tuple[str, ...] | None) -> str:
+    """A URL query value as one string (SQLAlchemy gives a tuple for a repeated key)."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else " ".join(value)
