@@ -27,8 +27,20 @@ def make_data_home(prefix: str) -> Path:
     return path
 
 
+REUSED_HOME = "ENERGY_TEST_DATA_HOME"
+
+
 @pytest.fixture(scope="session")
 def data_home() -> Iterator[DataHome]:
+    """A fresh data home per session; ENERGY_TEST_DATA_HOME reuses one (and its cluster) across sessions,
+    which mutation testing needs: hundreds of short sessions against one running cluster."""
+    reused = os.environ.get(REUSED_HOME)
+    if reused:
+        path = Path(reused)
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o711)
+        yield DataHome(path)
+        return
     path = make_data_home("energy_assets_test_")
     yield DataHome(path)
     shutil.rmtree(path, ignore_errors=True)
@@ -39,7 +51,8 @@ def managed_cluster(data_home: DataHome) -> Iterator[ManagedCluster]:
     cluster = ManagedCluster(data_home)
     cluster.ensure_running()
     yield cluster
-    cluster.stop()
+    if not os.environ.get(REUSED_HOME):
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

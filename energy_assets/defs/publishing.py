@@ -150,7 +150,10 @@ def comparison_check_result(asset_key: dg.AssetKey, comparison: LakeComparison) 
             "rows_compared": lake_rows,
             "lake_rows": lake_rows,
             "postgres_rows": postgres_rows,
-            "differing_rows": sum(part.differing_rows for part in comparison.partitions),
+            "differing_partitions": sum(1 for part in comparison.partitions if not part.passed),
+            "differing_columns": dg.MetadataValue.json(
+                sorted({name for part in comparison.partitions for name in part.differing_columns})
+            ),
             "postgres_only_rows": comparison.postgres_only_rows,
             "partitions_compared": len(comparison.partitions),
         },

@@ -21,7 +21,7 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -33,7 +33,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from energy_assets.errors import DataValidationError
-from energy_assets.files import fsync_directory
+from energy_assets.files import fsync_directory, sync_filesystem
 from energy_assets.warehouse.schema_inference import InferredSchema
 
 PART_FILE = "part-0.parquet"
@@ -167,16 +167,37 @@ class ParquetStore:
         return f"{self.partition_dir(dataset, partition)}/.{PART_FILE}.staged-{tag}"
 
     def write_staged_partition(
-        self, dataset: str, partition: Mapping[str, str], table: pa.Table, tag: str
+        self,
+        dataset: str,
+        partition: Mapping[str, str],
+        table: pa.Table,
+        tag: str,
+        *,
+        check_layout: bool = True,
+        durable: bool = True,
     ) -> str:
-        """Write the partition's next version as a hidden staged file (fsynced), for `promote_staged`."""
+        """Write the partition's next version as a hidden staged file, for `promote_staged`.
+
+        `durable=False` skips the file's fsync (the caller syncs a whole batch with `sync`);
+        `check_layout=False` when the caller checked the dataset's layout once for the batch.
+        """
         pairs = _check_partition(dataset, partition)
-        self._check_key_layout(dataset, pairs)
+        if check_layout:
+            self._check_key_layout(dataset, pairs)
         table = self._without_partition_columns(dataset, pairs, table)
         path = self.staged_path(dataset, partition, tag)
-        with self._open_new_file(path) as sink:
+        with self._open_new_file(path, durable=durable) as sink:
             pq.write_table(table, sink, compression=COMPRESSION)
         return path
+
+    def check_layout(self, dataset: str, partition: Mapping[str, str]) -> None:
+        """Refuse a partition whose keys differ from the dataset's folder layout (once per batch of writes)."""
+        self._check_key_layout(dataset, _check_partition(dataset, partition))
+
+    def sync(self) -> None:
+        """Make every write so far durable (one `syncfs` for a local lake; object storage needs none)."""
+        if self.is_local:
+            sync_filesystem(self.root)
 
     def stage_partition_file(
         self, dataset: str, partition: Mapping[str, str], source: str | Path, tag: str
@@ -206,7 +227,9 @@ class ParquetStore:
         names = self._names_in(self.partition_dir(dataset, partition))
         return sorted(name[len(prefix) :] for name in names if name.startswith(prefix))
 
-    def promote_staged(self, dataset: str, partition: Mapping[str, str], tag: str) -> str:
+    def promote_staged(
+        self, dataset: str, partition: Mapping[str, str], tag: str, *, durable: bool = True
+    ) -> str:
         """Move a staged file into place; returns the partition path.
 
         Locally an atomic rename (directory fsynced). On object storage (S3) there is no rename:
@@ -219,7 +242,8 @@ class ParquetStore:
         staged = self.staged_path(dataset, partition, tag)
         if self.is_local:
             os.replace(staged, final)
-            fsync_directory(os.path.dirname(final))
+            if durable:  # else the caller syncs the batch
+                fsync_directory(os.path.dirname(final))
         else:
             self.filesystem.move(staged, final)
         return final
@@ -255,10 +279,11 @@ class ParquetStore:
                 digest.update(chunk)
         return digest.hexdigest()
 
-    def _open_new_file(self, path: str) -> Any:
-        """A writable stream for a new file: locally fsynced on close; on object storage, uploaded on close."""
+    def _open_new_file(self, path: str, *, durable: bool = True) -> Any:
+        """A writable stream for a new file: locally fsynced on close (unless not `durable`); on object
+        storage, uploaded on close."""
         if self.is_local:
-            return _fsynced_file(path)
+            return _fsynced_file(path, durable=durable)
         return self.filesystem.open_output_stream(path)
 
     def _names_in(self, directory: str) -> list[str]:
@@ -292,6 +317,23 @@ class ParquetStore:
                 f"Dataset {dataset!r} has no partition {dict(partition)} (looked for {path})."
             )
         return pq.read_table(path, filesystem=self.filesystem)
+
+    def read_partitions(self, dataset: str, partitions: Sequence[Mapping[str, str]]) -> pa.Table:
+        """The partitions that exist, in the given order, read at once, with their keys as text columns
+        (a year of daily partitions is one dataset scan, not 366 file reads)."""
+        present = [partition for partition in partitions if self.has_partition(dataset, partition)]
+        if not present:
+            return pa.table({})
+        keys = list(present[0])
+        partitioning = ds.partitioning(pa.schema([(key, pa.string()) for key in keys]), flavor="hive")
+        scanned = ds.dataset(
+            [self.partition_path(dataset, partition) for partition in present],
+            format="parquet",
+            filesystem=self.filesystem,
+            partitioning=partitioning,
+            partition_base_dir=self.dataset_path(dataset),
+        )
+        return scanned.to_table()
 
     def list_partitions(self, dataset: str) -> list[dict[str, str]]:
         """Every partition of a dataset, as key -> value dicts, sorted by path."""
@@ -370,10 +412,11 @@ class ParquetStore:
 
 
 @contextmanager
-def _fsynced_file(path: str) -> Iterator[BinaryIO]:
-    """A new local file (parent folders created), flushed and fsynced before it is closed."""
+def _fsynced_file(path: str, *, durable: bool = True) -> Iterator[BinaryIO]:
+    """A new local file (parent folders created), flushed and fsynced before it is closed if `durable`."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as handle:
         yield handle
-        handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())

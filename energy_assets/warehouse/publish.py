@@ -30,10 +30,12 @@ of the next run promotes a committed staged object again. Raw documents and refu
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,7 +50,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from energy_assets.files import write_atomic
+from energy_assets.files import sync_filesystem, write_atomic, write_replace
 from energy_assets.postgres.connection import PostgresSettings, connect
 from energy_assets.warehouse.audit import (
     PARTITION_COLUMN,
@@ -61,7 +63,6 @@ from energy_assets.warehouse.audit import (
 )
 from energy_assets.warehouse.identifiers import TableName
 from energy_assets.warehouse.loader import LoadResult, WarehouseLoader
-from energy_assets.warehouse.merge import open_reader
 from energy_assets.warehouse.meta import META_SCHEMA, ensure_meta_tables, published_partitions_table
 from energy_assets.warehouse.parquet_store import ParquetStore
 from energy_assets.warehouse.schema_inference import InferredSchema, infer_arrow
@@ -70,6 +71,7 @@ from energy_assets.warehouse.table_spec import TableSpec
 from energy_assets.warehouse.timing import StepTimes
 
 SHRINK_RULE = "no_shrinking_partition"
+STAGING_THREADS = 2
 Mode = Literal["replace", "upsert"]
 
 
@@ -156,24 +158,29 @@ class _Prepared:
 
 @dataclass
 class PartitionComparison:
+    """One lake partition against PostgreSQL's rows in its scope: row counts and the columns that differ."""
+
     label: str
     lake_rows: int
     postgres_rows: int
-    differing_rows: int
+    differing_columns: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return self.differing_rows == 0 and self.lake_rows == self.postgres_rows
+        return not self.differing_columns and self.lake_rows == self.postgres_rows
 
 
 @dataclass
 class LakeComparison:
-    """The lake's partitions compared row by row (key and every value) with PostgreSQL."""
+    """The lake's partitions compared with PostgreSQL, column by column (counts, sums, lengths, min/max).
+
+    `postgres_only_rows` counts rows PostgreSQL holds inside the compared scopes that belong to none of
+    the lake partitions compared.
+    """
 
     table: str
     partitions: list[PartitionComparison]
-    postgres_only_rows: int
-    sample: list[dict[str, Any]]
+    postgres_only_rows: int = 0
 
     @property
     def passed(self) -> bool:
@@ -183,16 +190,18 @@ class LakeComparison:
         lake_rows = sum(part.lake_rows for part in self.partitions)
         if self.passed:
             return (
-                f"{lake_rows} rows in {len(self.partitions)} partition(s): the same keys and values in the lake"
-                " and PostgreSQL"
+                f"{lake_rows} rows in {len(self.partitions)} partition(s): the same content in the lake and"
+                " PostgreSQL (row counts and every column's count, sum or length, min and max)"
             )
         bad = [part for part in self.partitions if not part.passed]
         parts = ", ".join(
-            f"{part.label} (lake {part.lake_rows}, PostgreSQL {part.postgres_rows}, {part.differing_rows} differ)"
+            f"{part.label} (lake {part.lake_rows} rows, PostgreSQL {part.postgres_rows}"
+            + (f"; differing: {', '.join(part.differing_columns)}" if part.differing_columns else "")
+            + ")"
             for part in bad[:3]
         )
         extra = (
-            f"; {self.postgres_only_rows} PostgreSQL row(s) missing from the lake"
+            f"; {self.postgres_only_rows} PostgreSQL row(s) in no compared lake partition"
             if self.postgres_only_rows
             else ""
         )
@@ -273,8 +282,14 @@ class Publisher:
             repaired = self._recover(spec, candidates, records)
         item = _Prepared(request, tag, records, repaired)
         with timings.step("stage"):
-            for candidate in candidates:
-                item.staged[candidate.label] = self._stage(spec, candidate, tag, request.mode)
+            if candidates:
+                self.store.check_layout(spec.qualified_name, candidates[0].partition)
+            # Parquet encoding releases the GIL: two writers keep both cores busy on a year of partitions.
+            with ThreadPoolExecutor(max_workers=STAGING_THREADS, thread_name_prefix="publish-stage") as pool:
+                paths = pool.map(lambda c: self._stage(spec, c, tag, request.mode), candidates)
+                item.staged.update(zip([c.label for c in candidates], paths, strict=True))
+            # One flush for every staged file: they must be on disk before the commit names them.
+            self.store.sync()
         with timings.step("audit"):
             item.report, counts = self._audit(
                 spec,
@@ -308,12 +323,17 @@ class Publisher:
         if changed:
             load = self._commit(request.spec, changed, load_id, request.keep_history, request.mode, timings)
         with timings.step("move"):
+            raw_written = []
             for candidate, outcome in pairs:
                 if outcome.status == "unchanged":
                     self.store.discard_staged(dataset, candidate.partition, item.tag)
                 else:
-                    self.store.promote_staged(dataset, candidate.partition, item.tag)
-                _write_raw(candidate.raw_files)
+                    self.store.promote_staged(dataset, candidate.partition, item.tag, durable=False)
+                raw_written += _write_raw(candidate.raw_files)
+            # The renames and raw files of the whole batch reach the disk together.
+            self.store.sync()
+            for root in {path.parent.parent for path in raw_written}:
+                sync_filesystem(root)
         with timings.step("schema artefact"):
             schema = self._write_schema(request.spec, request.candidates)
         assert item.report is not None
@@ -388,7 +408,9 @@ class Publisher:
         table = spec.conform(candidate.data)
         if mode == "upsert" and self.store.has_partition(dataset, candidate.partition):
             table = _upsert(spec, self._read_published(spec, candidate.partition), table)
-        return self.store.write_staged_partition(dataset, candidate.partition, _sorted(spec, table), tag)
+        return self.store.write_staged_partition(
+            dataset, candidate.partition, _sorted(spec, table), tag, check_layout=False, durable=False
+        )
 
     def _read_published(self, spec: TableSpec, partition: Mapping[str, str]) -> pa.Table:
         table = self.store.read_partition(spec.qualified_name, partition)
@@ -640,14 +662,10 @@ def shrink_rule(spec: TableSpec) -> AuditRule:
 
 def read_published(store: ParquetStore, spec: TableSpec, partitions: Sequence[Mapping[str, str]]) -> pa.Table:
     """The published lake partitions that exist, as one table with the spec's columns (in the given order)."""
-    tables = [
-        spec.conform(
-            _with_partition_columns(spec, store.read_partition(spec.qualified_name, partition), partition)
-        )
-        for partition in partitions
-        if store.has_partition(spec.qualified_name, partition)
-    ]
-    return pa.concat_tables(tables) if tables else spec.empty()
+    table = store.read_partitions(spec.qualified_name, partitions)
+    if table.num_rows == 0 and not table.column_names:
+        return spec.empty()
+    return spec.conform(_cast_partition_columns(spec, table))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -660,89 +678,145 @@ def compare_lake_with_postgres(
     spec: TableSpec,
     partitions: Sequence[tuple[Mapping[str, str], Scope]],
 ) -> LakeComparison:
-    """Compare the lake partitions with PostgreSQL's rows in their scopes: every key and every value.
+    """Compare the lake partitions with PostgreSQL's rows in their scopes, per partition and column.
 
-    One query to PostgreSQL (the scopes coalesced into ranges) and one DuckDB join, whatever the
-    number of partitions.
+    Both sides compute the same aggregates per partition: row count, and per column its non-NULL count
+    and its sum (numbers, times as epoch seconds, dates as days) or total byte length and min/max (text).
+    PostgreSQL groups its rows into the partitions itself (equality columns, and `width_bucket` over the
+    sorted range bounds), so one query answers for a year of partitions without sending the rows.
     """
-    lake_tables = []
-    for partition, _ in partitions:
-        if store.has_partition(spec.qualified_name, partition):
-            table = _with_partition_columns(
-                spec, store.read_partition(spec.qualified_name, partition), partition
-            )
-            table = spec.conform(table)
-        else:
-            table = spec.empty()
-        label = pa.array([partition_label(partition)] * table.num_rows, pa.string())
-        lake_tables.append(table.append_column(PARTITION_COLUMN, label))
-    lake = (
-        pa.concat_tables(lake_tables)
-        if lake_tables
-        else spec.empty().append_column(PARTITION_COLUMN, pa.array([], pa.string()))
-    )
-    postgres = _read_postgres(settings, spec, [scope for _, scope in partitions])
-    key = list(spec.primary_key)
-    values = spec.value_columns()
-    con = duckdb.connect()
-    try:
-        con.register("lake", lake)
-        con.register("pg", postgres)
-        on = " AND ".join(f"l.{quote(k)} = p.{quote(k)}" for k in key)
-        differs = " OR ".join(f"l.{quote(v)} IS DISTINCT FROM p.{quote(v)}" for v in values) or "false"
-        per_partition = con.sql(
-            f"SELECT l.{PARTITION_COLUMN}, count(*) AS lake_rows,"
-            f" count(p.{quote(key[0])}) AS postgres_rows,"
-            f" count(*) FILTER (WHERE p.{quote(key[0])} IS NULL OR {differs}) AS differing"
-            f" FROM lake l LEFT JOIN pg p ON {on} GROUP BY 1 ORDER BY 1"
-        ).fetchall()
-        missing = con.sql(
-            f"SELECT p.* FROM pg p ANTI JOIN lake l ON {on} ORDER BY {', '.join('p.' + quote(k) for k in key)}"
-        ).to_arrow_table()
-    finally:
-        con.close()
-    found = {row[0]: row for row in per_partition}
+    if not partitions:
+        return LakeComparison(spec.qualified_name, [])
+    aggregates = _column_aggregates(spec)
+    lake = _lake_aggregates(store, spec, partitions, aggregates)
+    postgres, orphans = _postgres_aggregates(settings, spec, partitions, aggregates)
     comparisons = []
     for partition, _ in partitions:
         label = partition_label(partition)
-        row = found.get(label)
-        comparisons.append(
-            PartitionComparison(label, int(row[1]), int(row[2]), int(row[3]))
-            if row
-            else PartitionComparison(label, 0, 0, 0)
-        )
-    return LakeComparison(
-        spec.qualified_name,
-        comparisons,
-        missing.num_rows,
-        [{k: str(v) for k, v in row.items()} for row in missing.slice(0, 5).to_pylist()],
+        mine, theirs = lake.get(label), postgres.get(label)
+        lake_rows = int(mine[0]) if mine else 0
+        postgres_rows = int(theirs[0]) if theirs else 0
+        differing = []
+        if lake_rows and postgres_rows and mine is not None and theirs is not None:
+            for (_, column_name, _, _), a, b in zip(aggregates, mine[1:], theirs[1:], strict=True):
+                if not _same(a, b) and column_name not in differing:
+                    differing.append(column_name)
+        comparisons.append(PartitionComparison(label, lake_rows, postgres_rows, differing))
+    return LakeComparison(spec.qualified_name, comparisons, orphans)
+
+
+def _column_aggregates(spec: TableSpec) -> list[tuple[str, str, str, str]]:
+    """(name, column, DuckDB expression, PostgreSQL expression) of every aggregate compared."""
+    result = []
+    for column_spec in spec.columns:
+        name, kind = column_spec.name, column_spec.arrow_type
+        q, p = quote(name), sql.Identifier(name).as_string(None)
+        result.append((f"{name}:count", name, f"count({q})", f"count({p})"))
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+            result.append((f"{name}:sum", name, f"sum(CAST({q} AS DOUBLE))", f"sum({p}::float8)"))
+        elif pa.types.is_timestamp(kind):
+            result.append((f"{name}:sum", name, f"sum(epoch({q}))", f"sum(extract(epoch FROM {p}))::float8"))
+        elif pa.types.is_date(kind):
+            days = "DATE '1970-01-01'"
+            result.append((f"{name}:sum", name, f"sum({q} - {days})", f"sum({p} - {days})"))
+        elif pa.types.is_boolean(kind):
+            result.append((f"{name}:sum", name, f"sum(CAST({q} AS INTEGER))", f"sum({p}::int)"))
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            result.append((f"{name}:bytes", name, f"sum(strlen({q}))", f"sum(octet_length({p}))"))
+            result.append((f"{name}:min", name, f"min({q})", f'min({p} COLLATE "C")'))
+            result.append((f"{name}:max", name, f"max({q})", f'max({p} COLLATE "C")'))
+    return result
+
+
+def _lake_aggregates(
+    store: ParquetStore,
+    spec: TableSpec,
+    partitions: Sequence[tuple[Mapping[str, str], Scope]],
+    aggregates: Sequence[tuple[str, str, str, str]],
+) -> dict[str, tuple[Any, ...]]:
+    scanned = store.read_partitions(spec.qualified_name, [partition for partition, _ in partitions])
+    if not scanned.column_names or scanned.num_rows == 0:
+        return {}
+    keys = list(partitions[0][0])
+    label = pc.binary_join_element_wise(
+        *[pc.binary_join_element_wise(f"{key}=", scanned.column(key), "") for key in keys], "/"
     )
-
-
-def _read_postgres(settings: PostgresSettings, spec: TableSpec, scopes: Sequence[Scope]) -> pa.Table:
-    """The table's rows inside `scopes` as Arrow (ADBC), or an empty table when it does not exist yet."""
-    table = TableName(spec.schema, spec.name)
-    with connect(settings) as conn:
-        exists = conn.execute("SELECT to_regclass(%s)", (f"{table.sql().as_string(conn)}",)).fetchone()
-        if not exists or exists[0] is None or not scopes:
-            return spec.empty()
-        condition, params = any_scope_condition(coalesce_scopes(scopes))
-        columns = sql.SQL(", ").join(sql.Identifier(name) for name in spec.column_names)
-        query = sql.SQL("SELECT {} FROM {} WHERE {}").format(columns, table.sql(), condition)
-        text = psycopg.ClientCursor(conn).mogrify(query, params)
-    reader = open_reader(settings)
-    if reader is None:  # no ADBC: psycopg rows are fine for the sizes checks read
-        with connect(settings) as conn:
-            rows = conn.execute(text).fetchall()
-        return pa.Table.from_pylist(
-            [dict(zip(spec.column_names, row, strict=True)) for row in rows], spec.arrow_schema
-        )
+    lake = spec.conform(_cast_partition_columns(spec, scanned)).append_column(PARTITION_COLUMN, label)
+    con = duckdb.connect()
     try:
-        with reader.cursor() as cur:
-            cur.execute(text)
-            return spec.conform(cur.fetch_arrow_table())
+        con.register("lake", lake)
+        rows = con.sql(
+            f"SELECT {PARTITION_COLUMN}, count(*), {', '.join(duck for _, _, duck, _ in aggregates)}"
+            f" FROM lake GROUP BY 1"
+        ).fetchall()
     finally:
-        reader.close()
+        con.close()
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def _postgres_aggregates(
+    settings: PostgresSettings,
+    spec: TableSpec,
+    partitions: Sequence[tuple[Mapping[str, str], Scope]],
+    aggregates: Sequence[tuple[str, str, str, str]],
+) -> tuple[dict[str, tuple[Any, ...]], int]:
+    """Aggregates per lake partition computed by PostgreSQL, and the rows in no partition."""
+    table = TableName(spec.schema, spec.name)
+    scopes = [scope for _, scope in partitions]
+    equal = [name for name, value in scopes[0].items() if not isinstance(value, tuple)]
+    ranged = [name for name, value in scopes[0].items() if isinstance(value, tuple)]
+    if len(ranged) > 1 or any(
+        sorted(scope) != sorted(scopes[0])
+        or any(isinstance(v, list | set | frozenset) for v in scope.values())
+        for scope in scopes
+    ):
+        raise ValueError(f"{spec.qualified_name}: partitions' scopes must share one shape to be compared.")
+    groups: list[sql.Composable] = [sql.Identifier(name) for name in equal]
+    params: list[Any] = []
+    bounds: list[Any] = []
+    if ranged:
+        bounds = sorted({scope[ranged[0]][0] for scope in scopes} | {scope[ranged[0]][1] for scope in scopes})
+        groups.append(sql.SQL("width_bucket({}, %s)").format(sql.Identifier(ranged[0])))
+        params.append(bounds)
+    with connect(settings) as conn:
+        exists = conn.execute("SELECT to_regclass(%s)", (table.sql().as_string(conn),)).fetchone()
+        if not exists or exists[0] is None:
+            return {}, 0
+        condition, where_params = any_scope_condition(coalesce_scopes(scopes))
+        measures = sql.SQL(", ").join(sql.SQL(pg) for _, _, _, pg in aggregates)
+        query = sql.SQL(
+            "SELECT {groups}, count(*), {measures} FROM {table} WHERE {condition} GROUP BY {positions}"
+        ).format(
+            groups=sql.SQL(", ").join(groups),
+            measures=measures,
+            table=table.sql(),
+            condition=condition,
+            positions=sql.SQL(", ").join(sql.SQL(str(i + 1)) for i in range(len(groups))),
+        )
+        rows = conn.execute(query, [*params, *where_params]).fetchall()
+    labels = {}
+    for partition, scope in partitions:
+        group = tuple(scope[name] for name in equal)
+        if ranged:
+            group += (bounds.index(scope[ranged[0]][0]) + 1,)
+        labels[group] = partition_label(partition)
+    result, orphans = {}, 0
+    for row in rows:
+        label = labels.get(tuple(row[: len(groups)]))
+        if label is None:
+            orphans += int(row[len(groups)])
+        else:
+            result[label] = tuple(row[len(groups) :])
+    return result, orphans
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float) or isinstance(b, float) or hasattr(a, "as_tuple") or hasattr(b, "as_tuple"):
+        x, y = float(a), float(b)
+        return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-6)
+    return a == b
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -766,6 +840,14 @@ def _upsert(spec: TableSpec, published: pa.Table, incoming: pa.Table) -> pa.Tabl
     finally:
         con.close()
     return pa.concat_tables([spec.conform(kept), incoming])
+
+
+def _cast_partition_columns(spec: TableSpec, table: pa.Table) -> pa.Table:
+    """Partition key columns read as text, cast to the spec's type where the key is a table column."""
+    for index, name in enumerate(table.column_names):
+        if name in spec.column_names and table.schema.field(name).type != spec.column(name).arrow_type:
+            table = table.set_column(index, name, table.column(name).cast(spec.column(name).arrow_type))
+    return table
 
 
 def _with_partition_columns(spec: TableSpec, table: pa.Table, partition: Mapping[str, str]) -> pa.Table:
@@ -802,12 +884,16 @@ def _sql_text(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _write_raw(files: Mapping[Path, bytes]) -> None:
-    """Publish raw documents; an identical existing file is left alone (nothing rewritten)."""
+def _write_raw(files: Mapping[Path, bytes]) -> list[Path]:
+    """Publish raw documents (renamed into place; synced by the caller with the batch); an identical
+    existing file is left alone (nothing rewritten). Returns the files written."""
+    written = []
     for path, body in files.items():
         try:
             if path.read_bytes() == body:
                 continue
         except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, body)
+            pass
+        write_replace(path, body)
+        written.append(path)
+    return written

@@ -85,6 +85,13 @@ def test_dagster_instance_storage_on_postgres(
     write_dagster_yaml(dagster_home)
     for key, value in dagster_environment(managed_cluster.settings("dagster"), dagster_home).items():
         monkeypatch.setenv(key, value)
+
+    def runs_so_far() -> int:
+        with connect(managed_cluster.settings("dagster")) as conn:
+            exists = conn.execute("SELECT to_regclass('public.runs') IS NOT NULL").fetchone()[0]
+            return conn.execute("SELECT count(*) FROM runs").fetchone()[0] if exists else 0
+
+    before = runs_so_far()
     with dg.DagsterInstance.get() as instance:
         result = dg.materialize(
             [platform_tls_health],
@@ -93,10 +100,12 @@ def test_dagster_instance_storage_on_postgres(
         )
         assert result.success
         assert instance.get_latest_materialization_event(dg.AssetKey("platform_tls_health")) is not None
-    with connect(managed_cluster.settings("dagster")) as conn:
-        runs = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
-        ssl = conn.execute(
-            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = 'dagster' AND s.ssl"
-        ).fetchone()[0]
-    assert runs >= 1
-    assert ssl >= 1
+        # The instance's pooled storage still holds its connections: every one of them is TLS.
+        with connect(managed_cluster.settings("dagster")) as conn:
+            sessions = conn.execute(
+                "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl)"
+                " FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)"
+                " WHERE a.datname = 'dagster' AND a.pid <> pg_backend_pid()"
+            ).fetchone()
+    assert runs_so_far() - before == 1
+    assert sessions[0] >= 1 and sessions[1] == 0

@@ -10,6 +10,7 @@ import pytest
 from psycopg import sql
 
 from energy_assets.errors import SchemaContractError
+from energy_assets.postgres.connection import PostgresSettings
 from energy_assets.warehouse import TableName, WarehouseLoader
 from energy_assets.warehouse.pg_types import PgType, widening_target
 
@@ -221,3 +222,94 @@ def test_small_integers_fit_a_numeric_column(loader: WarehouseLoader, warehouse_
     query(sql.SQL("CREATE TABLE {} (id int4, share numeric(5,2))").format(table.sql()))
     data = pa.table({"id": pa.array([1], pa.int32()), "share": pa.array([1], pa.int64())})
     assert loader.append(table, data, contract="freeze").inserted == 1
+
+
+def test_the_unknown_contract_message_lists_the_contracts(loader: WarehouseLoader, meters: TableName) -> None:
+    with pytest.raises(SchemaContractError) as error:
+        loader.append(meters, pa.table({"meter_id": pa.array([3], pa.int32())}), contract="loose")
+    assert str(error.value) == "Unknown schema contract 'loose'; use one of: evolve, freeze, discard_columns."
+
+
+def test_every_column_is_planned_whatever_comes_before_it(
+    loader: WarehouseLoader, meters: TableName, query
+) -> None:
+    # A new column first, then one that fits as it is, then one that must widen.
+    data = pa.table(
+        {
+            "site": ["Graz"],
+            "kwh": pa.array([3.0], pa.float32()),
+            "meter_id": pa.array([5_000_000_000], pa.int64()),
+        }
+    )
+    result = loader.append(meters, data)
+    assert result.schema_changes == ['add column "site" text', 'widen column "meter_id" int4 -> int8']
+    assert column_types(query, meters) == {"meter_id": "bigint", "kwh": "real", "site": "text"}
+
+
+def test_refusals_list_every_problem_with_the_contract_s_advice(
+    loader: WarehouseLoader, meters: TableName
+) -> None:
+    data = pa.table({"meter_id": pa.array([5_000_000_000], pa.int64()), "kwh": [{"a": 1}]})
+    with pytest.raises(SchemaContractError) as frozen:
+        loader.append(meters, data, contract="freeze")
+    assert str(frozen.value) == (
+        f"{meters}: the data from Arrow table does not fit the table under the 'freeze' contract; "
+        "nothing was loaded.\n"
+        '  ~ "meter_id": table has int4, data needs int8 (a widening the freeze contract does not allow): '
+        "value 5000000000 at row 0 cannot be stored as int4; nothing was loaded.\n"
+        '  ! "kwh": table has float4, data has jsonb (struct<a: int64>); incompatible\n'
+        'The table is frozen; change the data, or load with contract="evolve".'
+    )
+    with pytest.raises(SchemaContractError) as evolving:
+        loader.append(
+            meters, data.drop_columns(["meter_id"]).append_column("meter_id", pa.array([3], pa.int32()))
+        )
+    assert str(evolving.value).endswith(
+        '\n  ! "kwh": table has float4, data has jsonb (struct<a: int64>); incompatible\n'
+        "These changes are not safe widenings; fix the data or migrate the table by hand."
+    )
+
+
+def test_missing_columns_need_a_default_unless_nullable(
+    loader: WarehouseLoader, warehouse_schema: str, query
+) -> None:
+    table = TableName(warehouse_schema, "readings")
+    query(
+        sql.SQL(
+            "CREATE TABLE {} (id serial PRIMARY KEY, meter text NOT NULL, kwh float8 NOT NULL DEFAULT 0, note text)"
+        ).format(table.sql())
+    )
+    # kwh has a default and note is nullable: both may be missing.
+    assert loader.append(table, pa.table({"id": pa.array([1], pa.int32()), "meter": ["m1"]})).inserted == 1
+    assert query(sql.SQL("SELECT id, meter, kwh, note FROM {}").format(table.sql())) == [(1, "m1", 0.0, None)]
+    with pytest.raises(
+        SchemaContractError, match='  - "meter" text: NOT NULL / key column missing from the data'
+    ):
+        loader.append(table, pa.table({"id": pa.array([2], pa.int32())}))
+    # A key column is needed even when it has a default (serial).
+    with pytest.raises(
+        SchemaContractError, match='  - "id" int4: NOT NULL / key column missing from the data'
+    ):
+        loader.append(table, pa.table({"meter": ["m2"]}))
+    assert query(sql.SQL("SELECT count(*) FROM {}").format(table.sql())) == [(1,)]
+
+
+def test_schema_history_goes_to_the_loader_s_meta_schema(
+    pg_settings: PostgresSettings, warehouse_schema: str, query
+) -> None:
+    meta = f"{warehouse_schema}_meta"
+    custom = WarehouseLoader(pg_settings, meta_schema=meta)
+    table = TableName(warehouse_schema, "meters")
+    try:
+        custom.append(table, pa.table({"meter_id": pa.array([1], pa.int32())}))
+        result = custom.append(table, pa.table({"meter_id": pa.array([2], pa.int32()), "site": ["Graz"]}))
+        recorded = query(
+            sql.SQL(
+                "SELECT change, column_name, load_id FROM {}.schema_history WHERE table_schema = %s"
+            ).format(sql.Identifier(meta)),
+            (warehouse_schema,),
+        )
+        assert recorded == [("add_column", "site", result.load_id)]
+        assert history(query, table) == []
+    finally:
+        query(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(meta)))

@@ -15,6 +15,9 @@ from psycopg import sql
 from energy_assets.errors import DataValidationError
 from energy_assets.warehouse import TableName, WarehouseLoader
 from energy_assets.warehouse import merge as merge_module
+from energy_assets.warehouse.keys import KeyPacker
+from energy_assets.warehouse.pg_types import PgType
+from energy_assets.warehouse.row_diff import diff_rows
 
 START = dt.datetime(2025, 10, 26, tzinfo=dt.timezone.utc)
 
@@ -274,3 +277,55 @@ def test_delete_missing_rolls_back_with_a_failed_merge(
     with pytest.raises(DataValidationError):
         loader.merge(target, bad, key=KEY, delete_missing_in=[{"series_id": 2}])
     assert query(sql.SQL("SELECT count(*) FROM {}").format(target.sql())) == [(8,)]
+
+
+# -- the client-side diff on its own (no database) ------------------------------------------------------
+
+
+def sorted_rows(table: pa.Table) -> list[tuple]:
+    return sorted(zip(*(table[name].to_pylist() for name in table.column_names), strict=True))
+
+
+INT_TYPES = {"series_id": PgType("int4"), "value": PgType("float8")}
+
+
+@pytest.mark.parametrize(
+    "current_ids",
+    [[3, 1, 2], [1, 2, 3, 9], []],
+    ids=["target rows in any order", "target key outside the input's range", "empty target"],
+)
+@pytest.mark.parametrize("packed", [True, False], ids=["packed keys", "duckdb join"])
+def test_diff_rows_finds_changed_and_new_rows(current_ids: list[int], packed: bool) -> None:
+    incoming = pa.table({"series_id": pa.array([1, 2, 3, 4], pa.int32()), "value": [1.0, 2.5, 3.0, 4.0]})
+    stored = {1: 1.0, 2: 2.0, 3: 3.0, 9: 9.0}
+    current = pa.table(
+        {
+            "series_id": pa.array(current_ids, pa.int32()),
+            "value": pa.array([stored[i] for i in current_ids], pa.float64()),
+        }
+    )
+    packer = KeyPacker.fit(incoming, ["series_id"]) if packed else None
+    changed, new = diff_rows(incoming, current, ["series_id"], ["value"], INT_TYPES, packer)
+    arriving = dict(zip(incoming["series_id"].to_pylist(), incoming["value"].to_pylist(), strict=True))
+    present = {i: stored[i] for i in current_ids}
+    assert sorted_rows(changed) == sorted(
+        (i, v) for i, v in arriving.items() if i in present and present[i] != v
+    )
+    assert sorted_rows(new) == sorted((i, v) for i, v in arriving.items() if i not in present)
+    assert changed.schema == new.schema == incoming.schema
+
+
+def test_diff_rows_on_a_composite_text_key_with_odd_names() -> None:
+    types = {'a"b': PgType("text"), "k2": PgType("varchar", (3,)), "v": PgType("float8")}
+    incoming = pa.table({'a"b': ["x", "x", "y"], "k2": ["1", "2", "1"], "v": [1.0, 2.0, 3.0]})
+    current = pa.table({'a"b': ["x", "x"], "k2": ["2", "1"], "v": [2.0, 9.0]})
+    changed, new = diff_rows(incoming, current, ['a"b', "k2"], ["v"], types)
+    assert sorted_rows(changed) == [("x", "1", 1.0)]
+    assert sorted_rows(new) == [("y", "1", 3.0)]
+
+
+def test_diff_rows_of_a_key_only_table_reports_only_new_keys() -> None:
+    types = {"nmi": PgType("text")}
+    incoming = pa.table({"nmi": ["NMI1", "NMI2"]})
+    changed, new = diff_rows(incoming, pa.table({"nmi": ["NMI1"]}), ["nmi"], [], types)
+    assert (changed.num_rows, new["nmi"].to_pylist()) == (0, ["NMI2"])

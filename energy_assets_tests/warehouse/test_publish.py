@@ -19,6 +19,7 @@ import pyarrow as pa
 import pytest
 from psycopg import sql
 
+from energy_assets.errors import DataValidationError
 from energy_assets.postgres.connection import PostgresSettings, connect
 from energy_assets.warehouse.audit import AuditFailedError, AuditRule
 from energy_assets.warehouse.parquet_store import ParquetStore
@@ -184,7 +185,7 @@ def test_merge_refused_by_postgres_leaves_the_lake_as_it_was(publisher, spec, pg
                 sql.Identifier(spec.schema), sql.Identifier(spec.name)
             )
         )
-    with pytest.raises(Exception, match="small"):
+    with pytest.raises(DataValidationError, match="small"):
         publisher.publish(spec, [day_candidate(0, [1.0, 60.0])])
     assert lake_bytes(publisher, spec, good) == before
     assert publisher.store.staged_tags(spec.qualified_name, good.partition) == []
@@ -277,7 +278,10 @@ def test_comparison_sees_a_changed_value_not_only_counts(publisher, spec, pg_set
         pg_settings, publisher.store, spec, [(good.partition, good.scope)]
     )
     assert not comparison.passed
-    assert [(p.lake_rows, p.postgres_rows, p.differing_rows) for p in comparison.partitions] == [(2, 2, 1)]
+    assert [(p.lake_rows, p.postgres_rows, p.differing_columns) for p in comparison.partitions] == [
+        (2, 2, ["value_mw"])
+    ]
+    assert "differing: value_mw" in comparison.summary()
 
 
 def _settings_kwargs(settings: PostgresSettings) -> dict:

@@ -224,7 +224,7 @@ def daily_endpoint_assets(endpoint: DailyEndpoint) -> dg.AssetsDefinition:
             ]
         with retry_only_transient():
             for area, first, last, body in fetched:
-                # Validates the whole response before any day of it is used.
+                # The whole response is validated before it is cut into days (a ragged one never is).
                 endpoint.normalize(body, area, local_days_window(first, last, timezone_for(area)))
                 for day in days_between(first, last):
                     window = local_day_window(day, timezone_for(area))
