@@ -37,6 +37,8 @@ from energy_assets.warehouse.table_spec import TableSpec
 ALLOW_SHRINK_TAG = "energy_assets/allow_shrink"
 LAKE_MATCHES_POSTGRES = "lake_matches_postgres"
 PREVIEW_ROWS = 12
+# Runs over more partitions than this keep their per-partition events small (see publish_metadata).
+LONG_RANGE_PARTITIONS = 31
 
 _FAMILY_DESCRIPTIONS = {
     "unique_key": "No two rows share the table's key in the candidate partitions.",
@@ -179,12 +181,17 @@ def _preview_value(value: Any) -> str | int | float | bool | None:
 
 
 def publish_metadata(result: PublishResult, preview: pa.Table | None = None) -> dict[str, Any]:
-    """What a materialization shows: rows, schema, where the data went, a preview and what changed."""
+    """What a materialization shows: rows, schema, where the data went, a preview and what changed.
+
+    A single-run backfill records this metadata once per partition (Dagster copies it into every
+    partition's event), so for long ranges the bulky parts (column statistics, the preview) are left to
+    the asset's definition and to shorter runs: they would be stored hundreds of times.
+    """
     spec = result.spec
     load = result.load
+    long_range = len(result.partitions) > LONG_RANGE_PARTITIONS
     metadata: dict[str, Any] = {
         "dagster/row_count": result.rows,
-        "dagster/column_schema": table_schema_from_inferred(result.schema, spec.descriptions()),
         "dagster/table_name": spec.qualified_name,
         "dagster/uri": dg.MetadataValue.path(result.lake_path),
         "inferred_schema": dg.MetadataValue.path(f"{result.lake_path}/{SCHEMA_FILE}"),
@@ -202,8 +209,10 @@ def publish_metadata(result: PublishResult, preview: pa.Table | None = None) -> 
         metadata["merge_strategy"] = load.strategy
     if result.repaired:
         metadata["repaired_partitions"] = dg.MetadataValue.json(result.repaired)
-    if preview is not None and preview.num_rows:
-        metadata["preview"] = table_preview(preview)
+    if not long_range:
+        metadata["dagster/column_schema"] = table_schema_from_inferred(result.schema, spec.descriptions())
+        if preview is not None and preview.num_rows:
+            metadata["preview"] = table_preview(preview)
     return metadata
 
 
