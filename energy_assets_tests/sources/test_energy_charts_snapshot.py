@@ -84,3 +84,25 @@ def test_installed_power_is_recorded_yearly_and_monthly() -> None:
 
     assert client.installed_power("de", "yearly")["time"][-1] == "2025"
     assert client.installed_power("de", "monthly")["time"][-1] == "10.2025"
+
+
+def test_a_damaged_recording_is_named_by_its_file(tmp_path) -> None:
+    from energy_assets.cli import describe_expected_error
+    from energy_assets.sources.energy_charts.errors import EnergyChartsResponseError
+    from energy_assets.sources.energy_charts.snapshot import SnapshotEnergyChartsClient
+
+    damaged = tmp_path / "price_DE-LU_2025-03-30.json"
+    damaged.write_text('{"unix_seconds": [1743289200], "price": [')
+    (tmp_path / "index.json").write_text(
+        '{"responses": [{"endpoint": "price", "params": {"bzn": "DE-LU", "start": "2025-03-30",'
+        ' "end": "2025-03-30"}, "file": "price_DE-LU_2025-03-30.json"}]}'
+    )
+    client = SnapshotEnergyChartsClient([tmp_path])
+    try:
+        client.price("DE-LU", date(2025, 3, 30), date(2025, 3, 30))
+    except EnergyChartsResponseError as error:
+        message = describe_expected_error(error)
+    else:  # pragma: no cover
+        raise AssertionError("a damaged recording must be refused")
+    assert message is not None and str(damaged) in message and "not valid JSON" in message
+    assert "\n" not in message.strip()

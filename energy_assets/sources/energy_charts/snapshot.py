@@ -127,7 +127,8 @@ class SnapshotEnergyChartsClient(EnergyChartsClient):
         for index in self.indexes:
             recording = index.find(endpoint, params)
             if recording is not None:
-                partition = endpoints.partition_of(params)
+                # The recording's file stands in for the partition, so a damaged file is named in the error.
+                partition = f"{endpoints.partition_of(params)} in {index.path_of(recording)}"
                 return parse_json_body(index.read_bytes(recording), endpoint=endpoint, partition=partition)
         return None
 
