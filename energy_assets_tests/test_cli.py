@@ -324,7 +324,12 @@ def test_dagster_env_exports_no_password_and_no_libpq_variables(
     assert main(["dagster", "env"]) == 0
     out = capsys.readouterr().out
     exported = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in out.splitlines())
-    assert sorted(exported) == ["DAGSTER_HOME", "DAGSTER_PG_URL", "ENERGY_ASSETS_HOME"]
+    assert sorted(exported) == [
+        "DAGSTER_EVENT_BATCH_SIZE",
+        "DAGSTER_HOME",
+        "DAGSTER_PG_URL",
+        "ENERGY_ASSETS_HOME",
+    ]
     assert managed_cluster.superuser_password() not in out
     url = exported["DAGSTER_PG_URL"]
     assert url.startswith(

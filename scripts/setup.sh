@@ -34,6 +34,14 @@ if ! have_libfaketime && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&
     || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; }
 fi
 
+# Chromium: the browser tests open the Dagster UI headless (energy_assets_tests/e2e/test_browser.py).
+# Installed when we are root with apt; elsewhere those tests are skipped.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "Installing Chromium for the browser tests (apt-get install chromium)..."
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+fi
+
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv

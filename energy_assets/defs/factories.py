@@ -85,6 +85,10 @@ def mart_asset(
     )
     def _mart(context: dg.AssetExecutionContext) -> Iterator[Any]:
         output = compute(context)
+        if partitions_def is not None and len(context.partition_keys) > 1:
+            # Dagster records a range's metadata on every partition of it: figures of the whole range
+            # would be plotted as each day's. Per-partition figures come from runs of one partition.
+            output.metadata = {"partitions_in_run": len(context.partition_keys)}
         lake, postgres = context.resources.lake, context.resources.postgres
         publisher = make_publisher(lake, postgres)
         request = PublishRequest(spec, output.candidates, allow_shrink=True)

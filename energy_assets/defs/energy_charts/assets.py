@@ -28,6 +28,7 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
+import requests
 
 from energy_assets.defs.energy_charts.partitions import daily_partitions, partition_days
 from energy_assets.defs.energy_charts.resources import EnergyChartsResource
@@ -42,7 +43,6 @@ from energy_assets.defs.publishing import (
     table_asset_key,
 )
 from energy_assets.defs.resources import LakeResource, PostgresResource
-from energy_assets.errors import EnergyAssetsError
 from energy_assets.sources.energy_charts import aggregates, endpoints
 from energy_assets.sources.energy_charts.audit_rules import LOCAL_DAYS, interval_rules, local_days_relation
 from energy_assets.sources.energy_charts.client import EnergyChartsClient
@@ -113,12 +113,15 @@ def raw_bytes(body: Any) -> bytes:
 
 
 def is_transient(error: BaseException) -> bool:
-    """A failure worth retrying: no answer, a deadline, rate limiting or a server error (not bad data)."""
+    """A failure worth retrying: no answer, a deadline, rate limiting or a server error.
+
+    Everything else (bad data, bad configuration, a bug) fails at once: a retry would meet it again.
+    """
     if isinstance(error, SnapshotNotRecordedError):
         return False
     if isinstance(error, EnergyChartsApiError):
         return error.status is None or error.status == 429 or error.status >= 500
-    return not isinstance(error, EnergyAssetsError)
+    return isinstance(error, ConnectionError | TimeoutError | requests.RequestException)
 
 
 @contextmanager
@@ -208,7 +211,8 @@ def daily_endpoint_assets(endpoint: DailyEndpoint) -> dg.AssetsDefinition:
         lake: LakeResource,
         postgres: PostgresResource,
     ) -> Iterator[Any]:
-        days = partition_days(context.partition_keys)
+        with retry_only_transient():  # a partition range outside the definition fails at once
+            days = partition_days(context.partition_keys)
         client = energy_charts.client()
         first_request = len(client.requests_made)
         areas = endpoint.areas_of(energy_charts)
@@ -284,7 +288,7 @@ def daily_endpoint_assets(endpoint: DailyEndpoint) -> dg.AssetsDefinition:
                 lake=lake,
                 postgres=postgres,
                 preview=data,
-                metadata=_key_figures(request.spec, data, extras),
+                metadata=_per_day_figures(_key_figures(request.spec, data, extras), len(days)),
                 extra_checks=[_physical_signs_result(key, data)] if request.spec is PUBLIC_POWER else [],
             )
 
@@ -306,6 +310,14 @@ def _physical_signs_result(key: dg.AssetKey, data: pa.Table) -> dg.AssetCheckRes
         description=result.summary,
         metadata={"rows_checked": data.num_rows, "details": dg.MetadataValue.json(result.details)},
     )
+
+
+def _per_day_figures(figures: dict[str, Any], days: int) -> dict[str, Any]:
+    """A range's numbers would be recorded (and plotted) as each of its days': kept for one-day runs only."""
+    if days == 1:
+        return figures
+    kept = {name: value for name, value in figures.items() if not isinstance(value, int | float)}
+    return kept | {"days_in_run": days}
 
 
 def _key_figures(spec: TableSpec, data: pa.Table, parsed: Sequence[Any]) -> dict[str, Any]:
