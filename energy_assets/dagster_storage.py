@@ -268,6 +268,21 @@ class _PooledEngineMixin:
     postgres_url: str
     _token_provider: Any
 
+    def __init__(
+        self,
+        postgres_url: str,
+        should_autocreate_tables: bool = True,
+        inst_data: ConfigurableClassData | None = None,
+        token_provider: Any = None,
+        pool: PoolSettings | None = None,
+    ) -> None:
+        super().__init__(postgres_url, should_autocreate_tables, inst_data, token_provider)  # type: ignore[call-arg]
+        self._use_pool(pool or PoolSettings())
+
+    @classmethod
+    def config_type(cls) -> UserConfigSchema:
+        return pooled_pg_config()
+
     def _use_pool(self, pool: PoolSettings) -> None:
         unpooled = self._engine
         self._engine = create_pooled_engine(self.postgres_url, self._token_provider, pool)
@@ -319,10 +334,6 @@ class PooledPostgresEventLogStorage(_PooledEngineMixin, PostgresEventLogStorage)
         self._tables_present: set[str] = set()
         super().__init__(postgres_url, should_autocreate_tables, inst_data, token_provider)
         self._use_pool(pool or PoolSettings())
-
-    @classmethod
-    def config_type(cls) -> UserConfigSchema:
-        return pooled_pg_config()
 
     @classmethod
     def from_config_value(
@@ -402,21 +413,6 @@ class PooledPostgresEventLogStorage(_PooledEngineMixin, PostgresEventLogStorage)
 class PooledPostgresRunStorage(_PooledEngineMixin, PostgresRunStorage):
     """dagster-postgres' run storage with a small connection pool (see the module docstring)."""
 
-    def __init__(
-        self,
-        postgres_url: str,
-        should_autocreate_tables: bool = True,
-        inst_data: ConfigurableClassData | None = None,
-        token_provider: Any = None,
-        pool: PoolSettings | None = None,
-    ) -> None:
-        super().__init__(postgres_url, should_autocreate_tables, inst_data, token_provider)
-        self._use_pool(pool or PoolSettings())
-
-    @classmethod
-    def config_type(cls) -> UserConfigSchema:
-        return pooled_pg_config()
-
     @classmethod
     def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
@@ -426,21 +422,6 @@ class PooledPostgresRunStorage(_PooledEngineMixin, PostgresRunStorage):
 
 class PooledPostgresScheduleStorage(_PooledEngineMixin, PostgresScheduleStorage):
     """dagster-postgres' schedule storage with a small connection pool (see the module docstring)."""
-
-    def __init__(
-        self,
-        postgres_url: str,
-        should_autocreate_tables: bool = True,
-        inst_data: ConfigurableClassData | None = None,
-        token_provider: Any = None,
-        pool: PoolSettings | None = None,
-    ) -> None:
-        super().__init__(postgres_url, should_autocreate_tables, inst_data, token_provider)
-        self._use_pool(pool or PoolSettings())
-
-    @classmethod
-    def config_type(cls) -> UserConfigSchema:
-        return pooled_pg_config()
 
     @classmethod
     def from_config_value(
