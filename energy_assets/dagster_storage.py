@@ -283,6 +283,12 @@ class _PooledEngineMixin:
     def config_type(cls) -> UserConfigSchema:
         return pooled_pg_config()
 
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> Any:
+        return cls(inst_data=inst_data, **_storage_kwargs(config_value))
+
     def _use_pool(self, pool: PoolSettings) -> None:
         unpooled = self._engine
         self._engine = create_pooled_engine(self.postgres_url, self._token_provider, pool)
@@ -334,12 +340,6 @@ class PooledPostgresEventLogStorage(_PooledEngineMixin, PostgresEventLogStorage)
         self._tables_present: set[str] = set()
         super().__init__(postgres_url, should_autocreate_tables, inst_data, token_provider)
         self._use_pool(pool or PoolSettings())
-
-    @classmethod
-    def from_config_value(
-        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> PooledPostgresEventLogStorage:
-        return cls(inst_data=inst_data, **_storage_kwargs(config_value))
 
     def has_table(self, table_name: str) -> bool:
         # Dagster asks before every asset event whether its optional tables exist (a catalog query each
@@ -413,21 +413,9 @@ class PooledPostgresEventLogStorage(_PooledEngineMixin, PostgresEventLogStorage)
 class PooledPostgresRunStorage(_PooledEngineMixin, PostgresRunStorage):
     """dagster-postgres' run storage with a small connection pool (see the module docstring)."""
 
-    @classmethod
-    def from_config_value(
-        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> PooledPostgresRunStorage:
-        return cls(inst_data=inst_data, **_storage_kwargs(config_value))
-
 
 class PooledPostgresScheduleStorage(_PooledEngineMixin, PostgresScheduleStorage):
     """dagster-postgres' schedule storage with a small connection pool (see the module docstring)."""
-
-    @classmethod
-    def from_config_value(
-        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> PooledPostgresScheduleStorage:
-        return cls(inst_data=inst_data, **_storage_kwargs(config_value))
 
 
 class PooledPostgresStorage(DagsterStorage, ConfigurableClass):

@@ -27,10 +27,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
-from energy_assets import __version__
+from energy_assets.http import retrying_session, user_agent
 from energy_assets.sources.buildings.cache import CachedFile, DownloadCache
 from energy_assets.sources.buildings.errors import (
     ZenodoApiError,
@@ -47,7 +45,6 @@ from energy_assets.sources.buildings.records import (
 )
 from energy_assets.sources.buildings.settings import DEFAULT_ZENODO_BASE_URL
 
-RETRY_STATUSES: tuple[int, ...] = (429, 500, 502, 503, 504)
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 # Errors after which a download resumes from what it already has.
 _BROKEN_TRANSFER = (
@@ -59,10 +56,7 @@ _BROKEN_TRANSFER = (
 
 def default_user_agent(contact: str | None = None) -> str:
     """`energy_assets/0.1.0 (energy data platform; buildings source; python-requests/2.x[; +contact])`."""
-    parts = ["energy data platform", "buildings source", f"python-requests/{requests.__version__}"]
-    if contact:
-        parts.append(f"+{contact}")
-    return f"energy_assets/{__version__} ({'; '.join(parts)})"
+    return user_agent("buildings source", contact=contact)
 
 
 class ZenodoClient(ABC):
@@ -130,25 +124,14 @@ class LiveZenodoClient(ZenodoClient):
         self.download_deadline_s = download_deadline_s
         self.chunk_bytes = chunk_bytes
         self._clock = clock
-        self.retry = Retry(
-            total=max_retries,
-            connect=max_retries,
-            read=max_retries,
-            status=max_retries,
-            backoff_factor=backoff_factor_s,
-            backoff_max=backoff_max_s,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=frozenset({"GET", "HEAD"}),
-            respect_retry_after_header=True,
-            retry_after_max=retry_after_max_s,
-            # Hand back the last 429/5xx instead of raising, so the error can quote the server.
-            raise_on_status=False,
+        self.session, self.retry = retrying_session(
+            max_retries=max_retries,
+            backoff_factor_s=backoff_factor_s,
+            backoff_max_s=backoff_max_s,
+            retry_after_max_s=retry_after_max_s,
+            agent=user_agent or default_user_agent(),
+            methods=("GET", "HEAD"),
         )
-        self.session = requests.Session()
-        adapter = HTTPAdapter(max_retries=self.retry)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
-        self.session.headers.update({"User-Agent": user_agent or default_user_agent()})
         if access_token:
             # requests drops this header on redirects to another host.
             self.session.headers["Authorization"] = f"Bearer {access_token}"

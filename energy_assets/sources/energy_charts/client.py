@@ -31,10 +31,8 @@ from typing import Any
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
-from energy_assets import __version__
+from energy_assets.http import retrying_session, user_agent
 from energy_assets.settings import DEFAULT_ENERGY_CHARTS_BASE_URL
 from energy_assets.sources.energy_charts import endpoints
 from energy_assets.sources.energy_charts.errors import (
@@ -43,8 +41,6 @@ from energy_assets.sources.energy_charts.errors import (
     EnergyChartsResponseTooLargeError,
 )
 from energy_assets.sources.energy_charts.responses import parse_json_body
-
-RETRY_STATUSES: tuple[int, ...] = (429, 500, 502, 503, 504)
 
 # Five retries honouring `Retry-After: 19` plus backoff must fit in the deadline.
 DEFAULT_REQUEST_DEADLINE_S = 300.0
@@ -57,10 +53,7 @@ _READ_CHUNK_BYTES = 64 * 1024
 
 def default_user_agent(contact: str | None = None) -> str:
     """`energy_assets/0.1.0 (energy data platform; python-requests/2.x[; +contact])`."""
-    parts = ["energy data platform", f"python-requests/{requests.__version__}"]
-    if contact:
-        parts.append(f"+{contact}")
-    return f"energy_assets/{__version__} ({'; '.join(parts)})"
+    return user_agent(contact=contact)
 
 
 @dataclass(frozen=True)
@@ -170,27 +163,14 @@ class LiveEnergyChartsClient(EnergyChartsClient):
         self.max_response_bytes = max_response_bytes
         self.max_retries = max_retries
         self.rate_limiter = RateLimiter(min_seconds_between_requests)
-        self.retry = Retry(
-            total=max_retries,
-            connect=max_retries,
-            read=max_retries,
-            status=max_retries,
-            backoff_factor=backoff_factor_s,
-            backoff_max=backoff_max_s,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=frozenset({"GET"}),
-            respect_retry_after_header=True,
-            retry_after_max=retry_after_max_s,
-            # Hand back the last 429/5xx instead of raising, so the error can quote the server's message.
-            raise_on_status=False,
+        self.session, self.retry = retrying_session(
+            max_retries=max_retries,
+            backoff_factor_s=backoff_factor_s,
+            backoff_max_s=backoff_max_s,
+            retry_after_max_s=retry_after_max_s,
+            agent=user_agent or default_user_agent(),
         )
-        self.session = requests.Session()
-        adapter = HTTPAdapter(max_retries=self.retry)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
-        self.session.headers.update(
-            {"User-Agent": user_agent or default_user_agent(), "Accept": "application/json"}
-        )
+        self.session.headers["Accept"] = "application/json"
 
     def describe(self) -> str:
         return f"LiveEnergyChartsClient({self.base_url})"
