@@ -70,7 +70,9 @@ def ingest_files(
                 )
                 continue
         result = job.execute_in_process(
-            run_config=ingest_run_config(str(path), sha),
+            # Step events stay in the run history (UI); the terminal shows INFO and above.
+            run_config=ingest_run_config(str(path), sha)
+            | {"loggers": {"console": {"config": {"log_level": "INFO"}}}},
             instance=instance,
             tags={
                 "meters/file": path.name,
