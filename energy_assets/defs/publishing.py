@@ -23,15 +23,9 @@ import pyarrow as pa
 from energy_assets.defs.resources import LakeResource, PostgresResource
 from energy_assets.defs.schemas import table_schema_from_inferred
 from energy_assets.warehouse.audit import AuditFailedError, AuditReport, AuditRule, spec_rules
+from energy_assets.warehouse.lake_comparison import LakeComparison, compare_lake_with_postgres
 from energy_assets.warehouse.parquet_store import SCHEMA_FILE
-from energy_assets.warehouse.publish import (
-    SHRINK_RULE,
-    LakeComparison,
-    Publisher,
-    PublishRequest,
-    PublishResult,
-    compare_lake_with_postgres,
-)
+from energy_assets.warehouse.publish import SHRINK_RULE, Publisher, PublishRequest, PublishResult
 from energy_assets.warehouse.table_spec import TableSpec
 
 ALLOW_SHRINK_TAG = "energy_assets/allow_shrink"

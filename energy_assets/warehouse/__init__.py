@@ -6,6 +6,11 @@
 - `pg_types`: Arrow <-> PostgreSQL type rules and safe widenings.
 - `evolution`: schema contracts (`evolve`, `freeze`, `discard_columns`) and the schema history.
 - `loader`: `WarehouseLoader` (append, replace_partition, merge) by binary COPY in one transaction.
+- `table_spec`: `TableSpec`, the one description of a table (types, units, bounds, key, series).
+- `audit`: audit rules as DuckDB SQL, the rules every spec implies, and the audit report.
+- `publish`: the publish path (lock, recover, stage, audit, commit with records, move).
+- `lake_comparison`: the lake's partitions compared with PostgreSQL by per-column aggregates.
+- `object_store`: the lake on S3 through `pyarrow.fs`.
 - The loader's parts: `inputs` (Arrow / lazily read Parquet), `conform` (cast to the table's types),
   `binary_copy` (pgpq + psycopg COPY), `catalog` (the table as PostgreSQL describes it), `meta`
   (load log, schema history), `merge` and `row_diff` (CDC upserts), `keys` (key checks), `timing`.

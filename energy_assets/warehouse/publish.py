@@ -8,7 +8,8 @@ partitions at once (a one-year backfill is one audit, one merge, one records wri
 2. **Recover** what an interrupted publish left: a staged file whose load committed (its load id is
    the partition's publish record) is moved into place; any other staged or temporary file is removed.
 3. **Stage** each candidate partition as a hidden Parquet file beside the published one (sorted by
-   key, so identical content gives identical bytes and the same sha256).
+   key, so identical content gives identical bytes and the same sha256), without an fsync per file:
+   one `syncfs` makes the whole batch durable before the commit names it.
 4. **Audit** the staged candidate with DuckDB: the table's own rules (`audit.spec_rules`), the
    source's rules, and "no partition shrinks" against the publish records (unless `allow_shrink`).
    A refusal moves the candidate and a JSON report under `rejected/` and publishes nothing.
@@ -19,7 +20,8 @@ partitions at once (a one-year backfill is one audit, one merge, one records wri
    everywhere; a kill after 5 leaves staged files that step 2 of the next run moves into place.
 
 Partitions whose content hash equals their publish record (and whose lake file is intact) are
-`unchanged`: nothing is written for them. `compare_lake_with_postgres` checks content, not counts.
+`unchanged`: nothing is written for them. `lake_comparison.compare_lake_with_postgres` checks content,
+not counts.
 
 The lake may be on object storage (the store's `pyarrow.fs.S3FileSystem`): staged files are hidden objects
 read back by pyarrow for the audit, and step 6 is a copy and a delete per partition instead of a rename,
@@ -30,7 +32,6 @@ of the next run promotes a committed staged object again. Raw documents and refu
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import uuid
@@ -62,11 +63,15 @@ from energy_assets.warehouse.audit import (
     spec_rules,
 )
 from energy_assets.warehouse.identifiers import TableName
+from energy_assets.warehouse.lake_comparison import (
+    cast_partition_columns,
+    partition_label,
+)
 from energy_assets.warehouse.loader import LoadResult, WarehouseLoader
 from energy_assets.warehouse.meta import META_SCHEMA, ensure_meta_tables, published_partitions_table
 from energy_assets.warehouse.parquet_store import ParquetStore
 from energy_assets.warehouse.schema_inference import InferredSchema, infer_arrow
-from energy_assets.warehouse.scopes import Scope, any_scope_condition, coalesce_scopes
+from energy_assets.warehouse.scopes import Scope, coalesce_scopes
 from energy_assets.warehouse.table_spec import TableSpec
 from energy_assets.warehouse.timing import StepTimes
 
@@ -154,63 +159,6 @@ class _Prepared:
     def audit(self) -> AuditReport:
         assert self.report is not None, "audited in _prepare"
         return self.report
-
-
-@dataclass
-class PartitionComparison:
-    """One lake partition against PostgreSQL's rows in its scope: row counts and the columns that differ."""
-
-    label: str
-    lake_rows: int
-    postgres_rows: int
-    differing_columns: list[str] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return not self.differing_columns and self.lake_rows == self.postgres_rows
-
-
-@dataclass
-class LakeComparison:
-    """The lake's partitions compared with PostgreSQL, column by column (counts, sums, lengths, min/max).
-
-    `postgres_only_rows` counts rows PostgreSQL holds inside the compared scopes that belong to none of
-    the lake partitions compared.
-    """
-
-    table: str
-    partitions: list[PartitionComparison]
-    postgres_only_rows: int = 0
-
-    @property
-    def passed(self) -> bool:
-        return self.postgres_only_rows == 0 and all(part.passed for part in self.partitions)
-
-    def summary(self) -> str:
-        lake_rows = sum(part.lake_rows for part in self.partitions)
-        if self.passed:
-            return (
-                f"{lake_rows} rows in {len(self.partitions)} partition(s): the same content in the lake and"
-                " PostgreSQL (row counts and every column's count, sum or length, min and max)"
-            )
-        bad = [part for part in self.partitions if not part.passed]
-        parts = ", ".join(
-            f"{part.label} (lake {part.lake_rows} rows, PostgreSQL {part.postgres_rows}"
-            + (f"; differing: {', '.join(part.differing_columns)}" if part.differing_columns else "")
-            + ")"
-            for part in bad[:3]
-        )
-        extra = (
-            f"; {self.postgres_only_rows} PostgreSQL row(s) in no compared lake partition"
-            if self.postgres_only_rows
-            else ""
-        )
-        return f"{self.table}: lake and PostgreSQL differ in {len(bad)} partition(s): {parts}{extra}. Re-run the partitions."
-
-
-def partition_label(partition: Mapping[str, str]) -> str:
-    """`country=de/date=2024-01-01`: how a lake partition is named in records, reports and the UI."""
-    return "/".join(f"{key}={value}" for key, value in partition.items())
 
 
 class Publisher:
@@ -665,158 +613,7 @@ def read_published(store: ParquetStore, spec: TableSpec, partitions: Sequence[Ma
     table = store.read_partitions(spec.qualified_name, partitions)
     if table.num_rows == 0 and not table.column_names:
         return spec.empty()
-    return spec.conform(_cast_partition_columns(spec, table))
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Lake versus PostgreSQL
-
-
-def compare_lake_with_postgres(
-    settings: PostgresSettings,
-    store: ParquetStore,
-    spec: TableSpec,
-    partitions: Sequence[tuple[Mapping[str, str], Scope]],
-) -> LakeComparison:
-    """Compare the lake partitions with PostgreSQL's rows in their scopes, per partition and column.
-
-    Both sides compute the same aggregates per partition: row count, and per column its non-NULL count
-    and its sum (numbers, times as epoch seconds, dates as days) or total byte length and min/max (text).
-    PostgreSQL groups its rows into the partitions itself (equality columns, and `width_bucket` over the
-    sorted range bounds), so one query answers for a year of partitions without sending the rows.
-    """
-    if not partitions:
-        return LakeComparison(spec.qualified_name, [])
-    aggregates = _column_aggregates(spec)
-    lake = _lake_aggregates(store, spec, partitions, aggregates)
-    postgres, orphans = _postgres_aggregates(settings, spec, partitions, aggregates)
-    comparisons = []
-    for partition, _ in partitions:
-        label = partition_label(partition)
-        mine, theirs = lake.get(label), postgres.get(label)
-        lake_rows = int(mine[0]) if mine else 0
-        postgres_rows = int(theirs[0]) if theirs else 0
-        differing = []
-        if lake_rows and postgres_rows and mine is not None and theirs is not None:
-            for (_, column_name, _, _), a, b in zip(aggregates, mine[1:], theirs[1:], strict=True):
-                if not _same(a, b) and column_name not in differing:
-                    differing.append(column_name)
-        comparisons.append(PartitionComparison(label, lake_rows, postgres_rows, differing))
-    return LakeComparison(spec.qualified_name, comparisons, orphans)
-
-
-def _column_aggregates(spec: TableSpec) -> list[tuple[str, str, str, str]]:
-    """(name, column, DuckDB expression, PostgreSQL expression) of every aggregate compared."""
-    result = []
-    for column_spec in spec.columns:
-        name, kind = column_spec.name, column_spec.arrow_type
-        q, p = quote(name), sql.Identifier(name).as_string(None)
-        result.append((f"{name}:count", name, f"count({q})", f"count({p})"))
-        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-            result.append((f"{name}:sum", name, f"sum(CAST({q} AS DOUBLE))", f"sum({p}::float8)"))
-        elif pa.types.is_timestamp(kind):
-            result.append((f"{name}:sum", name, f"sum(epoch({q}))", f"sum(extract(epoch FROM {p}))::float8"))
-        elif pa.types.is_date(kind):
-            days = "DATE '1970-01-01'"
-            result.append((f"{name}:sum", name, f"sum({q} - {days})", f"sum({p} - {days})"))
-        elif pa.types.is_boolean(kind):
-            result.append((f"{name}:sum", name, f"sum(CAST({q} AS INTEGER))", f"sum({p}::int)"))
-        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
-            result.append((f"{name}:bytes", name, f"sum(strlen({q}))", f"sum(octet_length({p}))"))
-            result.append((f"{name}:min", name, f"min({q})", f'min({p} COLLATE "C")'))
-            result.append((f"{name}:max", name, f"max({q})", f'max({p} COLLATE "C")'))
-    return result
-
-
-def _lake_aggregates(
-    store: ParquetStore,
-    spec: TableSpec,
-    partitions: Sequence[tuple[Mapping[str, str], Scope]],
-    aggregates: Sequence[tuple[str, str, str, str]],
-) -> dict[str, tuple[Any, ...]]:
-    scanned = store.read_partitions(spec.qualified_name, [partition for partition, _ in partitions])
-    if not scanned.column_names or scanned.num_rows == 0:
-        return {}
-    keys = list(partitions[0][0])
-    label = pc.binary_join_element_wise(
-        *[pc.binary_join_element_wise(f"{key}=", scanned.column(key), "") for key in keys], "/"
-    )
-    lake = spec.conform(_cast_partition_columns(spec, scanned)).append_column(PARTITION_COLUMN, label)
-    con = duckdb.connect()
-    try:
-        con.register("lake", lake)
-        rows = con.sql(
-            f"SELECT {PARTITION_COLUMN}, count(*), {', '.join(duck for _, _, duck, _ in aggregates)}"
-            f" FROM lake GROUP BY 1"
-        ).fetchall()
-    finally:
-        con.close()
-    return {row[0]: tuple(row[1:]) for row in rows}
-
-
-def _postgres_aggregates(
-    settings: PostgresSettings,
-    spec: TableSpec,
-    partitions: Sequence[tuple[Mapping[str, str], Scope]],
-    aggregates: Sequence[tuple[str, str, str, str]],
-) -> tuple[dict[str, tuple[Any, ...]], int]:
-    """Aggregates per lake partition computed by PostgreSQL, and the rows in no partition."""
-    table = TableName(spec.schema, spec.name)
-    scopes = [scope for _, scope in partitions]
-    equal = [name for name, value in scopes[0].items() if not isinstance(value, tuple)]
-    ranged = [name for name, value in scopes[0].items() if isinstance(value, tuple)]
-    if len(ranged) > 1 or any(
-        sorted(scope) != sorted(scopes[0])
-        or any(isinstance(v, list | set | frozenset) for v in scope.values())
-        for scope in scopes
-    ):
-        raise ValueError(f"{spec.qualified_name}: partitions' scopes must share one shape to be compared.")
-    groups: list[sql.Composable] = [sql.Identifier(name) for name in equal]
-    params: list[Any] = []
-    bounds: list[Any] = []
-    if ranged:
-        bounds = sorted({scope[ranged[0]][0] for scope in scopes} | {scope[ranged[0]][1] for scope in scopes})
-        groups.append(sql.SQL("width_bucket({}, %s)").format(sql.Identifier(ranged[0])))
-        params.append(bounds)
-    with connect(settings) as conn:
-        exists = conn.execute("SELECT to_regclass(%s)", (table.sql().as_string(conn),)).fetchone()
-        if not exists or exists[0] is None:
-            return {}, 0
-        condition, where_params = any_scope_condition(coalesce_scopes(scopes))
-        measures = sql.SQL(", ").join(sql.SQL(pg) for _, _, _, pg in aggregates)
-        query = sql.SQL(
-            "SELECT {groups}, count(*), {measures} FROM {table} WHERE {condition} GROUP BY {positions}"
-        ).format(
-            groups=sql.SQL(", ").join(groups),
-            measures=measures,
-            table=table.sql(),
-            condition=condition,
-            positions=sql.SQL(", ").join(sql.SQL(str(i + 1)) for i in range(len(groups))),
-        )
-        rows = conn.execute(query, [*params, *where_params]).fetchall()
-    labels = {}
-    for partition, scope in partitions:
-        group = tuple(scope[name] for name in equal)
-        if ranged:
-            group += (bounds.index(scope[ranged[0]][0]) + 1,)
-        labels[group] = partition_label(partition)
-    result, orphans = {}, 0
-    for row in rows:
-        label = labels.get(tuple(row[: len(groups)]))
-        if label is None:
-            orphans += int(row[len(groups)])
-        else:
-            result[label] = tuple(row[len(groups) :])
-    return result, orphans
-
-
-def _same(a: Any, b: Any) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, float) or isinstance(b, float) or hasattr(a, "as_tuple") or hasattr(b, "as_tuple"):
-        x, y = float(a), float(b)
-        return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-6)
-    return a == b
+    return spec.conform(cast_partition_columns(spec, table))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -840,14 +637,6 @@ def _upsert(spec: TableSpec, published: pa.Table, incoming: pa.Table) -> pa.Tabl
     finally:
         con.close()
     return pa.concat_tables([spec.conform(kept), incoming])
-
-
-def _cast_partition_columns(spec: TableSpec, table: pa.Table) -> pa.Table:
-    """Partition key columns read as text, cast to the spec's type where the key is a table column."""
-    for index, name in enumerate(table.column_names):
-        if name in spec.column_names and table.schema.field(name).type != spec.column(name).arrow_type:
-            table = table.set_column(index, name, table.column(name).cast(spec.column(name).arrow_type))
-    return table
 
 
 def _with_partition_columns(spec: TableSpec, table: pa.Table, partition: Mapping[str, str]) -> pa.Table:

@@ -22,8 +22,9 @@ from psycopg import sql
 from energy_assets.errors import DataValidationError
 from energy_assets.postgres.connection import PostgresSettings, connect
 from energy_assets.warehouse.audit import AuditFailedError, AuditRule
+from energy_assets.warehouse.lake_comparison import compare_lake_with_postgres
 from energy_assets.warehouse.parquet_store import ParquetStore
-from energy_assets.warehouse.publish import Candidate, Publisher, compare_lake_with_postgres
+from energy_assets.warehouse.publish import Candidate, Publisher
 from energy_assets.warehouse.table_spec import UTC_TIMESTAMP, TableSpec, column
 
 DAY0 = datetime(2024, 3, 1, tzinfo=timezone.utc)

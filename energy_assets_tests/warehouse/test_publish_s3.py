@@ -21,8 +21,9 @@ import pytest
 
 from energy_assets.postgres.connection import PostgresSettings
 from energy_assets.warehouse.audit import AuditFailedError
+from energy_assets.warehouse.lake_comparison import compare_lake_with_postgres
 from energy_assets.warehouse.parquet_store import ParquetStore
-from energy_assets.warehouse.publish import Candidate, Publisher, compare_lake_with_postgres, read_published
+from energy_assets.warehouse.publish import Candidate, Publisher, read_published
 from energy_assets.warehouse.table_spec import TableSpec
 from energy_assets_tests.warehouse.test_publish import day_candidate, make_spec, pg_values
 
