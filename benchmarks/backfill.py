@@ -407,15 +407,26 @@ def backfill_benchmark(cluster: ManagedCluster, workdir: Path, args: argparse.Na
         sessions_before = server_sessions(cluster.settings(), DATA_DATABASE)
         connections_before, statements_before = COUNTERS.snapshot()
         started = time.perf_counter()
-        with profiler.sampling() if args.profile else nullcontext():
-            result = daily_job.execute_in_process(
+        range_tags = {
+            "dagster/asset_partition_range_start": args.first.isoformat(),
+            "dagster/asset_partition_range_end": args.last.isoformat(),
+        }
+        if args.executor == "multiprocess":
+            # As a run launched by the daemon executes: one process per step, steps in parallel.
+            os.environ[_ENV_REPLAY_URL] = server.base_url
+            os.environ[_ENV_LAKE] = str(workdir / "lake")
+            with dg.execute_job(
+                dg.reconstructable(daily_job_for_child_processes),
                 instance=instance,
                 run_config=QUIET_CONSOLE,
-                tags={
-                    "dagster/asset_partition_range_start": args.first.isoformat(),
-                    "dagster/asset_partition_range_end": args.last.isoformat(),
-                },
-            )
+                tags=range_tags,
+            ) as result:
+                assert result.success, "the backfill run failed"
+        else:
+            with profiler.sampling() if args.profile else nullcontext():
+                result = daily_job.execute_in_process(
+                    instance=instance, run_config=QUIET_CONSOLE, tags=range_tags
+                )
         backfill_wall_s = time.perf_counter() - started
         connections_after, statements_after = COUNTERS.snapshot()
         connections = connections_after - connections_before
@@ -488,6 +499,28 @@ def print_profile(profiler: SamplingProfiler, wall_s: float) -> None:
 
 
 # ---------------------------------------------------------------------- main
+_ENV_REPLAY_URL = "ENERGY_BENCH_REPLAY_URL"
+_ENV_LAKE = "ENERGY_BENCH_LAKE"
+
+
+def daily_job_for_child_processes() -> dg.JobDefinition:
+    """The daily job with the benchmark's resources, rebuilt in each step process (multiprocess executor)."""
+    from energy_assets.defs.build import build_defs
+    from energy_assets.defs.energy_charts.resources import EnergyChartsResource
+    from energy_assets.defs.resources import LakeResource, PostgresResource
+
+    resources = {
+        "postgres": PostgresResource(database=DATA_DATABASE, data_home=os.environ["ENERGY_ASSETS_HOME"]),
+        "lake": LakeResource(path=os.environ[_ENV_LAKE]),
+        "energy_charts": EnergyChartsResource(
+            source="live", base_url=os.environ[_ENV_REPLAY_URL], min_seconds_between_requests=0.0
+        ),
+    }
+    job = build_defs(resource_overrides=resources).resolve_job_def(DAILY_JOB)
+    assert isinstance(job, dg.JobDefinition)
+    return job
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--first", type=date.fromisoformat, default=date(2024, 1, 1), help="first local day")
@@ -505,6 +538,12 @@ def main(argv: list[str] | None = None) -> int:
         "--storage-events", type=int, default=0, metavar="N", help="only write N events with each storage"
     )
     parser.add_argument("--keep", action="store_true", help="keep the benchmark databases and lake")
+    parser.add_argument(
+        "--executor",
+        choices=("multiprocess", "in_process"),
+        default="in_process",
+        help="run the backfill as the daemon would (one process per step, in parallel) or in this process",
+    )
     args = parser.parse_args(argv)
 
     COUNTERS.install()
