@@ -256,8 +256,8 @@ def _plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
-    if isinstance(value, Decimal):
-        return str(value)
+    if isinstance(value, Decimal):  # DuckDB sums of integers; keep them numbers in reports
+        return int(value) if value == value.to_integral_value() else str(value)
     return value
 
 

@@ -2,9 +2,11 @@
 
 Modules, in the order data flows through them:
 
-- `endpoints`: endpoint names and the exact query parameters sent.
-- `client`: `EnergyChartsClient` (interface) and `LiveEnergyChartsClient` (requests + urllib3 `Retry`, timeouts,
-  rate limit, User-Agent, API errors with the server's message).
+- `areas`: the published country and bidding-zone codes; codes are checked and normalized once, here.
+- `endpoints`: endpoint names, the exact query parameters sent, and the documented response fields.
+- `client`: `EnergyChartsClient` (interface) and `LiveEnergyChartsClient` (the shared retrying session of
+  `energy_assets.http`, timeouts, an overall deadline and a size cap per request, rate limit, API errors with the
+  server's message).
 - `snapshot`: `SnapshotEnergyChartsClient` answering from recorded responses; the bundled `sample/` covers
   `SAMPLE_DAYS`, so everything runs offline.
 - `responses`: validation and normalization into long Arrow tables (`zip(unix_seconds, data)` per named series).
@@ -12,8 +14,10 @@ Modules, in the order data flows through them:
 - `production_types`: canonical series names, percent vs MW, generation and renewable classes.
 - `tables`: the table schemas (columns, units, keys) of the raw tables and the marts.
 - `aggregates`: the three marts in DuckDB SQL (`sql/*.sql`).
-- `quality`: data-quality rules the Dagster checks run.
-- `errors`: `EnergyChartsApiError`, `EnergyChartsResponseError`, `SnapshotNotRecordedError`.
+- `audit_rules`: the blocking audit rules of interval tables (grid, inside the local day, complete days), as SQL.
+- `quality`: the warning rules (physical signs) and freshness, as functions over Arrow tables.
+- `errors`: `EnergyChartsApiError` (with `EnergyChartsDeadlineError`, `EnergyChartsResponseTooLargeError`),
+  `EnergyChartsResponseError`, `SnapshotNotRecordedError`.
 
 Data: Energy-Charts.info / Fraunhofer ISE, CC BY 4.0; DE-LU prices: Bundesnetzagentur | SMARD.de.
 """
