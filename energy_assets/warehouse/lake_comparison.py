@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import duckdb
@@ -125,13 +126,26 @@ def _column_aggregates(spec: TableSpec) -> list[tuple[str, str, str, str]]:
         name, kind = column_spec.name, column_spec.arrow_type
         q, p = quote(name), sql.Identifier(name).as_string(None)
         result.append((f"{name}:count", name, f"count({q})", f"count({p})"))
-        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
             result.append((f"{name}:sum", name, f"sum(CAST({q} AS DOUBLE))", f"sum({p}::float8)"))
-        elif pa.types.is_timestamp(kind):
-            result.append((f"{name}:sum", name, f"sum(epoch({q}))", f"sum(extract(epoch FROM {p}))::float8"))
+        elif pa.types.is_integer(kind):  # exact: integer sums compare with ==
+            result.append((f"{name}:sum", name, f"sum({q})", f"sum({p})"))
+        elif pa.types.is_timestamp(kind):  # exact microseconds, and the range
+            result.append(
+                (
+                    f"{name}:sum",
+                    name,
+                    f"sum(epoch_us({q}))",
+                    f"sum((extract(epoch FROM {p}) * 1000000)::int8)",
+                )
+            )
+            result.append((f"{name}:min", name, f"min({q})", f"min({p})"))
+            result.append((f"{name}:max", name, f"max({q})", f"max({p})"))
         elif pa.types.is_date(kind):
             days = "DATE '1970-01-01'"
             result.append((f"{name}:sum", name, f"sum({q} - {days})", f"sum({p} - {days})"))
+            result.append((f"{name}:min", name, f"min({q})", f"min({p})"))
+            result.append((f"{name}:max", name, f"max({q})", f"max({p})"))
         elif pa.types.is_boolean(kind):
             result.append((f"{name}:sum", name, f"sum(CAST({q} AS INTEGER))", f"sum({p}::int)"))
         elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
@@ -186,11 +200,25 @@ def _postgres_aggregates(
         raise ValueError(f"{spec.qualified_name}: partitions' scopes must share one shape to be compared.")
     groups: list[sql.Composable] = [sql.Identifier(name) for name in equal]
     params: list[Any] = []
-    bounds: list[Any] = []
+    bounds: dict[tuple[Any, ...], list[Any]] = {}
     if ranged:
-        bounds = sorted({scope[ranged[0]][0] for scope in scopes} | {scope[ranged[0]][1] for scope in scopes})
-        groups.append(sql.SQL("width_bucket({}, %s)").format(sql.Identifier(ranged[0])))
-        params.append(bounds)
+        # Bounds per equality group: areas in different time zones have different day boundaries.
+        for scope in scopes:
+            bounds.setdefault(tuple(scope[name] for name in equal), []).extend(scope[ranged[0]])
+        bounds = {group: sorted(set(values)) for group, values in bounds.items()}
+        bucket = sql.SQL("width_bucket({}, %s)").format(sql.Identifier(ranged[0]))
+        if len(bounds) == 1:
+            groups.append(bucket)
+            params.append(next(iter(bounds.values())))
+        else:
+            cases: list[sql.Composable] = []
+            for group, values in bounds.items():
+                match = sql.SQL(" AND ").join(
+                    sql.SQL("{} = %s").format(sql.Identifier(name)) for name in equal
+                )
+                cases.append(sql.SQL("WHEN {} THEN {}").format(match, bucket))
+                params.extend([*group, values])
+            groups.append(sql.SQL("CASE {} END").format(sql.SQL(" ").join(cases)))
     with connect(settings) as conn:
         exists = conn.execute("SELECT to_regclass(%s)", (table.sql().as_string(conn),)).fetchone()
         if not exists or exists[0] is None:
@@ -211,7 +239,7 @@ def _postgres_aggregates(
     for partition, scope in partitions:
         group = tuple(scope[name] for name in equal)
         if ranged:
-            group += (bounds.index(scope[ranged[0]][0]) + 1,)
+            group += (bounds[group].index(scope[ranged[0]][0]) + 1,)
         labels[group] = partition_label(partition)
     result, orphans = {}, 0
     for row in rows:
@@ -224,12 +252,14 @@ def _postgres_aggregates(
 
 
 def _same(a: Any, b: Any) -> bool:
+    """Floats within a relative 1e-9 (sums in different orders); everything else exactly."""
     if a is None or b is None:
         return a is None and b is None
-    if isinstance(a, float) or isinstance(b, float) or hasattr(a, "as_tuple") or hasattr(b, "as_tuple"):
-        x, y = float(a), float(b)
-        return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-6)
-    return a == b
+    if isinstance(a, float) or isinstance(b, float):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-6)
+    if hasattr(a, "as_tuple") or hasattr(b, "as_tuple"):  # PostgreSQL numeric sums of integers
+        return Decimal(a) == Decimal(b)
+    return bool(a == b)
 
 
 def cast_partition_columns(spec: TableSpec, table: pa.Table) -> pa.Table:

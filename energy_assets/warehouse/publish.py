@@ -51,6 +51,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from psycopg import sql
 
+from energy_assets.errors import DataValidationError
 from energy_assets.files import sync_filesystem, write_atomic, write_replace
 from energy_assets.postgres.connection import PostgresSettings, connect
 from energy_assets.warehouse.audit import (
@@ -154,6 +155,9 @@ class _Prepared:
     staged: dict[str, str] = field(default_factory=dict)
     report: AuditReport | None = None
     outcomes: list[PartitionOutcome] = field(default_factory=list)
+    # Once a commit was attempted, its staged files belong to recovery: the commit may have succeeded
+    # even if the client saw an error, and the next run promotes or drops them by the publish record.
+    commit_attempted: bool = False
 
     @property
     def audit(self) -> AuditReport:
@@ -214,6 +218,8 @@ class Publisher:
                 return [self._finish(item, load_id, timings) for item in prepared]
             finally:
                 for item in prepared:
+                    if item.commit_attempted:
+                        continue
                     for candidate in item.request.candidates:
                         self.store.discard_staged(
                             item.request.spec.qualified_name, candidate.partition, item.tag
@@ -232,10 +238,19 @@ class Publisher:
         with timings.step("stage"):
             if candidates:
                 self.store.check_layout(spec.qualified_name, candidates[0].partition)
-            # Parquet encoding releases the GIL: two writers keep both cores busy on a year of partitions.
-            with ThreadPoolExecutor(max_workers=STAGING_THREADS, thread_name_prefix="publish-stage") as pool:
-                paths = pool.map(lambda c: self._stage(spec, c, tag, request.mode), candidates)
-                item.staged.update(zip([c.label for c in candidates], paths, strict=True))
+            if request.mode == "upsert":
+                self._require_lake_in_step(spec, candidates, records)
+            try:
+                # Parquet encoding releases the GIL: two writers keep both cores busy on a year of partitions.
+                with ThreadPoolExecutor(
+                    max_workers=STAGING_THREADS, thread_name_prefix="publish-stage"
+                ) as pool:
+                    paths = pool.map(lambda c: self._stage(spec, c, tag, request.mode), candidates)
+                    item.staged.update(zip([c.label for c in candidates], paths, strict=True))
+            except BaseException:
+                for candidate in candidates:  # this request never reached the caller's clean-up
+                    self.store.discard_staged(spec.qualified_name, candidate.partition, tag)
+                raise
             # One flush for every staged file: they must be on disk before the commit names them.
             self.store.sync()
         with timings.step("audit"):
@@ -269,6 +284,7 @@ class Publisher:
         changed = [(candidate, outcome) for candidate, outcome in pairs if outcome.status != "unchanged"]
         load = None
         if changed:
+            item.commit_attempted = True
             load = self._commit(request.spec, changed, load_id, request.keep_history, request.mode, timings)
         with timings.step("move"):
             raw_written = []
@@ -346,6 +362,20 @@ class Publisher:
                 else:
                     self.store.discard_staged(spec.qualified_name, candidate.partition, tag)
         return repaired
+
+    def _require_lake_in_step(
+        self, spec: TableSpec, candidates: Sequence[Candidate], records: Mapping[str, Mapping[str, Any]]
+    ) -> None:
+        """Upserts build on the published lake partition: it must be the one PostgreSQL's record names."""
+        for candidate in candidates:
+            record = records.get(candidate.label)
+            if record is not None and not self._lake_matches(spec, candidate, record["content_sha256"]):
+                raise DataValidationError(
+                    f"{spec.qualified_name} partition {candidate.label}: the lake file does not match its publish"
+                    f" record (load {record['load_id']}); an interrupted publish lost its staged file. Nothing was"
+                    " published. Rebuild the lake partition from PostgreSQL (or restore it) before loading more files"
+                    " into it."
+                )
 
     def _stage(self, spec: TableSpec, candidate: Candidate, tag: str, mode: Mode) -> str:
         dataset = spec.qualified_name
