@@ -20,7 +20,7 @@ from energy_assets.defs.publishing import (
     published_result,
     table_asset_key,
 )
-from energy_assets.warehouse.publish import Candidate, PublishRequest
+from energy_assets.warehouse.publish import Candidate, PublishRequest, exclusive
 from energy_assets.warehouse.table_spec import TableSpec
 
 MARTS_GROUP = "marts"
@@ -84,12 +84,18 @@ def mart_asset(
         pool=POSTGRES_POOL,
     )
     def _mart(context: dg.AssetExecutionContext) -> Iterator[Any]:
+        lake, postgres = context.resources.lake, context.resources.postgres
+        # Read inputs, compute and publish under one lock: two runs of a mart queue, and an older
+        # computation can never overwrite a newer one.
+        with exclusive(postgres.settings(), spec.qualified_name):
+            yield from _compute_and_publish(context, lake, postgres)
+
+    def _compute_and_publish(context: dg.AssetExecutionContext, lake: Any, postgres: Any) -> Iterator[Any]:
         output = compute(context)
         if partitions_def is not None and len(context.partition_keys) > 1:
             # Dagster records a range's metadata on every partition of it: figures of the whole range
             # would be plotted as each day's. Per-partition figures come from runs of one partition.
             output.metadata = {"partitions_in_run": len(context.partition_keys)}
-        lake, postgres = context.resources.lake, context.resources.postgres
         publisher = make_publisher(lake, postgres)
         request = PublishRequest(spec, output.candidates, allow_shrink=True)
         results = yield from publish_or_fail(context.op_execution_context, publisher, [request], [key])

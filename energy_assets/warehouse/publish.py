@@ -35,8 +35,9 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -111,6 +112,8 @@ class PublishRequest:
     allow_shrink: bool = False
     keep_history: bool = False
     mode: Mode = "replace"
+    # Extra bookkeeping written in the publish transaction (commits or rolls back with the rows).
+    before_commit: Callable[[psycopg.Cursor], None] | None = None
 
 
 @dataclass
@@ -163,6 +166,21 @@ class _Prepared:
     def audit(self) -> AuditReport:
         assert self.report is not None, "audited in _prepare"
         return self.report
+
+
+@contextmanager
+def exclusive(settings: PostgresSettings, name: str) -> Iterator[None]:
+    """Hold a PostgreSQL session advisory lock named `name` (released when the session ends, also on a kill).
+
+    For work whose inputs must not change between reading and publishing, such as a mart computed from the
+    lake: two runs of it queue, so an older computation never overwrites a newer one.
+    """
+    conn = connect(settings, autocommit=True)
+    try:
+        conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (f"exclusive:{name}",))
+        yield
+    finally:
+        conn.close()
 
 
 class Publisher:
@@ -285,7 +303,7 @@ class Publisher:
         load = None
         if changed:
             item.commit_attempted = True
-            load = self._commit(request.spec, changed, load_id, request.keep_history, request.mode, timings)
+            load = self._commit(request, changed, load_id, timings)
         with timings.step("move"):
             raw_written = []
             for candidate, outcome in pairs:
@@ -528,13 +546,12 @@ class Publisher:
 
     def _commit(
         self,
-        spec: TableSpec,
+        request: PublishRequest,
         changed: Sequence[tuple[Candidate, PartitionOutcome]],
         load_id: uuid.UUID,
-        keep_history: bool,
-        mode: Mode,
         timings: StepTimes,
     ) -> LoadResult:
+        spec, keep_history, mode = request.spec, request.keep_history, request.mode
         """One merge of every changed partition's rows, with the publish records, in one transaction."""
         tables = []
         for candidate, _ in changed:
@@ -546,6 +563,8 @@ class Publisher:
         scopes = coalesce_scopes([candidate.scope for candidate, _ in changed]) if mode == "replace" else None
 
         def write_records(cur: psycopg.Cursor, result: LoadResult) -> None:
+            if request.before_commit is not None:
+                request.before_commit(cur)
             outcomes = [outcome for _, outcome in changed]
             cur.execute(
                 sql.SQL(

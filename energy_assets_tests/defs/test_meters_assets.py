@@ -287,3 +287,69 @@ def test_ingest_command_path_loads_and_reports_each_file(setup, nmi_prefix, tmp_
     assert outcomes[0].ok and "rows" in outcomes[0].message
     assert not outcomes[1].ok and "quarantine" in outcomes[1].message
     assert not outcomes[2].ok and "no such file" in outcomes[2].message
+
+
+def test_content_being_loaded_is_not_requested_twice_and_a_failed_run_gets_a_new_key(setup, nmi_prefix):
+    own_copy(FIRST, setup["inbox"], nmi_prefix)
+    cursor = tick(setup, None).cursor
+    [request] = tick(setup, cursor).run_requests
+    sha = request.tags["meters/sha256"]
+    assert request.run_key == f"nem12-{sha}-0"
+    job = setup["defs"].resolve_job_def("meters_ingest_job")
+    queued = setup["instance"].create_run_for_job(
+        job_def=job, run_config=request.run_config, tags=request.tags
+    )
+
+    waiting = tick(setup, cursor)
+    assert waiting.run_requests == [] and "1 being loaded" in waiting.skip_reason.skip_message
+
+    setup["instance"].report_run_failed(queued)
+    [retry] = tick(setup, cursor).run_requests
+    assert retry.run_key == f"nem12-{sha}-1"
+
+
+KILL_AFTER_COMMIT_SCRIPT = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+import dagster as dg
+from energy_assets.defs.meters import assets
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+assets.move_to_processed = killed
+from energy_assets_tests.defs.test_meters_assets import build_for_subprocess
+defs, run_config = build_for_subprocess({inbox!r}, {lake!r}, {home!r}, {path!r}, {sha!r})
+defs.resolve_job_def("meters_ingest_job").execute_in_process(run_config=run_config, instance=dg.DagsterInstance.ephemeral())
+"""
+
+
+def test_a_file_killed_after_its_commit_is_only_moved_on_retry(setup, nmi_prefix, pg_settings, data_home):
+    path = own_copy(FIRST, setup["inbox"], nmi_prefix)
+    cursor = tick(setup, None).cursor
+    [request] = tick(setup, cursor).run_requests
+    sha = request.run_config["ops"]["meters__meter_readings"]["config"]["sha256"]
+    script = KILL_AFTER_COMMIT_SCRIPT.format(
+        root=str(Path(__file__).resolve().parents[2]),
+        inbox=str(setup["inbox"]),
+        lake=str(data_home.lake_dir),
+        home=str(data_home.root),
+        path=str(path),
+        sha=sha,
+    )
+    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
+    with connect(pg_settings) as conn:
+        assert ledger.lookup(conn, [sha])[sha].status == "committed"
+    nmi = f"{nmi_prefix}00001"
+    # A newer value lands meanwhile (as a later file would write it); the retry must not overwrite it.
+    with connect(pg_settings, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE meters.meter_readings SET value = 99.0 WHERE nmi = %s"
+            " AND interval_end = (SELECT min(interval_end) FROM meters.meter_readings WHERE nmi = %s)",
+            (nmi, nmi),
+        )
+    [retry] = tick(setup, cursor).run_requests
+    assert run(setup, retry).success
+    assert not path.exists()
+    assert rows(pg_settings, "SELECT max(value) FROM meters.meter_readings WHERE nmi = %s", nmi) == [(99.0,)]
+    with connect(pg_settings) as conn:
+        assert ledger.lookup(conn, [sha])[sha].status == "processed"

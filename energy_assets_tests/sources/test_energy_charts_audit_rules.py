@@ -119,3 +119,19 @@ def test_a_series_absent_on_one_day_of_a_range_passes() -> None:
     )
     without_solar = both.filter(pc.invert(pc.and_(pc.equal(both["production_type"], "Solar"), second_day)))
     assert audit(PUBLIC_POWER, without_solar, "country", "de", SWITCH_DAYS).passed
+
+
+def test_a_table_allowed_to_be_absent_on_a_day_passes_empty_but_not_incomplete() -> None:
+    from energy_assets.sources.energy_charts.tables import PUBLIC_POWER_SHARE
+
+    day = SPRING_DST
+    relation = local_days_relation([(f"country=de/date={day}", local_day_window(day))])
+    empty = PUBLIC_POWER_SHARE.empty().append_column("lake_partition", pa.array([], pa.string()))
+    optional = [
+        *spec_rules(PUBLIC_POWER_SHARE),
+        *interval_rules(PUBLIC_POWER_SHARE.series_columns, rows_required=False),
+    ]
+    assert run_audit(PUBLIC_POWER_SHARE, empty, optional, relations={LOCAL_DAYS: relation}).passed
+    required = [*spec_rules(PUBLIC_POWER_SHARE), *interval_rules(PUBLIC_POWER_SHARE.series_columns)]
+    report = run_audit(PUBLIC_POWER_SHARE, empty, required, relations={LOCAL_DAYS: relation})
+    assert failed(report) == ["complete_local_days"]

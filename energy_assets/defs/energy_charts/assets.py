@@ -163,13 +163,17 @@ class DailyEndpoint:
 def daily_endpoint_assets(endpoint: DailyEndpoint) -> dg.AssetsDefinition:
     """The multi-asset of a daily endpoint: fetch, parse once, audit every table, then publish all."""
     keys = [table_asset_key(table.spec) for table in endpoint.tables]
-    rules = interval_rules(endpoint.tables[0].spec.series_columns)
+    # The first table of an endpoint must cover every day; the others (share series) may be absent on one.
+    rules_of = {
+        index: interval_rules(table.spec.series_columns, rows_required=index == 0)
+        for index, table in enumerate(endpoint.tables)
+    }
     warnings = {PHYSICAL_SIGNS: _PHYSICAL_SIGNS} if endpoint.tables[0].spec is PUBLIC_POWER else {}
     check_specs = [
         check
         for table, key in zip(endpoint.tables, keys, strict=True)
         for check in audit_check_specs(
-            key, table.spec, rules, warnings=warnings if table.spec is PUBLIC_POWER else None
+            key, table.spec, rules_of[0], warnings=warnings if table.spec is PUBLIC_POWER else None
         )
     ]
     specs = [
@@ -246,7 +250,7 @@ def daily_endpoint_assets(endpoint: DailyEndpoint) -> dg.AssetsDefinition:
             PublishRequest(
                 table.spec,
                 candidates[index],
-                rules=rules,
+                rules=rules_of[index],
                 relations=relations,
                 allow_shrink=allow_shrink(context.op_execution_context),
             )

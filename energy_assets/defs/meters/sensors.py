@@ -17,11 +17,13 @@ from energy_assets.postgres.connection import connect
 from energy_assets.sources.meters import ledger
 from energy_assets.sources.meters.inbox import (
     FINISHED_STATUSES,
+    QuarantineReport,
     decode_observations,
     encode_observations,
     identify,
     list_candidates,
     move_to_processed,
+    quarantine,
     split_new_and_known,
     stable_files,
 )
@@ -34,6 +36,18 @@ meters_ingest_job = dg.define_asset_job(
 )
 
 INGEST_OP = meter_readings.op.name
+SHA_TAG = "meters/sha256"
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+ENDED_UNLOADED = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+
+
+def _runs_of(instance: dg.DagsterInstance, sha256: str, statuses: list[dg.DagsterRunStatus]) -> int:
+    return len(instance.get_run_ids(filters=dg.RunsFilter(tags={SHA_TAG: sha256}, statuses=statuses)))
 
 
 def ingest_run_config(path: str, sha256: str) -> dict:
@@ -68,21 +82,42 @@ def meters_inbox_sensor(
         for file in known:
             record = records.get(file.sha256)
             if record is not None and record.status in FINISHED_STATUSES:
-                move_to_processed(layout, file.path, file.sha256)
+                if record.status == "quarantined":  # the same bad bytes again: beside the first copy
+                    quarantine(
+                        layout,
+                        file.path,
+                        QuarantineReport.from_reason(
+                            file.name,
+                            file.sha256,
+                            file.size,
+                            f"same content as {record.file_name}: {record.error}",
+                        ),
+                    )
+                else:
+                    move_to_processed(layout, file.path, file.sha256)
                 ledger.add_duplicate_name(conn, file.sha256, file.name)
                 duplicates.append(file.name)
         ledger.mark_seen(conn, [(file.sha256, file.name, file.size) for file in to_load])
-    requests = [
-        dg.RunRequest(
-            run_key=f"{file.run_key}-{records[file.sha256].attempts if file.sha256 in records else 0}",
-            run_config=ingest_run_config(str(file.path), file.sha256),
-            tags={"meters/file": file.name, "meters/sha256": file.sha256},
+    requests, in_flight = [], []
+    for file in to_load:
+        if _runs_of(context.instance, file.sha256, IN_FLIGHT):
+            in_flight.append(file.name)  # its run is queued or running: never a second one
+            continue
+        # A new key for each try after one that ended without loading (failed, cancelled, or killed after
+        # it counted an attempt); a finished content is never requested again.
+        ended = _runs_of(context.instance, file.sha256, ENDED_UNLOADED)
+        attempt = max(ended, records[file.sha256].attempts if file.sha256 in records else 0)
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{file.run_key}-{attempt}",
+                run_config=ingest_run_config(str(file.path), file.sha256),
+                tags={"meters/file": file.name, SHA_TAG: file.sha256},
+            )
         )
-        for file in to_load
-    ]
     cursor = encode_observations(state)
     summary = (
-        f"{len(current)} file(s) in {layout.inbox}: {len(to_load)} to load, {changing} not yet stable"
+        f"{len(current)} file(s) in {layout.inbox}: {len(requests)} to load, {len(in_flight)} being loaded,"
+        f" {changing} not yet stable"
         f" (size or time changed since the last tick), {len(duplicates)} already loaded under another name"
         f" (moved to processed/: {', '.join(duplicates) or 'none'})."
     )

@@ -43,8 +43,12 @@ def local_days_relation(partitions: Iterable[tuple[str, LocalDayWindow]]) -> pa.
     )
 
 
-def interval_rules(series_columns: Sequence[str]) -> list[AuditRule]:
-    """The interval rules for a table whose series are identified by `series_columns`."""
+def interval_rules(series_columns: Sequence[str], *, rows_required: bool = True) -> list[AuditRule]:
+    """The interval rules for a table whose series are identified by `series_columns`.
+
+    `rows_required=False` for a table a day may lack entirely (the percentage series of a response):
+    its series must still be complete, but an empty partition is not refused.
+    """
     series = ", ".join(f"c.{quote(name)}" for name in series_columns)
     allowed = ", ".join(str(minutes) for minutes in INTERVAL_MINUTES)
     return [
@@ -81,10 +85,14 @@ def interval_rules(series_columns: Sequence[str]) -> list[AuditRule]:
                 f" FROM candidate c JOIN {LOCAL_DAYS} d USING (lake_partition)"
                 f" GROUP BY c.lake_partition, {series}, d.window_start, d.window_end"
                 " HAVING sum(c.interval_minutes) <> (epoch(d.window_end) - epoch(d.window_start))::BIGINT // 60"
-                f" UNION ALL BY NAME SELECT d.lake_partition, 0 AS intervals, 0 AS minutes_covered,"
-                " (epoch(d.window_end) - epoch(d.window_start))::BIGINT // 60 AS minutes_in_day"
-                f" FROM {LOCAL_DAYS} d WHERE d.lake_partition NOT IN (SELECT lake_partition FROM candidate)"
-                " ORDER BY 1"
+                + (
+                    f" UNION ALL BY NAME SELECT d.lake_partition, 0 AS intervals, 0 AS minutes_covered,"
+                    " (epoch(d.window_end) - epoch(d.window_start))::BIGINT // 60 AS minutes_in_day"
+                    f" FROM {LOCAL_DAYS} d WHERE d.lake_partition NOT IN (SELECT lake_partition FROM candidate)"
+                    if rows_required
+                    else ""
+                )
+                + " ORDER BY 1"
             ),
             column="interval_start",
         ),

@@ -1,7 +1,8 @@
 """The durable record of inbox files (`meters.ingested_files`) and protected NMIs, in PostgreSQL. No Dagster.
 
 A file is identified by the sha256 of its bytes. Its row moves through `seen` (the sensor found it stable
-and requested a run) -> `loading` (a run started; `attempts` counts them) -> `processed` / `quarantined`;
+and requested a run) -> `loading` (a run started; `attempts` counts them) -> `committed` (its rows are in
+PostgreSQL, written in the publish transaction) -> `processed` (the file moved) / `quarantined`;
 a second file with the same content under another name is moved to `processed/` and recorded as a
 duplicate name of the first. The sensor reads this table instead of a wall-clock cursor, so a file with an
 old modification time is still picked up, and a run key includes the attempt number, so a run that died
@@ -125,6 +126,20 @@ def finish(
         (status, rows, error, moved_to, sha),
     )
     conn.commit()
+
+
+def mark_committed(cur: psycopg.Cursor, sha: str, rows: int) -> None:
+    """Inside the publish transaction: the content's rows are in PostgreSQL (status `committed`).
+
+    A run that finds its content `committed` only moves the file and finishes: it never applies the rows
+    again, so an older file retried after a crash cannot overwrite a newer file's revisions.
+    """
+    cur.execute(
+        sql.SQL("UPDATE {} SET status = 'committed', rows = %s, updated_at = now() WHERE sha256 = %s").format(
+            FILES.sql()
+        ),
+        (rows, sha),
+    )
 
 
 def add_duplicate_name(conn: psycopg.Connection, sha: str, name: str) -> None:

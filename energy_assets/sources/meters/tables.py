@@ -123,7 +123,7 @@ INGESTED_FILES = TableSpec(
         column(
             "status",
             pa.string(),
-            "`seen`, `loading`, `processed`, `quarantined` or `duplicate` (same content under another name).",
+            "`seen`, `loading`, `committed` (rows in PostgreSQL, file not yet moved), `processed` or `quarantined`.",
             False,
         ),
         column("rows", pa.int64(), "Interval rows published from the file; NULL until processed.", minimum=0),
