@@ -135,3 +135,18 @@ def test_a_table_allowed_to_be_absent_on_a_day_passes_empty_but_not_incomplete()
     required = [*spec_rules(PUBLIC_POWER_SHARE), *interval_rules(PUBLIC_POWER_SHARE.series_columns)]
     report = run_audit(PUBLIC_POWER_SHARE, empty, required, relations={LOCAL_DAYS: relation})
     assert failed(report) == ["complete_local_days"]
+
+
+def test_an_overlap_that_hides_a_gap_is_refused() -> None:
+    body = SnapshotEnergyChartsClient().price("DE-LU", *SWITCH_DAYS)
+    table = normalize_price(body, bidding_zone="DE-LU", window=local_days_window(*SWITCH_DAYS)).table
+    day_two = table.filter(pc.equal(table["interval_minutes"], 15)).sort_by("interval_start")
+    # The first interval claims a whole hour (overlapping 00:15-00:45), the last 45 minutes are missing:
+    # on the grid, unique, inside the day, and the minutes still add up to 1,440.
+    minutes = day_two["interval_minutes"].to_pylist()
+    minutes[0] = 60
+    broken = day_two.set_column(2, "interval_minutes", pa.array(minutes, pa.int32())).slice(
+        0, day_two.num_rows - 3
+    )
+    report = audit(DAY_AHEAD_PRICE, broken, "bidding_zone", "DE-LU", [SWITCH_DAYS[1]])
+    assert failed(report) == ["complete_local_days:contiguous"]

@@ -73,6 +73,19 @@ def interval_rules(series_columns: Sequence[str], *, rows_required: bool = True)
             column="interval_start",
         ),
         AuditRule(
+            # Same family as complete_local_days: the minutes may add up while an overlap hides a gap.
+            name="complete_local_days:contiguous",
+            description="each interval of a series starts where the previous one ends (no overlap, no gap)",
+            sql=(
+                "SELECT * FROM (SELECT c.*, lead(c.interval_start) OVER ("
+                f"PARTITION BY c.lake_partition, {series} ORDER BY c.interval_start) AS next_start"
+                " FROM candidate c) WHERE next_start IS NOT NULL"
+                " AND next_start <> interval_start + to_minutes(interval_minutes)"
+                " ORDER BY lake_partition, interval_start"
+            ),
+            column="interval_start",
+        ),
+        AuditRule(
             name="complete_local_days",
             description=(
                 "every series covers its whole local day (92/96/100 quarter hours or 23/24/25 hours) "
