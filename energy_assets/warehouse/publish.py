@@ -317,7 +317,7 @@ class Publisher:
             for root in {path.parent.parent for path in raw_written}:
                 sync_filesystem(root)
         with timings.step("schema artefact"):
-            schema = self._write_schema(request.spec, request.candidates)
+            schema = self._write_schema(request.spec, request.candidates, write=bool(changed))
         assert item.report is not None
         return PublishResult(
             spec=request.spec,
@@ -601,7 +601,11 @@ class Publisher:
                 before_commit=write_records,
             )
 
-    def _write_schema(self, spec: TableSpec, candidates: Sequence[Candidate]) -> InferredSchema:
+    def _write_schema(
+        self, spec: TableSpec, candidates: Sequence[Candidate], *, write: bool
+    ) -> InferredSchema:
+        """The dataset's inferred-schema artefact (statistics of this run's partitions); written only when a
+        partition changed, so an unchanged re-run rewrites nothing."""
         tables = [spec.conform(c.data) for c in candidates if isinstance(c.data, pa.Table)]
         if tables and len(tables) == len(candidates):
             schema = infer_arrow(
@@ -612,7 +616,8 @@ class Publisher:
             )
         else:
             schema = spec.inferred_schema()
-        self.store.write_inferred_schema(spec.qualified_name, schema)
+        if write or self.store.read_inferred_schema(spec.qualified_name) is None:
+            self.store.write_inferred_schema(spec.qualified_name, schema)
         return schema
 
 
