@@ -339,17 +339,20 @@ def test_a_file_killed_after_its_commit_is_only_moved_on_retry(setup, nmi_prefix
     assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
     with connect(pg_settings) as conn:
         assert ledger.lookup(conn, [sha])[sha].status == "committed"
-    nmi = f"{nmi_prefix}00001"
-    # A newer value lands meanwhile (as a later file would write it); the retry must not overwrite it.
-    with connect(pg_settings, autocommit=True) as conn:
-        conn.execute(
-            "UPDATE meters.meter_readings SET value = 99.0 WHERE nmi = %s"
-            " AND interval_end = (SELECT min(interval_end) FROM meters.meter_readings WHERE nmi = %s)",
-            (nmi, nmi),
-        )
+    loads = "SELECT count(*) FROM energy_meta.load_log WHERE table_schema = 'meters' AND table_name = 'meter_readings'"
+    before = rows(pg_settings, loads)
     [retry] = tick(setup, cursor).run_requests
-    assert run(setup, retry).success
+    result = run(setup, retry)
+    assert result.success
     assert not path.exists()
-    assert rows(pg_settings, "SELECT max(value) FROM meters.meter_readings WHERE nmi = %s", nmi) == [(99.0,)]
+    # The retry only moved the file: no second load (a newer file's revisions could not be overwritten).
+    assert rows(pg_settings, loads) == before
+    [event] = [
+        e for e in result.all_events if e.is_step_materialization and "meter_readings" in str(e.asset_key)
+    ]
+    assert (
+        event.event_specific_data.materialization.metadata["file_status"].value
+        == "committed by an earlier run"
+    )
     with connect(pg_settings) as conn:
         assert ledger.lookup(conn, [sha])[sha].status == "processed"
