@@ -261,7 +261,22 @@ def create_pooled_engine(
     return engine
 
 
-class _PooledEngineMixin:
+class _PooledConfig:
+    """The dagster.yaml side of every pooled storage: dagster-postgres' config plus `pool`."""
+
+    @classmethod
+    def config_type(cls) -> UserConfigSchema:
+        return pooled_pg_config()
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> Any:
+        storage: Any = cls  # a concrete storage class below, whose constructor takes these arguments
+        return storage(inst_data=inst_data, **_storage_kwargs(config_value))
+
+
+class _PooledEngineMixin(_PooledConfig):
     """Swaps a dagster-postgres storage's `NullPool` engine for a pooled one and closes it on dispose."""
 
     _engine: sqlalchemy.engine.Engine
@@ -278,16 +293,6 @@ class _PooledEngineMixin:
     ) -> None:
         super().__init__(postgres_url, should_autocreate_tables, inst_data, token_provider)  # type: ignore[call-arg]
         self._use_pool(pool or PoolSettings())
-
-    @classmethod
-    def config_type(cls) -> UserConfigSchema:
-        return pooled_pg_config()
-
-    @classmethod
-    def from_config_value(
-        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> Any:
-        return cls(inst_data=inst_data, **_storage_kwargs(config_value))
 
     def _use_pool(self, pool: PoolSettings) -> None:
         unpooled = self._engine
@@ -418,7 +423,7 @@ class PooledPostgresScheduleStorage(_PooledEngineMixin, PostgresScheduleStorage)
     """dagster-postgres' schedule storage with a small connection pool (see the module docstring)."""
 
 
-class PooledPostgresStorage(DagsterStorage, ConfigurableClass):
+class PooledPostgresStorage(_PooledConfig, DagsterStorage, ConfigurableClass):
     """Runs, event logs and schedules on PostgreSQL, each storage with its own small pool.
 
     The drop-in for `storage: postgres:` (as `storage: custom:`, see the module docstring).
@@ -448,16 +453,6 @@ class PooledPostgresStorage(DagsterStorage, ConfigurableClass):
     @property
     def inst_data(self) -> ConfigurableClassData | None:
         return self._inst_data
-
-    @classmethod
-    def config_type(cls) -> UserConfigSchema:
-        return pooled_pg_config()
-
-    @classmethod
-    def from_config_value(
-        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> PooledPostgresStorage:
-        return cls(inst_data=inst_data, **_storage_kwargs(config_value))
 
     @property
     def event_log_storage(self) -> EventLogStorage:

@@ -92,10 +92,6 @@ def mart_asset(
 
     def _compute_and_publish(context: dg.AssetExecutionContext, lake: Any, postgres: Any) -> Iterator[Any]:
         output = compute(context)
-        if partitions_def is not None and len(context.partition_keys) > 1:
-            # Dagster records a range's metadata on every partition of it: figures of the whole range
-            # would be plotted as each day's. Per-partition figures come from runs of one partition.
-            output.metadata = {"partitions_in_run": len(context.partition_keys)}
         publisher = make_publisher(lake, postgres)
         request = PublishRequest(spec, output.candidates, allow_shrink=True)
         results = yield from publish_or_fail(context.op_execution_context, publisher, [request], [key])
@@ -108,6 +104,7 @@ def mart_asset(
             postgres=postgres,
             preview=output.table,
             metadata=output.metadata,
+            partitions_in_run=len(context.partition_keys) if partitions_def is not None else 1,
         )
 
     return _mart

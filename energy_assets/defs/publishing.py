@@ -243,6 +243,14 @@ def publish_or_fail(
     return results
 
 
+def per_partition_figures(figures: Mapping[str, Any], partitions_in_run: int) -> dict[str, Any]:
+    """`figures` for a one-partition run; for a range, the non-numeric ones and the range's size."""
+    if partitions_in_run <= 1:
+        return dict(figures)
+    kept = {name: value for name, value in figures.items() if not isinstance(value, int | float)}
+    return kept | {"partitions_in_run": partitions_in_run}
+
+
 def published_result(
     key: dg.AssetKey,
     request: PublishRequest,
@@ -254,15 +262,20 @@ def published_result(
     preview: pa.Table | None = None,
     metadata: Mapping[str, Any] | None = None,
     extra_checks: Sequence[dg.AssetCheckResult] = (),
+    partitions_in_run: int = 1,
 ) -> dg.MaterializeResult:
     """The materialization of a published table: its metadata, the audit's checks and the lake/PostgreSQL
-    comparison of the partitions just published (one query, one DuckDB join)."""
+    comparison of the partitions just published (one query, one DuckDB join).
+
+    Dagster records a run's one result on every partition of a range, so a range's numeric figures
+    would be plotted as each partition's: runs of several partitions keep only the non-numeric ones.
+    """
     comparison = compare_lake_with_postgres(
         postgres.settings(), lake.store(), request.spec, [(c.partition, c.scope) for c in request.candidates]
     )
     return dg.MaterializeResult(
         asset_key=key,
-        metadata=publish_metadata(result, preview) | dict(metadata or {}),
+        metadata=publish_metadata(result, preview) | per_partition_figures(metadata or {}, partitions_in_run),
         check_results=[
             *audit_check_results(key, result.audit, check_specs),
             comparison_check_result(key, comparison),

@@ -176,10 +176,14 @@ KILL_SCRIPT = """
 import os, signal, sys
 sys.path.insert(0, {root!r})
 import dagster as dg
+from energy_assets.defs.meters import assets
 from energy_assets.warehouse import loader
-def killed(self, *args, **kwargs):
+def killed(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
-loader.WarehouseLoader.merge = killed
+if {where!r} == "before_commit":
+    loader.WarehouseLoader.merge = killed
+else:
+    assets.move_to_processed = killed
 from energy_assets_tests.defs.test_meters_assets import build_for_subprocess
 defs, run_config = build_for_subprocess({inbox!r}, {lake!r}, {home!r}, {path!r}, {sha!r})
 defs.resolve_job_def("meters_ingest_job").execute_in_process(run_config=run_config, instance=dg.DagsterInstance.ephemeral())
@@ -201,15 +205,11 @@ def build_for_subprocess(
     ), ingest_run_config(path, sha)
 
 
-def test_a_killed_ingest_leaves_the_file_in_the_inbox_and_the_next_tick_finishes_it(
-    setup, nmi_prefix, pg_settings, data_home, tmp_path
-):
-    path = own_copy(FIRST, setup["inbox"], nmi_prefix)
-    cursor = tick(setup, None).cursor
-    [request] = tick(setup, cursor).run_requests
-    sha = request.run_config["ops"]["meters__meter_readings"]["config"]["sha256"]
+def ingest_killed(setup: dict, data_home: DataHome, path: Path, sha: str, where: str) -> None:
+    """Run the ingest job for `path` in a process that SIGKILLs itself `before_commit` or `after_commit`."""
     script = KILL_SCRIPT.format(
         root=str(Path(__file__).resolve().parents[2]),
+        where=where,
         inbox=str(setup["inbox"]),
         lake=str(data_home.lake_dir),
         home=str(data_home.root),
@@ -218,6 +218,16 @@ def test_a_killed_ingest_leaves_the_file_in_the_inbox_and_the_next_tick_finishes
     )
     process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
+
+
+def test_a_killed_ingest_leaves_the_file_in_the_inbox_and_the_next_tick_finishes_it(
+    setup, nmi_prefix, pg_settings, data_home, tmp_path
+):
+    path = own_copy(FIRST, setup["inbox"], nmi_prefix)
+    cursor = tick(setup, None).cursor
+    [request] = tick(setup, cursor).run_requests
+    sha = request.run_config["ops"]["meters__meter_readings"]["config"]["sha256"]
+    ingest_killed(setup, data_home, path, sha, "before_commit")
     assert path.exists()
     nmi = f"{nmi_prefix}00001"
     assert rows(
@@ -308,35 +318,12 @@ def test_content_being_loaded_is_not_requested_twice_and_a_failed_run_gets_a_new
     assert retry.run_key == f"nem12-{sha}-1"
 
 
-KILL_AFTER_COMMIT_SCRIPT = """
-import os, signal, sys
-sys.path.insert(0, {root!r})
-import dagster as dg
-from energy_assets.defs.meters import assets
-def killed(*args, **kwargs):
-    os.kill(os.getpid(), signal.SIGKILL)
-assets.move_to_processed = killed
-from energy_assets_tests.defs.test_meters_assets import build_for_subprocess
-defs, run_config = build_for_subprocess({inbox!r}, {lake!r}, {home!r}, {path!r}, {sha!r})
-defs.resolve_job_def("meters_ingest_job").execute_in_process(run_config=run_config, instance=dg.DagsterInstance.ephemeral())
-"""
-
-
 def test_a_file_killed_after_its_commit_is_only_moved_on_retry(setup, nmi_prefix, pg_settings, data_home):
     path = own_copy(FIRST, setup["inbox"], nmi_prefix)
     cursor = tick(setup, None).cursor
     [request] = tick(setup, cursor).run_requests
     sha = request.run_config["ops"]["meters__meter_readings"]["config"]["sha256"]
-    script = KILL_AFTER_COMMIT_SCRIPT.format(
-        root=str(Path(__file__).resolve().parents[2]),
-        inbox=str(setup["inbox"]),
-        lake=str(data_home.lake_dir),
-        home=str(data_home.root),
-        path=str(path),
-        sha=sha,
-    )
-    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
+    ingest_killed(setup, data_home, path, sha, "after_commit")
     with connect(pg_settings) as conn:
         assert ledger.lookup(conn, [sha])[sha].status == "committed"
     loads = "SELECT count(*) FROM energy_meta.load_log WHERE table_schema = 'meters' AND table_name = 'meter_readings'"

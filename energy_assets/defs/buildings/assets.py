@@ -302,6 +302,7 @@ def meter_readings(
             "buildings": sum(s.buildings for s in stats.values()),
             "conversion_seconds": round(sum(s.seconds for s in stats.values()), 3),
         },
+        partitions_in_run=len(candidates),
     )
 
 

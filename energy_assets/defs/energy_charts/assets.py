@@ -288,7 +288,8 @@ def daily_endpoint_assets(endpoint: DailyEndpoint) -> dg.AssetsDefinition:
                 lake=lake,
                 postgres=postgres,
                 preview=data,
-                metadata=_per_day_figures(_key_figures(request.spec, data, extras), len(days)),
+                metadata=_key_figures(request.spec, data, extras),
+                partitions_in_run=len(days),
                 extra_checks=[_physical_signs_result(key, data)] if request.spec is PUBLIC_POWER else [],
             )
 
@@ -310,14 +311,6 @@ def _physical_signs_result(key: dg.AssetKey, data: pa.Table) -> dg.AssetCheckRes
         description=result.summary,
         metadata={"rows_checked": data.num_rows, "details": dg.MetadataValue.json(result.details)},
     )
-
-
-def _per_day_figures(figures: dict[str, Any], days: int) -> dict[str, Any]:
-    """A range's numbers would be recorded (and plotted) as each of its days': kept for one-day runs only."""
-    if days == 1:
-        return figures
-    kept = {name: value for name, value in figures.items() if not isinstance(value, int | float)}
-    return kept | {"days_in_run": days}
 
 
 def _key_figures(spec: TableSpec, data: pa.Table, parsed: Sequence[Any]) -> dict[str, Any]:
