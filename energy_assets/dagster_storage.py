@@ -334,27 +334,19 @@ def _storage_kwargs(config_value: Mapping[str, Any]) -> dict[str, Any]:
 class PooledPostgresEventLogStorage(_PooledEngineMixin, PostgresEventLogStorage):
     """dagster-postgres' event log storage with a small connection pool (see the module docstring)."""
 
-    def __init__(
-        self,
-        postgres_url: str,
-        should_autocreate_tables: bool = True,
-        inst_data: ConfigurableClassData | None = None,
-        token_provider: Any = None,
-        pool: PoolSettings | None = None,
-    ) -> None:
-        self._tables_present: set[str] = set()
-        super().__init__(postgres_url, should_autocreate_tables, inst_data, token_provider)
-        self._use_pool(pool or PoolSettings())
+    # Optional tables known to exist (filled as Dagster asks, also while the base class initializes).
+    _tables_present: set[str]
 
     def has_table(self, table_name: str) -> bool:
         # Dagster asks before every asset event whether its optional tables exist (a catalog query each
         # time). Tables are only ever added (by `dagster instance migrate`), so a "yes" is remembered.
-        if table_name in self._tables_present:
+        known: set[str] = self.__dict__.setdefault("_tables_present", set())
+        if table_name in known:
             return True
-        present = super().has_table(table_name)
-        if present:
-            self._tables_present.add(table_name)
-        return present
+        exists = super().has_table(table_name)
+        if exists:
+            known.add(table_name)
+        return exists
 
     def store_event(self, event: EventLogEntry) -> None:
         """dagster-postgres' `store_event` without its `NOTIFY` after every insert.
