@@ -16,7 +16,10 @@ The classes here are the dagster-postgres storages with these differences:
   history; nothing is corrupted, and the energy data (other sessions) keeps synchronous commits;
 - the event log skips dagster-postgres' `NOTIFY` after every insert (kept upstream only for older
   webservers that still LISTEN; the Dagster family is pinned to one release here) and remembers which of
-  its optional tables exist instead of asking the catalog before every asset event.
+  its optional tables exist instead of asking the catalog before every asset event;
+- a planned check of a partitioned asset writes upstream's row per partition in one `INSERT ... SELECT`
+  with the event serialized once, not once per row (a year's backfill plans 42 checks x 366 partitions:
+  1.8 s upstream).
 
 The pool is safe where Dagster uses it:
 
@@ -62,16 +65,19 @@ from dagster import Field, IntSource, Shape, StringSource
 from dagster._config.config_schema import UserConfigSchema
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, DagsterEventType
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.config import pg_config
 from dagster._core.storage.event_log import EventLogStorage, SqlEventLogStorageTable
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.storage.runs import RunStorage
 from dagster._core.storage.schedules import ScheduleStorage
-from dagster._serdes import ConfigurableClass, ConfigurableClassData
+from dagster._serdes import ConfigurableClass, ConfigurableClassData, serialize_value
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
+from sqlalchemy.dialects.postgresql import ARRAY
 
 MODULE = "energy_assets.dagster_storage"
 
@@ -405,6 +411,36 @@ class PooledPostgresEventLogStorage(_PooledEngineMixin, PostgresEventLogStorage)
         for event, event_id in stored:
             if event.dagster_event_type in ASSET_CHECK_EVENTS:
                 self.store_asset_check_event(event, event_id)
+
+    def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
+        """Upstream's rows, one per planned partition, written by one `INSERT ... SELECT unnest(keys)`.
+
+        Upstream serializes the event once per partition and sends a row of parameters for each.
+        """
+        planned = event.get_dagster_event().event_specific_data
+        subset = getattr(planned, "partitions_subset", None)
+        if not subset:
+            super()._store_asset_check_evaluation_planned(event, event_id)
+            return
+        table = AssetCheckExecutionsTable
+        shared = {
+            "asset_key": planned.asset_key.to_string(),  # type: ignore[union-attr]
+            "check_name": planned.check_name,  # type: ignore[union-attr]
+            "run_id": event.run_id,
+            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+            "evaluation_event": serialize_value(event),
+            "evaluation_event_timestamp": self._event_insert_timestamp(event),
+            "evaluation_event_storage_id": event_id,
+        }
+        keys = sqlalchemy.bindparam(
+            "partition_keys", list(subset.get_partition_keys()), ARRAY(sqlalchemy.Text)
+        )
+        rows = sqlalchemy.select(
+            *(sqlalchemy.literal(value, table.c[name].type) for name, value in shared.items()),
+            sqlalchemy.func.unnest(keys),
+        )
+        with self.index_connection() as conn:
+            conn.execute(table.insert().from_select([*shared, "partition"], rows))
 
 
 class PooledPostgresRunStorage(_PooledEngineMixin, PostgresRunStorage):

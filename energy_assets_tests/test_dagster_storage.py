@@ -191,6 +191,60 @@ def test_a_longer_backfill_costs_the_instance_no_more_statements(
         assert record.asset_entry.last_run_id == long.run_id
 
 
+@dg.asset(
+    partitions_def=daily,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[dg.AssetCheckSpec("rows_present", asset="pool_test_checked", blocking=True)],
+)
+def pool_test_checked(context: dg.AssetExecutionContext) -> Iterator[Any]:
+    yield dg.MaterializeResult(metadata={"days": len(context.partition_keys)})
+    yield dg.AssetCheckResult(check_name="rows_present", passed=True)  # one per run, as the audit checks
+
+
+def check_rows(settings: PostgresSettings, run_id: str) -> list[tuple[Any, ...]]:
+    with connect(settings) as conn:
+        return conn.execute(
+            "SELECT asset_key, check_name, partition, execution_status, evaluation_event IS NOT NULL,"
+            " evaluation_event_storage_id IS NOT NULL, evaluation_event_timestamp IS NOT NULL"
+            " FROM asset_check_executions WHERE run_id = %s ORDER BY partition",
+            (run_id,),
+        ).fetchall()
+
+
+def test_planned_checks_of_a_backfill_are_stored_as_upstream_stores_them(
+    instance_database: PostgresSettings, data_home: DataHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pooled storage writes the planned check rows of a range in one INSERT ... SELECT unnest(...):
+    # the rows, and what Dagster reads back from them, are those of dagster-postgres' own storage.
+    rows, history = {}, {}
+    for pooled in (False, True):
+        home = data_home.root / f"dagster-checks-{'pooled' if pooled else 'stock'}"
+        with instance_on(instance_database, home, monkeypatch, pooled=pooled) as instance:
+            tags = {
+                "dagster/asset_partition_range_start": "2024-01-01",
+                "dagster/asset_partition_range_end": "2024-01-05",
+            }
+            result = dg.materialize([pool_test_checked], instance=instance, tags=tags)
+            rows[pooled] = check_rows(instance_database, result.run_id)
+            check_key = dg.AssetCheckKey(dg.AssetKey("pool_test_checked"), "rows_present")
+            history[pooled] = sorted(
+                (str(record.partition), record.status.value)
+                for record in instance.event_log_storage.get_asset_check_execution_history(
+                    check_key, limit=50
+                )
+                if record.run_id == result.run_id
+            )
+
+    assert rows[True] == rows[False]
+    # Upstream's shape: a planned row per partition, and the run's evaluation (one per run) beside them.
+    assert [row[2:4] for row in rows[True]] == [
+        *((f"2024-01-0{day}", "PLANNED") for day in range(1, 6)),
+        (None, "SUCCEEDED"),
+    ]
+    assert all(row[4:] == (True, True, True) for row in rows[True])
+    assert history[True] == history[False] and len(history[True]) == 6
+
+
 def test_pooled_storage_opens_a_bounded_number_of_sessions(
     instance_database: PostgresSettings, data_home: DataHome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
