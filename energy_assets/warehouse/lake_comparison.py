@@ -4,8 +4,7 @@
 row count, and per column its non-NULL count and its sum (numbers, times as epoch seconds, dates as days)
 or total byte length and min/max (text). PostgreSQL groups its rows into the partitions itself (equality
 columns, and `width_bucket` over the sorted bounds of the range column), so one query answers for a year
-of daily partitions without sending the rows; the lake side is one dataset scan and one DuckDB query.
-Also here: `partition_label`, how partitions are named in records, reports and the UI.
+of daily partitions without sending the rows; the lake side is one DuckDB query over the partitions' files.
 """
 
 from __future__ import annotations
@@ -18,12 +17,12 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 from psycopg import sql
 
 from energy_assets.postgres.connection import PostgresSettings, connect
 from energy_assets.warehouse.audit import PARTITION_COLUMN, quote
 from energy_assets.warehouse.identifiers import TableName
+from energy_assets.warehouse.lake_sql import partition_files_sql, partition_label
 from energy_assets.warehouse.parquet_store import ParquetStore
 from energy_assets.warehouse.scopes import Scope, any_scope_condition, coalesce_scopes
 from energy_assets.warehouse.table_spec import TableSpec
@@ -79,11 +78,6 @@ class LakeComparison:
             else ""
         )
         return f"{self.table}: lake and PostgreSQL differ in {len(bad)} partition(s): {parts}{extra}. Re-run the partitions."
-
-
-def partition_label(partition: Mapping[str, str]) -> str:
-    """`country=de/date=2024-01-01`: how a lake partition is named in records, reports and the UI."""
-    return "/".join(f"{key}={value}" for key, value in partition.items())
 
 
 def compare_lake_with_postgres(
@@ -161,20 +155,20 @@ def _lake_aggregates(
     partitions: Sequence[tuple[Mapping[str, str], Scope]],
     aggregates: Sequence[tuple[str, str, str, str]],
 ) -> dict[str, tuple[Any, ...]]:
-    scanned = store.read_partitions(spec.qualified_name, [partition for partition, _ in partitions])
-    if not scanned.column_names or scanned.num_rows == 0:
+    """The aggregates per partition of the lake files as they are now (one DuckDB scan of them all)."""
+    present = [
+        (partition, store.partition_path(spec.qualified_name, partition))
+        for partition, _ in partitions
+        if store.has_partition(spec.qualified_name, partition)
+    ]
+    if not present:
         return {}
-    keys = list(partitions[0][0])
-    label = pc.binary_join_element_wise(
-        *[pc.binary_join_element_wise(f"{key}=", scanned.column(key), "") for key in keys], "/"
-    )
-    lake = spec.conform(cast_partition_columns(spec, scanned)).append_column(PARTITION_COLUMN, label)
     con = duckdb.connect()
     try:
-        con.register("lake", lake)
+        lake = partition_files_sql(con, store, spec, present, name="lake_files")
         rows = con.sql(
             f"SELECT {PARTITION_COLUMN}, count(*), {', '.join(duck for _, _, duck, _ in aggregates)}"
-            f" FROM lake GROUP BY 1"
+            f" FROM ({lake}) GROUP BY 1"
         ).fetchall()
     finally:
         con.close()

@@ -47,7 +47,6 @@ import duckdb
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from psycopg import sql
@@ -65,10 +64,8 @@ from energy_assets.warehouse.audit import (
     spec_rules,
 )
 from energy_assets.warehouse.identifiers import TableName
-from energy_assets.warehouse.lake_comparison import (
-    cast_partition_columns,
-    partition_label,
-)
+from energy_assets.warehouse.lake_comparison import cast_partition_columns
+from energy_assets.warehouse.lake_sql import partition_files_sql, partition_label
 from energy_assets.warehouse.loader import LoadResult, WarehouseLoader
 from energy_assets.warehouse.meta import META_SCHEMA, ensure_meta_tables, published_partitions_table
 from energy_assets.warehouse.parquet_store import ParquetStore
@@ -463,47 +460,8 @@ class Publisher:
         con: duckdb.DuckDBPyConnection,
     ) -> str:
         """SQL for the staged candidate rows with their partition columns and `lake_partition` restored."""
-        files = pa.table(
-            {
-                "filename": [staged[c.label] for c in candidates],
-                PARTITION_COLUMN: [c.label for c in candidates],
-                **{
-                    key: [c.partition.get(key) for c in candidates]
-                    for key in _partition_keys(candidates)
-                    if key in spec.column_names
-                },
-            }
-        )
-        con.register("candidate_files", files)
-        restored = [
-            f"CAST(m.{quote(key)} AS {_duckdb_type(spec.column(key).arrow_type)}) AS {quote(key)}"
-            for key in _partition_keys(candidates)
-            if key in spec.column_names
-        ]
-        file_list = ", ".join(_sql_text(path) for path in staged.values())
-        if not file_list:
-            columns = ", ".join(
-                f"CAST(NULL AS {_duckdb_type(c.arrow_type)}) AS {quote(c.name)}" for c in spec.columns
-            )
-            return f"SELECT {columns}, CAST(NULL AS VARCHAR) AS {PARTITION_COLUMN} WHERE false"
-        select = ", ".join(["f.* EXCLUDE (filename)", *restored, f"m.{PARTITION_COLUMN}"])
-        if self.store.is_local:
-            files_sql = f"read_parquet([{file_list}], filename = true, union_by_name = true, hive_partitioning = false)"
-        else:
-            files_sql = f"({self._staged_union(staged, con)})"
-        return f"SELECT {select} FROM {files_sql} f JOIN candidate_files m ON f.filename = m.filename"
-
-    def _staged_union(self, staged: Mapping[str, str], con: duckdb.DuckDBPyConnection) -> str:
-        """SQL over staged files on object storage, read by pyarrow (no DuckDB extension to download).
-
-        Each file is registered as a lazy pyarrow dataset; the audit materializes the union once.
-        """
-        parts = []
-        for index, path in enumerate(staged.values()):
-            name = f"staged_file_{index}"
-            con.register(name, ds.dataset([path], filesystem=self.store.filesystem, format="parquet"))
-            parts.append(f"SELECT *, {_sql_text(path)} AS filename FROM {name}")
-        return " UNION ALL BY NAME ".join(parts)
+        files = [(c.partition, staged[c.label]) for c in candidates]
+        return partition_files_sql(con, self.store, spec, files, name="candidate_files")
 
     def _reject(self, item: _Prepared) -> str:
         """Keep the refused candidate and its report under `rejected/<table>/<time>-<load>/`."""
@@ -613,6 +571,7 @@ class Publisher:
                 primary_key=list(spec.primary_key),
                 source=spec.qualified_name,
                 detect_primary_key=False,
+                verify_primary_key=False,  # the audit's unique-key rule passed on these rows
             )
         else:
             schema = spec.inferred_schema()
@@ -699,32 +658,6 @@ def _with_partition_columns(spec: TableSpec, table: pa.Table, partition: Mapping
             column = pa.array([value] * table.num_rows, pa.string()).cast(spec.column(key).arrow_type)
             table = table.append_column(key, column)
     return table
-
-
-def _partition_keys(candidates: Sequence[Candidate]) -> list[str]:
-    keys: list[str] = []
-    for candidate in candidates:
-        for key in candidate.partition:
-            if key not in keys:
-                keys.append(key)
-    return keys
-
-
-def _duckdb_type(arrow_type: pa.DataType) -> str:
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return "VARCHAR"
-    if pa.types.is_date32(arrow_type):
-        return "DATE"
-    if pa.types.is_int32(arrow_type):
-        return "INTEGER"
-    if pa.types.is_int64(arrow_type):
-        return "BIGINT"
-    raise ValueError(f"Partition columns must be text, date or integer, not {arrow_type}.")
-
-
-def _sql_text(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _write_raw(files: Mapping[Path, bytes]) -> list[Path]:

@@ -145,8 +145,10 @@ def infer_arrow(
     source: str = "",
     source_format: str = "arrow",
     detect_primary_key: bool = True,
+    verify_primary_key: bool = True,
 ) -> InferredSchema:
-    """Infer the schema of an Arrow table; `primary_key` is checked (non-null, unique) if given."""
+    """Infer the schema of an Arrow table; `primary_key` is checked (non-null, unique) if given, unless
+    `verify_primary_key` is False because the caller has already checked these rows (the publish audit)."""
     for name in table.column_names:
         check_identifier(name, "column")
     if len(set(table.column_names)) != len(table.column_names):
@@ -157,7 +159,8 @@ def infer_arrow(
     key: list[str] = []
     if primary_key:
         key = list(primary_key)
-        check_primary_key(table, key, source=source or "input")
+        if verify_primary_key:
+            check_primary_key(table, key, source=source or "input")
         origin = "declared"
     elif detect_primary_key:
         key = detect_primary_key_columns(table, columns)

@@ -72,7 +72,7 @@ from energy_assets.sources.energy_charts.tables import (
     PUBLIC_POWER_SHARE,
     UNDERPERFORMANCE_30MIN,
 )
-from energy_assets.warehouse.lake_comparison import partition_label
+from energy_assets.warehouse.lake_sql import partition_label
 from energy_assets.warehouse.publish import Candidate, PublishRequest, read_published
 from energy_assets.warehouse.table_spec import TableSpec
 
