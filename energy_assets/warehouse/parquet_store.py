@@ -39,6 +39,16 @@ from energy_assets.warehouse.schema_inference import InferredSchema
 PART_FILE = "part-0.parquet"
 SCHEMA_FILE = "_inferred_schema.json"
 COMPRESSION = "zstd"
+# zstd sets up a context per column chunk (about 0.03 ms each): on a partition of a few hundred rows that
+# costs three times the whole write and saves almost nothing (a mart's day: 6.5 kB with zstd, 6.6 kB with
+# snappy), and a year's backfill writes thousands of such files. Smaller partitions use snappy.
+SMALL_PARTITION_ROWS = 1000
+SMALL_PARTITION_COMPRESSION = "snappy"
+
+
+def compression_for(table: pa.Table) -> str:
+    """The Parquet codec of a partition file: zstd, or snappy below `SMALL_PARTITION_ROWS` rows."""
+    return COMPRESSION if table.num_rows >= SMALL_PARTITION_ROWS else SMALL_PARTITION_COMPRESSION
 
 _DATASET_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -114,7 +124,7 @@ class ParquetStore:
         table = self._without_partition_columns(dataset, pairs, table)
         directory = self.partition_dir(dataset, partition)
         return self._write_atomic(
-            directory, PART_FILE, lambda sink: pq.write_table(table, sink, compression=COMPRESSION)
+            directory, PART_FILE, lambda sink: pq.write_table(table, sink, compression=compression_for(table))
         )
 
     def write_inferred_schema(self, dataset: str, schema: InferredSchema) -> str:
@@ -187,7 +197,7 @@ class ParquetStore:
         table = self._without_partition_columns(dataset, pairs, table)
         path = self.staged_path(dataset, partition, tag)
         with self._open_new_file(path, durable=durable) as sink:
-            pq.write_table(table, sink, compression=COMPRESSION)
+            pq.write_table(table, sink, compression=compression_for(table))
         return path
 
     def check_layout(self, dataset: str, partition: Mapping[str, str]) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from energy_assets.errors import DataValidationError
 from energy_assets.warehouse import ParquetStore, PartitionPathError
+from energy_assets.warehouse.parquet_store import SMALL_PARTITION_ROWS
 
 
 def day(values: list[float]) -> pa.Table:
@@ -24,12 +25,14 @@ def test_write_partition_uses_hive_layout_and_zstd(tmp_path: Path) -> None:
     store = ParquetStore(tmp_path)
     path = store.write_partition("prices", {"day": "2025-10-26"}, day([1.0, 2.0]))
     assert path == f"{tmp_path}/prices/day=2025-10-26/part-0.parquet"
-    metadata = pq.ParquetFile(path).metadata
-    assert metadata.row_group(0).column(0).compression == "ZSTD"
     assert store.read_partition("prices", {"day": "2025-10-26"}).to_pydict() == {
         "series_id": [0, 1],
         "value": [1.0, 2.0],
     }
+    # zstd from SMALL_PARTITION_ROWS rows; below, snappy (zstd's setup per column costs more than it saves).
+    assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "SNAPPY"
+    large = store.write_partition("prices", {"day": "2025-10-27"}, day([1.0] * SMALL_PARTITION_ROWS))
+    assert pq.ParquetFile(large).metadata.row_group(0).column(0).compression == "ZSTD"
 
 
 def test_rewrite_replaces_exactly_one_partition(tmp_path: Path) -> None:
