@@ -16,20 +16,56 @@
   (load log, schema history), `merge` and `row_diff` (CDC upserts), `keys` (key checks), `timing`.
 """
 
-from energy_assets.warehouse.evolution import Contract
-from energy_assets.warehouse.identifiers import TableName
-from energy_assets.warehouse.inputs import NotParquetError, read_parquet
-from energy_assets.warehouse.loader import LoadResult, WarehouseLoader
-from energy_assets.warehouse.parquet_store import ParquetStore, PartitionPathError
-from energy_assets.warehouse.schema_inference import (
-    ColumnStats,
-    InferredColumn,
-    InferredSchema,
-    infer_arrow,
-    infer_csv,
-    infer_json,
-    infer_parquet,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Names are imported on first use (PEP 562): importing one submodule (the BDG2 converter needs only
+# `table_spec`) then does not load the loader, psycopg, pandas and pyarrow.dataset (about 0.35 s).
+_EXPORTS = {
+    "Contract": "evolution",
+    "TableName": "identifiers",
+    "NotParquetError": "inputs",
+    "read_parquet": "inputs",
+    "LoadResult": "loader",
+    "WarehouseLoader": "loader",
+    "ParquetStore": "parquet_store",
+    "PartitionPathError": "parquet_store",
+    "ColumnStats": "schema_inference",
+    "InferredColumn": "schema_inference",
+    "InferredSchema": "schema_inference",
+    "infer_arrow": "schema_inference",
+    "infer_csv": "schema_inference",
+    "infer_json": "schema_inference",
+    "infer_parquet": "schema_inference",
+}
+
+if TYPE_CHECKING:
+    from energy_assets.warehouse.evolution import Contract
+    from energy_assets.warehouse.identifiers import TableName
+    from energy_assets.warehouse.inputs import NotParquetError, read_parquet
+    from energy_assets.warehouse.loader import LoadResult, WarehouseLoader
+    from energy_assets.warehouse.parquet_store import ParquetStore, PartitionPathError
+    from energy_assets.warehouse.schema_inference import (
+        ColumnStats,
+        InferredColumn,
+        InferredSchema,
+        infer_arrow,
+        infer_csv,
+        infer_json,
+        infer_parquet,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ColumnStats",

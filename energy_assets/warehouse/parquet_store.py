@@ -50,6 +50,7 @@ def compression_for(table: pa.Table) -> str:
     """The Parquet codec of a partition file: zstd, or snappy below `SMALL_PARTITION_ROWS` rows."""
     return COMPRESSION if table.num_rows >= SMALL_PARTITION_ROWS else SMALL_PARTITION_COMPRESSION
 
+
 _DATASET_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _VALUE_RE = re.compile(r"[A-Za-z0-9_.,:+@~ -]+")

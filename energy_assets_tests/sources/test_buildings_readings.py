@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import zipfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -108,7 +109,7 @@ def test_streaming_across_many_blocks_gives_the_same_rows(
     archive_path = make_zip(tmp_path, {ELECTRICITY: electricity_csv(hours=400)})
     with Bdg2Archive(archive_path) as archive:
         whole = convert_meter(archive, "electricity", tmp_path / "whole.parquet")
-        monkeypatch.setattr(readings, "BLOCK_BYTES", 2048)
+        monkeypatch.setattr(readings, "CHUNK_BYTES", 2048)
         blocks = convert_meter(archive, "electricity", tmp_path / "blocks.parquet")
 
     assert pq.ParquetFile(tmp_path / "blocks.parquet").metadata.num_row_groups > 5
@@ -119,6 +120,31 @@ def test_streaming_across_many_blocks_gives_the_same_rows(
         .sort_by(sort)
         .equals(pq.read_table(tmp_path / "whole.parquet").sort_by(sort))
     )
+
+
+def test_spelled_out_nan_and_infinity_stay_readings_for_the_audit_to_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Empty cells are dropped; a cell that says NaN or inf is not empty: it is kept (the publish audit's
+    # `finite` rule then refuses the meter), whether its chunk goes the fast path or not.
+    series = {building: _series(building, 40) for building in BUILDINGS}
+    series["Panther_office_Hannah"][3] = "NaN"
+    series["Robin_education_Celia"][35] = "inf"
+    archive_path = make_zip(tmp_path, {ELECTRICITY: wide_csv(hourly(START, 40), series)})
+    monkeypatch.setattr(readings, "CHUNK_BYTES", 1024)  # chunks without the spelled-out values too
+    with Bdg2Archive(archive_path) as archive:
+        stats = convert_meter(archive, "electricity", tmp_path / "long.parquet")
+
+    rows = pq.read_table(tmp_path / "long.parquet").to_pylist()
+    expected = sum(value is not None for values in series.values() for value in values)
+    assert stats.values == len(rows) == expected
+    odd = {
+        (row["building_id"], row["timestamp"].hour): row["reading"]
+        for row in rows
+        if not math.isfinite(row["reading"])
+    }
+    assert set(odd) == {("Panther_office_Hannah", 3), ("Robin_education_Celia", 11)}
+    assert math.isnan(odd[("Panther_office_Hannah", 3)]) and odd[("Robin_education_Celia", 11)] == math.inf
 
 
 def test_members_are_found_below_any_top_folder_or_none(tmp_path: Path) -> None:
@@ -262,7 +288,7 @@ def test_bad_input_names_member_line_and_column_and_publishes_nothing(
 
 
 def test_bad_input_in_a_later_block_is_located_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(readings, "BLOCK_BYTES", 2048)
+    monkeypatch.setattr(readings, "CHUNK_BYTES", 2048)
     path = make_zip(tmp_path, {ELECTRICITY: _broken({350: "2016-01-15 12:00:00,1.0,,x1,2.0"}, hours=400)})
 
     with Bdg2Archive(path) as archive, pytest.raises(Bdg2CsvError) as raised:
@@ -274,7 +300,7 @@ def test_bad_input_in_a_later_block_is_located_too(tmp_path: Path, monkeypatch: 
 def test_off_grid_in_a_later_block_names_the_right_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(readings, "BLOCK_BYTES", 2048)
+    monkeypatch.setattr(readings, "CHUNK_BYTES", 2048)
     path = make_zip(tmp_path, {ELECTRICITY: _broken({300: "2016-01-13 10:00:01,1.0,,3.0,2.0"}, hours=400)})
 
     with Bdg2Archive(path) as archive, pytest.raises(Bdg2CsvError, match="not on the hourly grid") as raised:

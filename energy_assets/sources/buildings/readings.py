@@ -5,15 +5,21 @@ readings. The conversion keeps exactly the non-empty cells as rows `building_id,
 reading, unit`:
 
 1. the header is read and checked (first column `timestamp`, building ids `<Site>_<usage>_<Name>`, no repeats);
-2. pyarrow's streaming CSV reader parses blocks of `BLOCK_BYTES` (timestamps with the exact format
-   `%Y-%m-%d %H:%M:%S`, every building column float64, empty cell = NULL) in a background thread while the
-   previous block is reshaped, so parsing and writing overlap on two cores;
+2. the member is read in chunks of about `CHUNK_BYTES` cut at line ends; pyarrow's CSV parser parses
+   `PARSE_THREADS` of them at once in background threads (timestamps with the exact format
+   `%Y-%m-%d %H:%M:%S`, every building column float64, empty cell = NULL) while the previous chunk is
+   reshaped and written, so parsing (the largest cost) and writing share both cores;
 3. each block is reshaped with numpy (values and validity as a buildings x hours matrix, `nonzero`) into
    dictionary-encoded columns and appended to the Parquet file as one row group: memory stays at about two
    blocks whatever the file size;
 4. timestamps must lie on whole hours and strictly increase from line to line;
 5. the Parquet file is written next to the destination and renamed into place only when the whole member
    converted, so a bad member publishes nothing.
+
+The file is a working copy for the publish path, which audits it and re-encodes it into the lake (zstd,
+synced there): it is written uncompressed with plain timestamps and readings, not fsynced. On the real
+dimensions that halves the time spent writing it (dictionary-hashing 19 million timestamps and zstd cost
+more than the bytes they save on a local disk).
 
 DuckDB's `read_csv` + `UNPIVOT` was measured against this (see benchmarks/bdg2.py and the README): it needs the
 member extracted to disk first and was slower on two cores, so the pyarrow path is the one kept.
@@ -27,36 +33,38 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import os
 import re
 import secrets
+import threading
 import time
 import zipfile
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from energy_assets.files import fsync_directory
 from energy_assets.sources.buildings.archive import Bdg2Archive, MeterKind, meter_member
 from energy_assets.sources.buildings.errors import Bdg2CsvError, CorruptArchiveError
 from energy_assets.sources.buildings.tables import METER_READINGS, METER_UNITS
 
 TIMESTAMP_COLUMN = "timestamp"
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
-BLOCK_BYTES = 8 << 20
+CHUNK_BYTES = 8 << 20  # parsed per task: large enough that 1,579 column builders per chunk cost little
+PARSE_THREADS = 2
 HOUR_S = 3600
 BUILDING_ID = re.compile(r"^([A-Za-z0-9]+)_([^_]+)_(.+)$")
-PARQUET_COMPRESSION = "zstd"
-PARQUET_COMPRESSION_LEVEL = 1
+PARQUET_COMPRESSION = "none"  # a local working copy; the lake's copy is zstd (see the module docstring)
 
 # The Parquet files hold plain strings (readers see `string`); writing Arrow dictionaries skips re-hashing them.
 _FILE_SCHEMA = pa.schema(
@@ -70,6 +78,8 @@ _FILE_SCHEMA = pa.schema(
     ]
 )
 assert [field.name for field in _FILE_SCHEMA] == METER_READINGS.column_names
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -212,10 +222,7 @@ def convert_meter_csv(
                 with open_stream() as stream:
                     located = locate_csv_problem(stream, member)
                 raise (located or Bdg2CsvError(member, f"cannot be parsed: {exc}")) from None
-        with open(temp, "rb+") as handle:
-            os.fsync(handle.fileno())
         os.replace(temp, destination)
-        fsync_directory(destination.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
@@ -276,20 +283,6 @@ def _stream_convert(
     member: str,
 ) -> tuple[int, int, np.ndarray, datetime | None, datetime | None]:
     buildings = len(header.building_ids)
-    column_types = {TIMESTAMP_COLUMN: pa.timestamp("s")}
-    column_types.update(dict.fromkeys(header.building_ids, pa.float64()))
-    reader = pacsv.open_csv(
-        stream,
-        read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=True),
-        parse_options=pacsv.ParseOptions(newlines_in_values=False),
-        convert_options=pacsv.ConvertOptions(
-            column_types=column_types,
-            null_values=[""],
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-            timestamp_parsers=[TIMESTAMP_FORMAT],
-        ),
-    )
     site_names = sorted(set(header.site_ids))
     site_index = np.array([site_names.index(site) for site in header.site_ids], dtype=np.int32)
     dictionaries = {
@@ -302,44 +295,129 @@ def _stream_convert(
     rows = values = 0
     previous_s: int | None = None
     first_s: int | None = None
+    reshapers = threading.local()  # one per parsing thread: each reuses its own matrices
+
+    def reshape(batch: pa.RecordBatch, chunk: memoryview) -> tuple[pa.Table, np.ndarray] | None:
+        column = batch.column(0)
+        if column.null_count:
+            return None  # an empty timestamp: reported in file order by `_checked_seconds`
+        if not hasattr(reshapers, "reshaper"):
+            reshapers.reshaper = _Reshaper(site_index, offsets_us, dictionaries)
+        reshaper: _Reshaper = reshapers.reshaper
+        # NaN and infinity are the only spellings pyarrow parses to a float that contain an n (or N).
+        raw = chunk.obj  # the chunk's bytearray (`find` without a copy)
+        assert isinstance(raw, bytearray)
+        nan_text = raw.find(b"n", 0, len(chunk)) >= 0 or raw.find(b"N", 0, len(chunk)) >= 0
+        return reshaper.reshape(batch, column.cast(pa.int64()).to_numpy(), nan_text=nan_text)
+
     writer = pq.ParquetWriter(
         temp,
         _FILE_SCHEMA,
         compression=PARQUET_COMPRESSION,
-        compression_level=PARQUET_COMPRESSION_LEVEL,
         store_schema=False,
         use_dictionary=["building_id", "site_id", "meter", "unit"],
-        column_encoding={"timestamp": "DELTA_BINARY_PACKED"},
+        column_encoding={"timestamp": "PLAIN", "reading": "PLAIN"},
         # Row groups are blocks of hours, so only timestamp min/max prune; string statistics cost 10 % of the run.
         write_statistics=["timestamp"],
     )
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bdg2-csv") as pool:
-            pending = pool.submit(_next_batch, reader)
-            while True:
-                batch = pending.result()
-                if batch is None:
-                    break
-                pending = pool.submit(_next_batch, reader)  # parse the next block while this one is reshaped
-                seconds = _checked_seconds(batch.column(0), rows, previous_s, member)
-                if seconds.size:
-                    first_s = int(seconds[0]) if first_s is None else first_s
-                    previous_s = int(seconds[-1])
-                table, valid_per_building = _reshape(batch, seconds, site_index, offsets_us, dictionaries)
-                writer.write_table(table, row_group_size=max(table.num_rows, 1))
-                per_building += valid_per_building
-                rows += batch.num_rows
-                values += table.num_rows
+        for batch, reshaped in _parsed_blocks(stream, header, reshape):
+            # In file order: each hour on the grid and later than the line before (raises otherwise).
+            seconds = _checked_seconds(batch.column(0), rows, previous_s, member)
+            if seconds.size:
+                first_s = int(seconds[0]) if first_s is None else first_s
+                previous_s = int(seconds[-1])
+            assert reshaped is not None  # only a block with an empty timestamp has none, and it raised above
+            table, valid_per_building = reshaped
+            writer.write_table(table, row_group_size=max(table.num_rows, 1))
+            per_building += valid_per_building
+            rows += batch.num_rows
+            values += table.num_rows
     finally:
         writer.close()
     return rows, values, per_building, _utc(first_s), _utc(previous_s)
 
 
-def _next_batch(reader: pacsv.CSVStreamingReader) -> pa.RecordBatch | None:
+def _parsed_blocks(
+    stream: IO[bytes], header: MeterHeader, convert: Callable[[pa.RecordBatch, memoryview], _T]
+) -> Iterator[tuple[pa.RecordBatch, _T]]:
+    """The data lines after the header, parsed in chunks cut at line ends, each with `convert(batch, chunk)`,
+    in file order.
+
+    `PARSE_THREADS` chunks are parsed and converted at once (pyarrow and numpy's large operations release
+    the GIL) while the caller writes the one before: one thread would leave a core idle. At most
+    `PARSE_THREADS + 1` chunks are held, so memory stays bounded whatever the file size.
+    """
+    names = [TIMESTAMP_COLUMN, *header.building_ids]
+    column_types = {TIMESTAMP_COLUMN: pa.timestamp("s"), **dict.fromkeys(header.building_ids, pa.float64())}
+    parse_options = pacsv.ParseOptions(newlines_in_values=False)
+    convert_options = pacsv.ConvertOptions(
+        column_types=column_types,
+        null_values=[""],
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+        timestamp_parsers=[TIMESTAMP_FORMAT],
+    )
+
+    def parse(chunk: memoryview) -> tuple[pa.RecordBatch, _T] | None:
+        read_options = pacsv.ReadOptions(column_names=names, use_threads=False, block_size=len(chunk) + 1)
+        table = pacsv.read_csv(
+            pa.py_buffer(chunk),
+            read_options=read_options,
+            parse_options=parse_options,
+            convert_options=convert_options,
+        )
+        if table.num_rows == 0:
+            return None
+        batches = table.to_batches()
+        batch = batches[0] if len(batches) == 1 else table.combine_chunks().to_batches()[0]
+        return batch, convert(batch, chunk)
+
+    stream.readline(64 << 20)  # the header, checked by `parse_header`
+    chunks = _line_chunks(stream, CHUNK_BYTES)
+    pool = ThreadPoolExecutor(max_workers=PARSE_THREADS, thread_name_prefix="bdg2-csv")
     try:
-        return reader.read_next_batch()
-    except StopIteration:
-        return None
+        pending = deque(pool.submit(parse, chunk) for chunk in itertools.islice(chunks, PARSE_THREADS + 1))
+        while pending:
+            parsed = pending.popleft().result()
+            following = next(chunks, None)
+            if following is not None:
+                pending.append(pool.submit(parse, following))
+            if parsed is not None:
+                yield parsed
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _line_chunks(stream: IO[bytes], size: int) -> Iterator[memoryview]:
+    """The stream in pieces of about `size` bytes, each ending at a line end (the last one wherever it ends).
+
+    Each piece is read into a buffer of its own (`readinto`: no copy in Python), after the unfinished line
+    the previous buffer ended with.
+    """
+    rest = b""
+    while True:
+        buffer = bytearray(max(size, 2 * len(rest)))
+        view = memoryview(buffer)
+        view[: len(rest)] = rest
+        filled = len(rest)
+        while filled < len(buffer):
+            count = stream.readinto(view[filled:])  # type: ignore[attr-defined]
+            if not count:
+                break
+            filled += count
+        if filled == len(rest):  # end of stream
+            if rest:
+                yield view[:filled]
+            return
+        cut = buffer.rfind(b"\n", 0, filled) + 1
+        if filled < len(buffer):  # the stream ended inside this buffer: the rest is the last line
+            cut = filled
+        if cut == 0:  # no line end yet (a line longer than the buffer): read on with a larger one
+            rest = bytes(view[:filled])
+            continue
+        rest = bytes(view[cut:filled])
+        yield view[:cut]
 
 
 def _utc(seconds: int | None) -> datetime | None:
@@ -393,51 +471,78 @@ def _validity(array: pa.Array) -> np.ndarray:
     return bits[array.offset :].astype(bool)
 
 
-def _reshape(
-    batch: pa.RecordBatch,
-    seconds: np.ndarray,
-    site_index: np.ndarray,
-    offsets_us: np.ndarray | None,
-    dictionaries: Mapping[str, pa.Array],
-) -> tuple[pa.Table, np.ndarray]:
-    """The non-empty cells of a wide block as long columns, building by building (hours in order).
+class _Reshaper:
+    """Turns wide blocks into long tables (one per parsing thread)."""
 
-    Values and validity go into buildings x hours matrices; boolean masks then pick the non-empty cells in
-    building-major order, and the building index is a `repeat` of the per-building counts (no `nonzero`).
-    """
-    hours = batch.num_rows
-    buildings = batch.num_columns - 1
-    readings = np.empty((buildings, hours), dtype=np.float64)
-    bitmap_bytes = (hours + 7) // 8
-    bitmaps = np.full((buildings, bitmap_bytes), 0xFF, dtype=np.uint8)
-    for index in range(buildings):
-        array = batch.column(index + 1)
-        validity, data = array.buffers()
-        readings[index] = np.frombuffer(data, dtype=np.float64, count=hours, offset=array.offset * 8)
-        if validity is not None and array.null_count:
-            if array.offset % 8 == 0:
+    def __init__(
+        self, site_index: np.ndarray, offsets_us: np.ndarray | None, dictionaries: Mapping[str, pa.Array]
+    ):
+        self.site_index = site_index
+        self.offsets_us = offsets_us
+        self.dictionaries = dictionaries
+        self.zeros = np.empty(0, dtype=np.int32)  # meter and unit indices, shared by every block
+
+    def reshape(
+        self, batch: pa.RecordBatch, seconds: np.ndarray, *, nan_text: bool
+    ) -> tuple[pa.Table, np.ndarray]:
+        """The non-empty cells of a wide block as long columns, building by building (hours in order).
+
+        Values and validity form buildings x hours matrices; boolean masks pick the non-empty cells in
+        building-major order, and building and site indices are `repeat`s of the per-building counts.
+        Unless the block spells out a NaN or infinity (`nan_text`), an empty cell is exactly a NaN of
+        `to_tensor(null_to_nan=True)`: one copy in C++ without the GIL. Otherwise (rare) validity comes
+        from the null bitmaps column by column, so a spelled-out NaN stays a reading for the audit to refuse.
+        """
+        hours = batch.num_rows
+        buildings = batch.num_columns - 1
+        if hours * buildings > self.zeros.size:
+            self.zeros = np.zeros(buildings * hours, dtype=np.int32)
+        if nan_text:
+            readings, valid = self._from_bitmaps(batch)
+        else:
+            wide = batch.drop_columns([TIMESTAMP_COLUMN])
+            readings = wide.to_tensor(null_to_nan=True, row_major=False).to_numpy().T
+            valid = readings == readings  # False exactly at NaN (one pass, where ~isnan takes two)
+        per_building = valid.sum(axis=1)
+        building = np.repeat(np.arange(buildings, dtype=np.int32), per_building)
+        timestamps = np.broadcast_to(seconds * 1_000_000, (buildings, hours))[valid]
+        if self.offsets_us is not None:
+            timestamps -= self.offsets_us[building]
+        zeros = pa.array(self.zeros[: building.size])
+        dictionaries = self.dictionaries
+        # Indices are in range by construction: no validation pass over 19 million of them per column.
+        columns = [
+            pa.DictionaryArray.from_arrays(pa.array(building), dictionaries["building_id"], safe=False),
+            pa.DictionaryArray.from_arrays(
+                pa.array(np.repeat(self.site_index, per_building)), dictionaries["site_id"], safe=False
+            ),
+            pa.DictionaryArray.from_arrays(zeros, dictionaries["meter"], safe=False),
+            pa.array(timestamps).view(METER_READINGS.column("timestamp").arrow_type),  # zero-copy
+            pa.array(readings[valid]),
+            pa.DictionaryArray.from_arrays(zeros, dictionaries["unit"], safe=False),
+        ]
+        return pa.Table.from_arrays(columns, schema=_FILE_SCHEMA), per_building
+
+    def _from_bitmaps(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Readings and validity (buildings x hours) read column by column from values and null bitmaps."""
+        hours = batch.num_rows
+        buildings = batch.num_columns - 1
+        bitmap_bytes = (hours + 7) // 8
+        readings = np.empty((buildings, hours), dtype=np.float64)
+        bitmaps = np.empty((buildings, bitmap_bytes), dtype=np.uint8)
+        for index in range(buildings):
+            array = batch.column(index + 1)
+            validity, data = array.buffers()
+            readings[index] = np.frombuffer(data, dtype=np.float64, count=hours, offset=array.offset * 8)
+            if validity is None or not array.null_count:
+                bitmaps[index] = 0xFF
+            elif array.offset % 8 == 0:
                 bitmaps[index] = np.frombuffer(
                     validity, dtype=np.uint8, count=bitmap_bytes, offset=array.offset // 8
                 )
             else:
                 bitmaps[index] = np.packbits(_validity(array), bitorder="little")
-    valid = np.unpackbits(bitmaps, axis=1, count=hours, bitorder="little").view(bool)
-    per_building = valid.sum(axis=1)
-    building = np.repeat(np.arange(buildings, dtype=np.int32), per_building)
-    timestamps = np.broadcast_to(seconds * 1_000_000, (buildings, hours))[valid]
-    if offsets_us is not None:
-        timestamps -= offsets_us[building]
-    n = building.size
-    zeros = pa.array(np.zeros(n, dtype=np.int32))
-    columns = [
-        pa.DictionaryArray.from_arrays(pa.array(building), dictionaries["building_id"]),
-        pa.DictionaryArray.from_arrays(pa.array(site_index[building]), dictionaries["site_id"]),
-        pa.DictionaryArray.from_arrays(zeros, dictionaries["meter"]),
-        pa.array(timestamps, METER_READINGS.column("timestamp").arrow_type),
-        pa.array(readings[valid]),
-        pa.DictionaryArray.from_arrays(zeros, dictionaries["unit"]),
-    ]
-    return pa.Table.from_arrays(columns, schema=_FILE_SCHEMA), per_building
+        return readings, np.unpackbits(bitmaps, axis=1, count=hours, bitorder="little").view(bool)
 
 
 def locate_csv_problem(
