@@ -11,8 +11,8 @@ The input has the real dimensions of `electricity.csv`: 17,544 hourly rows x 1,5
 (`64.686000000000021`). It is generated once (seeded) and reused.
 
 Each contender runs alone in a child process (so `peak_rss_mb` is its own peak, interpreter included):
-- the project's conversion (`readings.convert_meter_file`: pyarrow streaming CSV reader + numpy reshape ->
-  Parquet, non-empty cells only);
+- the project's conversion (`readings.convert_meter_file`: 8 MB pieces parsed by pyarrow's CSV reader and
+  reshaped with numpy two at a time, appended to Parquet in order; non-empty cells only);
 - `pandas.read_csv` + `melt` + `to_parquet` of the same file (the earlier pipeline's approach, which also keeps
   the empty cells as NaN rows);
 - DuckDB `read_csv` + `UNPIVOT` -> Parquet (the alternative the issue asked to measure).
