@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -246,9 +247,12 @@ def _postgres_aggregates(
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Floats within a relative 1e-9 (sums in different orders); everything else exactly."""
+    """Floats within a relative 1e-9 (sums in different orders); everything else exactly (a naive time read
+    from an older lake file is taken as UTC, as the loader stores it)."""
     if a is None or b is None:
         return a is None and b is None
+    if isinstance(a, datetime) and isinstance(b, datetime) and (a.tzinfo is None) != (b.tzinfo is None):
+        a, b = (value if value.tzinfo else value.replace(tzinfo=timezone.utc) for value in (a, b))
     if isinstance(a, float) or isinstance(b, float):
         return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-6)
     if hasattr(a, "as_tuple") or hasattr(b, "as_tuple"):  # PostgreSQL numeric sums of integers

@@ -11,6 +11,7 @@ partitions are named in records, reports and the UI. No Dagster here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import duckdb
@@ -20,6 +21,11 @@ import pyarrow.dataset as ds
 from energy_assets.warehouse.audit import PARTITION_COLUMN, quote
 from energy_assets.warehouse.parquet_store import ParquetStore
 from energy_assets.warehouse.table_spec import TableSpec
+
+# The scan's own column naming each row's file (not a name a table may use), and the glob characters
+# DuckDB's `read_parquet` would expand in a local path.
+FILE_COLUMN = "__lake_file"
+_GLOB = re.compile(r"[*?\[\]{}]")
 
 
 def partition_label(partition: Mapping[str, str]) -> str:
@@ -39,16 +45,23 @@ def partition_files_sql(
     table columns (typed), and `lake_partition` (the partition's label).
 
     Registers the relation `name` (the file -> partition mapping) on `con`; use distinct names for two
-    scans on one connection. With no files, the query has the spec's columns and no rows.
+    scans on one connection. With no files, the query has the spec's columns and no rows. A table column
+    or partition key named `__lake_file` or `lake_partition` is refused.
     """
+    keys = _keys([partition for partition, _ in files])
+    reserved = {FILE_COLUMN, PARTITION_COLUMN} & {*spec.column_names, *keys}
+    if reserved:
+        raise ValueError(
+            f"{spec.qualified_name}: {sorted(reserved)} name the lake's own bookkeeping columns;"
+            " rename the table column or partition key."
+        )
     if not files:
         con.register(name, spec.empty())
         return f"SELECT *, CAST(NULL AS VARCHAR) AS {PARTITION_COLUMN} FROM {name}"
-    keys = _keys([partition for partition, _ in files])
     restored = [key for key in keys if key in spec.column_names]
     mapping = pa.table(
         {
-            "filename": [path for _, path in files],
+            FILE_COLUMN: [path for _, path in files],
             PARTITION_COLUMN: [partition_label(partition) for partition, _ in files],
             **{key: [partition.get(key) for partition, _ in files] for key in restored},
         }
@@ -58,26 +71,29 @@ def partition_files_sql(
         f"CAST(m.{quote(key)} AS {duckdb_type(spec.column(key).arrow_type)}) AS {quote(key)}"
         for key in restored
     ]
-    select = ", ".join(["f.* EXCLUDE (filename)", *casts, f"m.{PARTITION_COLUMN}"])
-    if store.is_local:
-        file_list = ", ".join(sql_text(path) for _, path in files)
+    select = ", ".join([f"f.* EXCLUDE ({FILE_COLUMN})", *casts, f"m.{PARTITION_COLUMN}"])
+    paths = [path for _, path in files]
+    if store.is_local and not any(_GLOB.search(path) for path in paths):
+        file_list = ", ".join(sql_text(path) for path in paths)
         scan = (
-            f"read_parquet([{file_list}], filename = true, union_by_name = true, hive_partitioning = false)"
+            f"read_parquet([{file_list}], filename = '{FILE_COLUMN}', union_by_name = true,"
+            " hive_partitioning = false)"
         )
-    else:
-        scan = f"({_registered_union(con, store, [path for _, path in files], name)})"
-    return f"SELECT {select} FROM {scan} f JOIN {name} m ON f.filename = m.filename"
+    else:  # object storage, or a path DuckDB would take for a glob pattern
+        scan = f"({_registered_union(con, store, paths, name)})"
+    return f"SELECT {select} FROM {scan} f JOIN {name} m ON f.{FILE_COLUMN} = m.{FILE_COLUMN}"
 
 
 def _registered_union(
     con: duckdb.DuckDBPyConnection, store: ParquetStore, paths: Sequence[str], prefix: str
 ) -> str:
-    """SQL over files on object storage, read by pyarrow: each file a lazy dataset registered on `con`."""
+    """SQL over files read by pyarrow (object storage, or local paths with glob characters): each file a
+    lazy dataset registered on `con`."""
     parts = []
     for index, path in enumerate(paths):
         relation = f"{prefix}_{index}"
         con.register(relation, ds.dataset([path], filesystem=store.filesystem, format="parquet"))
-        parts.append(f"SELECT *, {sql_text(path)} AS filename FROM {relation}")
+        parts.append(f"SELECT *, {sql_text(path)} AS {FILE_COLUMN} FROM {relation}")
     return " UNION ALL BY NAME ".join(parts)
 
 

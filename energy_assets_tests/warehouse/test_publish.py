@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from psycopg import sql
 
@@ -120,6 +121,29 @@ def test_publish_then_unchanged_rerun_writes_nothing(publisher, spec, pg_setting
     )
     assert comparison.passed, comparison.summary()
     assert [p.lake_rows for p in comparison.partitions] == [2, 2]
+
+
+def test_a_lake_file_with_naive_utc_times_still_matches_postgres(publisher, spec, pg_settings):
+    # A file written before the table's times carried a zone holds the same instants as naive UTC: the
+    # comparison takes them as UTC (as the loader stored them), and still sees a moved timestamp.
+    candidate = day_candidate(0, [1.0, 2.0])
+    publisher.publish(spec, [candidate])
+    path = publisher.store.partition_path(spec.qualified_name, candidate.partition)
+    table = pq.read_table(path)
+    index = table.schema.get_field_index("interval_start")
+    naive = table.set_column(index, "interval_start", table.column(index).cast(pa.timestamp("us")))
+    pq.write_table(naive, path)
+    partitions = [(candidate.partition, candidate.scope)]
+    comparison = compare_lake_with_postgres(pg_settings, publisher.store, spec, partitions)
+    assert comparison.passed, comparison.summary()
+
+    moved = pa.array(
+        [value + timedelta(minutes=15) for value in naive.column(index).to_pylist()], pa.timestamp("us")
+    )
+    pq.write_table(naive.set_column(index, "interval_start", moved), path)
+    comparison = compare_lake_with_postgres(pg_settings, publisher.store, spec, partitions)
+    assert not comparison.passed
+    assert comparison.partitions[0].differing_columns == ["interval_start"]
 
 
 @pytest.mark.parametrize(

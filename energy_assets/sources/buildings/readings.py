@@ -346,7 +346,8 @@ def _parsed_blocks(
 
     `PARSE_THREADS` chunks are parsed and converted at once (pyarrow and numpy's large operations release
     the GIL) while the caller writes the one before: one thread would leave a core idle. At most
-    `PARSE_THREADS + 1` chunks are held, so memory stays bounded whatever the file size.
+    `PARSE_THREADS + 2` chunks are held (in flight, and the one being written), so memory stays bounded
+    whatever the file size.
     """
     names = [TIMESTAMP_COLUMN, *header.building_ids]
     column_types = {TIMESTAMP_COLUMN: pa.timestamp("s"), **dict.fromkeys(header.building_ids, pa.float64())}
