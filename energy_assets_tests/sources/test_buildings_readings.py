@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import math
+import random
 import zipfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -145,6 +147,44 @@ def test_spelled_out_nan_and_infinity_stay_readings_for_the_audit_to_refuse(
     }
     assert set(odd) == {("Panther_office_Hannah", 3), ("Robin_education_Celia", 11)}
     assert math.isnan(odd[("Panther_office_Hannah", 3)]) and odd[("Robin_education_Celia", 11)] == math.inf
+
+
+class _Trickle(io.RawIOBase):
+    """A stream that hands out at most `step` bytes per read, as a zip member or a socket may."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.step, self.position = data, step, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        piece = self.data[self.position : self.position + min(self.step, len(buffer))]
+        buffer[: len(piece)] = piece
+        self.position += len(piece)
+        return len(piece)
+
+
+def test_pieces_end_at_line_ends_and_lose_nothing() -> None:
+    # Every byte comes back once, in order; each piece but the last ends with a line end, also for lines
+    # longer than a piece, CRLF, a missing final line end, and streams that trickle a few bytes per read.
+    rng = random.Random(20160101)
+    for _ in range(300):
+        lines = [
+            "".join(rng.choice("0123456789.,") for _ in range(rng.randint(0, 40)))
+            + rng.choice(["\n", "\r\n"])
+            for _ in range(rng.randint(0, 30))
+        ]
+        data = "".join(lines).encode()
+        if data and rng.random() < 0.3:
+            data = data.rstrip(b"\r\n")  # no line end after the last line
+        pieces = [
+            piece.to_pybytes()
+            for piece in readings._line_chunks(_Trickle(data, rng.randint(1, 50)), rng.randint(1, 64))
+        ]
+        assert b"".join(pieces) == data
+        assert all(piece for piece in pieces)
+        assert all(piece.endswith(b"\n") for piece in pieces[:-1])
 
 
 def test_members_are_found_below_any_top_folder_or_none(tmp_path: Path) -> None:

@@ -5,13 +5,14 @@ readings. The conversion keeps exactly the non-empty cells as rows `building_id,
 reading, unit`:
 
 1. the header is read and checked (first column `timestamp`, building ids `<Site>_<usage>_<Name>`, no repeats);
-2. the member is read in chunks of about `CHUNK_BYTES` cut at line ends; pyarrow's CSV parser parses
-   `PARSE_THREADS` of them at once in background threads (timestamps with the exact format
-   `%Y-%m-%d %H:%M:%S`, every building column float64, empty cell = NULL) while the previous chunk is
-   reshaped and written, so parsing (the largest cost) and writing share both cores;
-3. each block is reshaped with numpy (values and validity as a buildings x hours matrix, `nonzero`) into
-   dictionary-encoded columns and appended to the Parquet file as one row group: memory stays at about two
-   blocks whatever the file size;
+2. the member is read in chunks of about `CHUNK_BYTES` cut at line ends (into buffers from Arrow's memory
+   pool); `PARSE_THREADS` threads each parse a chunk with pyarrow's CSV parser (timestamps with the exact
+   format `%Y-%m-%d %H:%M:%S`, every building column float64, empty cell = NULL) and reshape it, while the
+   main thread writes the chunk before: parsing is the largest cost, and this keeps both cores busy;
+3. the reshape (`_Reshaper`): `to_tensor` makes a buildings x hours matrix, `compress` keeps the non-empty
+   cells building by building, and the columns become dictionary-encoded indices (building, site, meter,
+   unit), timestamps and readings, appended to the Parquet file as one row group per chunk: memory stays at
+   a few chunks whatever the file size;
 4. timestamps must lie on whole hours and strictly increase from line to line;
 5. the Parquet file is written next to the destination and renamed into place only when the whole member
    converted, so a bad member publishes nothing.
@@ -297,18 +298,14 @@ def _stream_convert(
     first_s: int | None = None
     reshapers = threading.local()  # one per parsing thread: each reuses its own matrices
 
-    def reshape(batch: pa.RecordBatch, chunk: memoryview) -> tuple[pa.Table, np.ndarray] | None:
+    def reshape(batch: pa.RecordBatch) -> tuple[pa.Table, np.ndarray] | None:
         column = batch.column(0)
         if column.null_count:
             return None  # an empty timestamp: reported in file order by `_checked_seconds`
         if not hasattr(reshapers, "reshaper"):
             reshapers.reshaper = _Reshaper(site_index, offsets_us, dictionaries)
         reshaper: _Reshaper = reshapers.reshaper
-        # NaN and infinity are the only spellings pyarrow parses to a float that contain an n (or N).
-        raw = chunk.obj  # the chunk's bytearray (`find` without a copy)
-        assert isinstance(raw, bytearray)
-        nan_text = raw.find(b"n", 0, len(chunk)) >= 0 or raw.find(b"N", 0, len(chunk)) >= 0
-        return reshaper.reshape(batch, column.cast(pa.int64()).to_numpy(), nan_text=nan_text)
+        return reshaper.reshape(batch, column.view(pa.int64()).to_numpy())
 
     writer = pq.ParquetWriter(
         temp,
@@ -339,10 +336,10 @@ def _stream_convert(
 
 
 def _parsed_blocks(
-    stream: IO[bytes], header: MeterHeader, convert: Callable[[pa.RecordBatch, memoryview], _T]
+    stream: IO[bytes], header: MeterHeader, convert: Callable[[pa.RecordBatch], _T]
 ) -> Iterator[tuple[pa.RecordBatch, _T]]:
-    """The data lines after the header, parsed in chunks cut at line ends, each with `convert(batch, chunk)`,
-    in file order.
+    """The data lines after the header, parsed in chunks cut at line ends, each with `convert(batch)`, in
+    file order.
 
     `PARSE_THREADS` chunks are parsed and converted at once (pyarrow and numpy's large operations release
     the GIL) while the caller writes the one before: one thread would leave a core idle. At most
@@ -360,10 +357,10 @@ def _parsed_blocks(
         timestamp_parsers=[TIMESTAMP_FORMAT],
     )
 
-    def parse(chunk: memoryview) -> tuple[pa.RecordBatch, _T] | None:
-        read_options = pacsv.ReadOptions(column_names=names, use_threads=False, block_size=len(chunk) + 1)
+    def parse(chunk: pa.Buffer) -> tuple[pa.RecordBatch, _T] | None:
+        read_options = pacsv.ReadOptions(column_names=names, use_threads=False, block_size=chunk.size + 1)
         table = pacsv.read_csv(
-            pa.py_buffer(chunk),
+            pa.BufferReader(chunk),
             read_options=read_options,
             parse_options=parse_options,
             convert_options=convert_options,
@@ -372,7 +369,7 @@ def _parsed_blocks(
             return None
         batches = table.to_batches()
         batch = batches[0] if len(batches) == 1 else table.combine_chunks().to_batches()[0]
-        return batch, convert(batch, chunk)
+        return batch, convert(batch)
 
     stream.readline(64 << 20)  # the header, checked by `parse_header`
     chunks = _line_chunks(stream, CHUNK_BYTES)
@@ -390,16 +387,16 @@ def _parsed_blocks(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _line_chunks(stream: IO[bytes], size: int) -> Iterator[memoryview]:
+def _line_chunks(stream: IO[bytes], size: int) -> Iterator[pa.Buffer]:
     """The stream in pieces of about `size` bytes, each ending at a line end (the last one wherever it ends).
 
-    Each piece is read into a buffer of its own (`readinto`: no copy in Python), after the unfinished line
-    the previous buffer ended with.
+    Each piece is read (`readinto`: no copy in Python) into a buffer from Arrow's memory pool, which keeps
+    freed memory for the next piece, after the unfinished line the previous buffer ended with.
     """
     rest = b""
     while True:
-        buffer = bytearray(max(size, 2 * len(rest)))
-        view = memoryview(buffer)
+        buffer = pa.allocate_buffer(max(size, 2 * len(rest)))
+        view = memoryview(buffer).cast("B")  # Arrow exports signed bytes
         view[: len(rest)] = rest
         filled = len(rest)
         while filled < len(buffer):
@@ -409,16 +406,26 @@ def _line_chunks(stream: IO[bytes], size: int) -> Iterator[memoryview]:
             filled += count
         if filled == len(rest):  # end of stream
             if rest:
-                yield view[:filled]
+                yield buffer.slice(0, filled)
             return
-        cut = buffer.rfind(b"\n", 0, filled) + 1
         if filled < len(buffer):  # the stream ended inside this buffer: the rest is the last line
             cut = filled
+        else:
+            cut = _after_last_line_end(np.frombuffer(buffer, dtype=np.uint8, count=filled))
         if cut == 0:  # no line end yet (a line longer than the buffer): read on with a larger one
             rest = bytes(view[:filled])
             continue
         rest = bytes(view[cut:filled])
-        yield view[:cut]
+        yield buffer.slice(0, cut)
+
+
+def _after_last_line_end(data: np.ndarray) -> int:
+    """The offset just after the last `\\n` in `data` (0 if none); looks at the tail first (lines are short)."""
+    for start in (max(0, data.size - (1 << 16)), 0):
+        found = np.flatnonzero(data[start:] == ord("\n"))
+        if found.size:
+            return start + int(found[-1]) + 1
+    return 0
 
 
 def _utc(seconds: int | None) -> datetime | None:
@@ -430,7 +437,7 @@ def _checked_seconds(column: pa.Array, rows_before: int, previous_s: int | None,
     if column.null_count:
         row = int(np.flatnonzero(~_validity(column))[0])
         raise Bdg2CsvError(member, "empty timestamp", line=rows_before + row + 2, column=TIMESTAMP_COLUMN)
-    seconds = column.cast(pa.int64()).to_numpy()
+    seconds = column.view(pa.int64()).to_numpy()  # zero-copy (a cast would load the compute kernels)
     off_grid = np.flatnonzero(seconds % HOUR_S)
     if off_grid.size:
         row = int(off_grid[0])
@@ -482,33 +489,48 @@ class _Reshaper:
         self.offsets_us = offsets_us
         self.dictionaries = dictionaries
         self.zeros = np.empty(0, dtype=np.int32)  # meter and unit indices, shared by every block
+        # Scratch matrices, reused block after block by this thread (fresh ones fault in new pages each time).
+        self.valid = np.empty(0, dtype=bool)
+        self.tiled = np.empty(0, dtype=np.int64)
 
-    def reshape(
-        self, batch: pa.RecordBatch, seconds: np.ndarray, *, nan_text: bool
-    ) -> tuple[pa.Table, np.ndarray]:
+    def reshape(self, batch: pa.RecordBatch, seconds: np.ndarray) -> tuple[pa.Table, np.ndarray]:
         """The non-empty cells of a wide block as long columns, building by building (hours in order).
 
         Values and validity form buildings x hours matrices; boolean masks pick the non-empty cells in
         building-major order, and building and site indices are `repeat`s of the per-building counts.
-        Unless the block spells out a NaN or infinity (`nan_text`), an empty cell is exactly a NaN of
-        `to_tensor(null_to_nan=True)`: one copy in C++ without the GIL. Otherwise (rare) validity comes
-        from the null bitmaps column by column, so a spelled-out NaN stays a reading for the audit to refuse.
+        The matrix comes from `to_tensor(null_to_nan=True)` (one copy in C++ without the GIL), where an
+        empty cell is a NaN. When the block has more NaNs than empty cells, some cell spells out NaN: then
+        (rarely) validity comes from the null bitmaps column by column, so that NaN stays a reading for the
+        audit to refuse.
         """
         hours = batch.num_rows
         buildings = batch.num_columns - 1
-        if hours * buildings > self.zeros.size:
-            self.zeros = np.zeros(buildings * hours, dtype=np.int32)
-        if nan_text:
-            readings, valid = self._from_bitmaps(batch)
-        else:
-            wide = batch.drop_columns([TIMESTAMP_COLUMN])
-            readings = wide.to_tensor(null_to_nan=True, row_major=False).to_numpy().T
-            valid = readings == readings  # False exactly at NaN (one pass, where ~isnan takes two)
+        cells = hours * buildings
+        if cells > self.zeros.size:
+            self.zeros = np.zeros(cells, dtype=np.int32)
+            self.valid = np.empty(cells, dtype=bool)
+            self.tiled = np.empty(cells, dtype=np.int64)
+        wide = batch.drop_columns([TIMESTAMP_COLUMN])
+        readings = wide.to_tensor(null_to_nan=True, row_major=False).to_numpy().T
+        valid = self.valid[:cells].reshape(buildings, hours)
+        np.equal(readings, readings, out=valid)  # False exactly at NaN (one pass; ~isnan takes two)
         per_building = valid.sum(axis=1)
+        if cells - int(per_building.sum()) != sum(array.null_count for array in wide.columns):
+            readings, valid = self._from_bitmaps(batch)
+            per_building = valid.sum(axis=1)
         building = np.repeat(np.arange(buildings, dtype=np.int32), per_building)
-        timestamps = np.broadcast_to(seconds * 1_000_000, (buildings, hours))[valid]
+        values = int(per_building.sum())
+        # `compress` over the flat (C-ordered) matrices is three times faster than boolean indexing; its
+        # outputs live in Arrow's memory pool, which keeps freed memory for the next block.
+        keep = valid.ravel()
+        tiled = self.tiled[:cells]
+        tiled.reshape(buildings, hours)[...] = seconds * 1_000_000
+        timestamps, timestamps_buffer = _pooled(values, np.int64)
+        np.compress(keep, tiled, out=timestamps)
         if self.offsets_us is not None:
             timestamps -= self.offsets_us[building]
+        reading, reading_buffer = _pooled(values, np.float64)
+        np.compress(keep, readings.ravel(), out=reading)
         zeros = pa.array(self.zeros[: building.size])
         dictionaries = self.dictionaries
         # Indices are in range by construction: no validation pass over 19 million of them per column.
@@ -518,8 +540,10 @@ class _Reshaper:
                 pa.array(np.repeat(self.site_index, per_building)), dictionaries["site_id"], safe=False
             ),
             pa.DictionaryArray.from_arrays(zeros, dictionaries["meter"], safe=False),
-            pa.array(timestamps).view(METER_READINGS.column("timestamp").arrow_type),  # zero-copy
-            pa.array(readings[valid]),
+            pa.Array.from_buffers(
+                METER_READINGS.column("timestamp").arrow_type, values, [None, timestamps_buffer]
+            ),
+            pa.Array.from_buffers(pa.float64(), values, [None, reading_buffer]),
             pa.DictionaryArray.from_arrays(zeros, dictionaries["unit"], safe=False),
         ]
         return pa.Table.from_arrays(columns, schema=_FILE_SCHEMA), per_building
@@ -544,6 +568,12 @@ class _Reshaper:
             else:
                 bitmaps[index] = np.packbits(_validity(array), bitorder="little")
         return readings, np.unpackbits(bitmaps, axis=1, count=hours, bitorder="little").view(bool)
+
+
+def _pooled(length: int, dtype: type[np.generic]) -> tuple[np.ndarray, pa.Buffer]:
+    """A writable numpy array over a new buffer from Arrow's memory pool, and the buffer."""
+    buffer = pa.allocate_buffer(length * np.dtype(dtype).itemsize)
+    return np.frombuffer(buffer, dtype=dtype), buffer
 
 
 def locate_csv_problem(
