@@ -45,7 +45,12 @@ from energy_assets.warehouse.keys import check_primary_key
 from energy_assets.warehouse.merge import delete_missing_rows, lock_for_merge, merge_rows
 from energy_assets.warehouse.merge import open_reader as open_merge_reader
 from energy_assets.warehouse.meta import META_SCHEMA, ensure_meta_tables, record_load
-from energy_assets.warehouse.schema_inference import InferredSchema, create_table_sql, infer_arrow
+from energy_assets.warehouse.schema_inference import (
+    InferredSchema,
+    add_primary_key_sql,
+    create_table_sql,
+    infer_arrow,
+)
 from energy_assets.warehouse.scopes import Scope
 from energy_assets.warehouse.timing import StepTimes
 
@@ -97,6 +102,8 @@ class _Options:
     read_whole: bool = False
     # Runs in the load's transaction just before COMMIT (e.g. the publish path's partition records).
     before_commit: Callable[[psycopg.Cursor, LoadResult], None] | None = None
+    # A table this load creates gets its primary key after the rows are in (the body adds it).
+    defer_primary_key: bool = False
 
 
 @dataclass
@@ -113,6 +120,8 @@ class _Load:
     not_null: frozenset[str] = frozenset()
     created: bool = False
     altered: bool = False
+    # The key of a table created without its constraint (`_Options.defer_primary_key`), to add after COPY.
+    deferred_key: list[str] = field(default_factory=list)
     schema_changes: list[str] = field(default_factory=list)
     reader: Callable[[], Any] | None = None
     timings: StepTimes = field(default_factory=StepTimes)
@@ -281,6 +290,12 @@ class WarehouseLoader:
                 key_check.result()
                 with load.timings.step("copy"):
                     inserted = copy_arrow(cur, table.sql(), rows, load.plan.target_types)  # type: ignore[union-attr]
+                if load.deferred_key:
+                    # One sorted index build instead of a B-tree insert per row (19.4 million BDG2 readings:
+                    # COPY 10.5 s + key 16.4 s, against 50.3 s of COPY into the keyed table). The key was
+                    # checked on the input above, so the build does not fail on duplicates.
+                    with load.timings.step("primary key"):
+                        cur.execute(add_primary_key_sql(table, load.deferred_key))
                 return {"inserted": inserted, "strategy": "initial-copy"}
             cur.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(_MERGE_WORK_MEM)))
             counts = merge_rows(
@@ -328,6 +343,7 @@ class WarehouseLoader:
             open_reader=True,
             read_whole=True,
             before_commit=before_commit,
+            defer_primary_key=True,
         )
         return self._load(table, "merge", data, body, options)
 
@@ -469,7 +485,9 @@ class WarehouseLoader:
         elif options.primary_key and list(schema.primary_key) != list(options.primary_key):
             schema = dataclasses.replace(schema, primary_key=list(options.primary_key))
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(table.schema_sql()))
-        cur.execute(create_table_sql(table, schema, fillfactor=options.fillfactor))
+        defer = options.defer_primary_key and bool(schema.primary_key)
+        cur.execute(create_table_sql(table, schema, fillfactor=options.fillfactor, primary_key=not defer))
+        load.deferred_key = list(schema.primary_key) if defer else []
         load.info = describe_table(cur, table)
         load.created = load.altered = True
         load.schema_changes.append(f"create table {table}")

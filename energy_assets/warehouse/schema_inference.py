@@ -112,13 +112,15 @@ class InferredSchema:
 
 
 def create_table_sql(
-    table: TableName, schema: InferredSchema, *, fillfactor: int | None = None
+    table: TableName, schema: InferredSchema, *, fillfactor: int | None = None, primary_key: bool = True
 ) -> sql.Composed:
+    """CREATE TABLE for `schema`; `primary_key=False` leaves the key's constraint for `add_primary_key_sql`
+    (the key columns are NOT NULL either way)."""
     parts = []
     for col in schema.columns:
         not_null = sql.SQL(" NOT NULL") if not col.nullable or col.name in schema.primary_key else sql.SQL("")
         parts.append(sql.SQL("{} {}{}").format(column(col.name), sql.SQL(_safe_type(col.pg_type)), not_null))
-    if schema.primary_key:
+    if schema.primary_key and primary_key:
         parts.append(
             sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(column(k) for k in schema.primary_key))
         )
@@ -127,6 +129,13 @@ def create_table_sql(
     )
     return sql.SQL("CREATE TABLE IF NOT EXISTS {} (\n    {}\n){}").format(
         table.sql(), sql.SQL(",\n    ").join(parts), options
+    )
+
+
+def add_primary_key_sql(table: TableName, key: list[str]) -> sql.Composed:
+    """The constraint `create_table_sql(..., primary_key=False)` left out (same name, `<table>_pkey`)."""
+    return sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
+        table.sql(), sql.SQL(", ").join(column(k) for k in key)
     )
 
 

@@ -58,6 +58,21 @@ def changes() -> pa.Table:
     return readings(values)
 
 
+def test_a_table_created_by_a_merge_gets_its_key_after_the_copy(
+    loader, target, query, warehouse_schema
+) -> None:
+    # The initial COPY goes into a table without its primary key, which is then built in one sort, in the same
+    # transaction: the committed table has the key constraint, as if created with it.
+    (constraint,) = query(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'",
+        (f"{warehouse_schema}.readings",),
+    )
+    assert constraint == ("readings_pkey", "PRIMARY KEY (series_id, interval_start)")
+    duplicate = readings({(1, 0): 1.0})
+    with pytest.raises(DataValidationError):
+        loader.append(target, duplicate)
+
+
 def test_merge_counts_and_history(loader: WarehouseLoader, target: TableName, query, tmp_path: Path) -> None:
     path = tmp_path / "changes.parquet"
     pq.write_table(changes(), path)
