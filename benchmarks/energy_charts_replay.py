@@ -20,13 +20,15 @@ import json
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
 import numpy as np
+
+from energy_assets_tests.loopback import LoopbackServer
 
 BERLIN = ZoneInfo("Europe/Berlin")
 QUARTER_HOUR_S = 900
@@ -261,7 +263,7 @@ class SyntheticYear:
         }
 
 
-class ReplayServer:
+class ReplayServer(LoopbackServer):
     """Serves a `SyntheticYear` on 127.0.0.1 (a free port) from a background thread, without a rate limit."""
 
     def __init__(self, year: SyntheticYear, *, country: str = "de", bidding_zone: str = "DE-LU") -> None:
@@ -270,23 +272,7 @@ class ReplayServer:
         self.bidding_zone = bidding_zone
         self.requests: list[tuple[str, dict[str, str]]] = []
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="energy-charts-replay", daemon=True
-        )
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> ReplayServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(_make_handler(self), "energy-charts-replay")
 
     def answer(self, endpoint: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
         with self._lock:

@@ -19,12 +19,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from energy_assets.sources.energy_charts.errors import SnapshotNotRecordedError
 from energy_assets.sources.energy_charts.snapshot import SAMPLE_DIR, SnapshotEnergyChartsClient, SnapshotIndex
+from energy_assets_tests.loopback import LoopbackServer
 
 FIXTURES_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "energy_charts"
 
@@ -55,8 +56,8 @@ class SeenRequest:
     monotonic_time: float
 
 
-class EnergyChartsTestServer:
-    """Owns the HTTP server thread, the scripts and the request log."""
+class EnergyChartsTestServer(LoopbackServer):
+    """Owns the recordings, the scripts and the request log (`LoopbackServer`: the socket and thread)."""
 
     def __init__(self, recording_roots: tuple[Path, ...] = (SAMPLE_DIR, FIXTURES_DIR)) -> None:
         self.indexes = [SnapshotIndex.load(root) for root in reversed(recording_roots)]
@@ -64,23 +65,7 @@ class EnergyChartsTestServer:
         self.requests: list[SeenRequest] = []
         self._scripts: dict[str, list[Scripted]] = {}
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="energy-charts-test-server", daemon=True
-        )
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> EnergyChartsTestServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(_make_handler(self), "energy-charts-test-server")
 
     def reset(self) -> None:
         with self._lock:

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -25,6 +25,7 @@ from energy_assets.sources.energy_charts.errors import (
 from energy_assets.sources.energy_charts.local_days import local_day_window
 from energy_assets.sources.energy_charts.responses import documented_fields, normalize_price, slice_response
 from energy_assets.sources.energy_charts.snapshot import SAMPLE_DIR
+from energy_assets_tests.loopback import LoopbackServer
 
 DAY = date(2025, 3, 30)
 DRIP_INTERVAL_S = 0.5
@@ -145,7 +146,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
 }
 
 
-class MisbehavingServer:
+class MisbehavingServer(LoopbackServer):
     """Loopback HTTP server; the first path segment picks the behaviour (`/drip-body/price?...`)."""
 
     def __init__(self) -> None:
@@ -164,24 +165,14 @@ class MisbehavingServer:
             def log_message(self, format: str, *args: object) -> None:
                 return
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="misbehaving-server", daemon=True
-        )
+        super().__init__(Handler, "misbehaving-server")
 
     def url(self, behaviour: str) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/{behaviour}"
-
-    def start(self) -> MisbehavingServer:
-        self._thread.start()
-        return self
+        return f"{self.base_url}/{behaviour}"
 
     def stop(self) -> None:
-        self.stop_event.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self.stop_event.set()  # releases handlers that wait on purpose, then the server stops
+        super().stop()
 
 
 @pytest.fixture(scope="module")

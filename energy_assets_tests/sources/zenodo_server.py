@@ -21,10 +21,11 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
 
 from energy_assets.sources.buildings.sample_builder import zenodo_record
+from energy_assets_tests.loopback import LoopbackServer
 
 HTML_504 = (
     "<!DOCTYPE html>\n<html><head><title>504 Gateway Time-out</title></head>"
@@ -49,8 +50,8 @@ class SeenRequest:
     monotonic_time: float
 
 
-class ZenodoTestServer:
-    """Owns the server thread, the records, files, scripts and the request log."""
+class ZenodoTestServer(LoopbackServer):
+    """Owns the records, files, scripts and the request log (`LoopbackServer`: the socket and thread)."""
 
     def __init__(self) -> None:
         self.records: dict[int, dict] = {}
@@ -62,23 +63,7 @@ class ZenodoTestServer:
         self.cut_after: list[int] = []
         self._scripts: dict[str, list[Scripted]] = {}
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="zenodo-test-server", daemon=True
-        )
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> ZenodoTestServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(_make_handler(self), "zenodo-test-server")
 
     def reset(self) -> None:
         with self._lock:
