@@ -206,7 +206,11 @@ def full_path(csv_path: Path, workdir: Path) -> dict:
         steps["convert_s"] = time.perf_counter() - mark
         mark = time.perf_counter()
         result = loader.merge(
-            table, parquet, key=list(METER_READINGS.primary_key), schema=METER_READINGS.inferred_schema()
+            table,
+            parquet,
+            key=list(METER_READINGS.primary_key),
+            schema=METER_READINGS.inferred_schema(),
+            key_after_initial_copy=METER_READINGS.key_after_initial_copy,
         )
         steps["publish_s"] = time.perf_counter() - mark
         steps["total_s"] = time.perf_counter() - started

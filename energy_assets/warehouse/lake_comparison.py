@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -97,8 +98,11 @@ def compare_lake_with_postgres(
     if not partitions:
         return LakeComparison(spec.qualified_name, [])
     aggregates = _column_aggregates(spec)
-    lake = _lake_aggregates(store, spec, partitions, aggregates)
-    postgres, orphans = _postgres_aggregates(settings, spec, partitions, aggregates)
+    # PostgreSQL aggregates its side while DuckDB reads the lake's (both release the GIL).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-comparison") as pool:
+        from_postgres = pool.submit(_postgres_aggregates, settings, spec, partitions, aggregates)
+        lake = _lake_aggregates(store, spec, partitions, aggregates)
+        postgres, orphans = from_postgres.result()
     comparisons = []
     for partition, _ in partitions:
         label = partition_label(partition)

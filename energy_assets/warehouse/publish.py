@@ -557,6 +557,7 @@ class Publisher:
                 keep_history=keep_history,
                 delete_missing_in=scopes,
                 before_commit=write_records,
+                key_after_initial_copy=spec.key_after_initial_copy,
             )
 
     def _write_schema(

@@ -57,6 +57,9 @@ class TableSpec:
     # Columns that identify a series inside a partition (e.g. country + production_type); the audit's
     # "no shrinking partition" rule counts rows and distinct series over these.
     series_columns: tuple[str, ...] = field(default=())
+    # A table whose first load is large (millions of rows): the merge that creates it builds the key after
+    # the COPY (see `WarehouseLoader.merge`, `key_after_initial_copy`).
+    key_after_initial_copy: bool = False
 
     @property
     def qualified_name(self) -> str:

@@ -58,19 +58,24 @@ def changes() -> pa.Table:
     return readings(values)
 
 
-def test_a_table_created_by_a_merge_gets_its_key_after_the_copy(
-    loader, target, query, warehouse_schema
+@pytest.mark.parametrize("key_after_initial_copy", [False, True])
+def test_a_table_created_by_a_merge_has_its_key(
+    loader: WarehouseLoader, query, warehouse_schema: str, key_after_initial_copy: bool
 ) -> None:
-    # The initial COPY goes into a table without its primary key, which is then built in one sort, in the same
-    # transaction: the committed table has the key constraint, as if created with it.
+    # With `key_after_initial_copy` the initial COPY goes into a table without its primary key, which is then
+    # built in one sort in the same transaction: the committed table is the same either way.
+    table = TableName(warehouse_schema, "keyed")
+    values = {(s, i): float(s * 100 + i) for s in (1, 2) for i in range(4)}
+    result = loader.merge(table, readings(values), key=KEY, key_after_initial_copy=key_after_initial_copy)
+    assert (result.inserted, result.strategy) == (8, "initial-copy")
+    assert ("primary key" in result.timings) is key_after_initial_copy
     (constraint,) = query(
         "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'",
-        (f"{warehouse_schema}.readings",),
+        (f"{warehouse_schema}.keyed",),
     )
-    assert constraint == ("readings_pkey", "PRIMARY KEY (series_id, interval_start)")
-    duplicate = readings({(1, 0): 1.0})
+    assert constraint == ("keyed_pkey", "PRIMARY KEY (series_id, interval_start)")
     with pytest.raises(DataValidationError):
-        loader.append(target, duplicate)
+        loader.append(table, readings({(1, 0): 1.0}))
 
 
 def test_merge_counts_and_history(loader: WarehouseLoader, target: TableName, query, tmp_path: Path) -> None:

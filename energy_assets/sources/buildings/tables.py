@@ -82,6 +82,7 @@ METER_READINGS = TableSpec(
     ),
     primary_key=("building_id", "meter", "timestamp"),
     series_columns=("building_id", "meter"),
+    key_after_initial_copy=True,  # a first load is tens of millions of rows
 )
 
 _METADATA_TEXT = {
