@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from typing import TypeVar
+
+# `typing.Self` needs Python 3.11; the project supports 3.10.
+_Server = TypeVar("_Server", bound="LoopbackServer")
 
 
 class LoopbackServer:
@@ -23,7 +26,7 @@ class LoopbackServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> Self:
+    def start(self: _Server) -> _Server:
         self._thread.start()
         return self
 
@@ -31,7 +34,7 @@ class LoopbackServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def __enter__(self) -> Self:
+    def __enter__(self: _Server) -> _Server:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
