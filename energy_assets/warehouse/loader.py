@@ -103,7 +103,7 @@ class _Options:
     # Runs in the load's transaction just before COMMIT (e.g. the publish path's partition records).
     before_commit: Callable[[psycopg.Cursor, LoadResult], None] | None = None
     # A table this load creates gets its primary key after the rows are in (the body adds it).
-    defer_primary_key: bool = False
+    key_after_initial_copy: bool = False
 
 
 @dataclass
@@ -120,8 +120,8 @@ class _Load:
     not_null: frozenset[str] = frozenset()
     created: bool = False
     altered: bool = False
-    # The key of a table created without its constraint (`_Options.defer_primary_key`), to add after COPY.
-    deferred_key: list[str] = field(default_factory=list)
+    # The key of a table created without its constraint (`_Options.key_after_initial_copy`), added after COPY.
+    key_to_add: list[str] = field(default_factory=list)
     schema_changes: list[str] = field(default_factory=list)
     reader: Callable[[], Any] | None = None
     timings: StepTimes = field(default_factory=StepTimes)
@@ -294,11 +294,11 @@ class WarehouseLoader:
                 key_check.result()
                 with load.timings.step("copy"):
                     inserted = copy_arrow(cur, table.sql(), rows, load.plan.target_types)  # type: ignore[union-attr]
-                if load.deferred_key:
+                if load.key_to_add:
                     # `key_after_initial_copy`: the key was checked on the input above, so the build does
                     # not fail on duplicates.
                     with load.timings.step("primary key"):
-                        cur.execute(add_primary_key_sql(table, load.deferred_key))
+                        cur.execute(add_primary_key_sql(table, load.key_to_add))
                 return {"inserted": inserted, "strategy": "initial-copy"}
             cur.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(_MERGE_WORK_MEM)))
             counts = merge_rows(
@@ -346,7 +346,7 @@ class WarehouseLoader:
             open_reader=True,
             read_whole=True,
             before_commit=before_commit,
-            defer_primary_key=key_after_initial_copy,
+            key_after_initial_copy=key_after_initial_copy,
         )
         return self._load(table, "merge", data, body, options)
 
@@ -488,9 +488,9 @@ class WarehouseLoader:
         elif options.primary_key and list(schema.primary_key) != list(options.primary_key):
             schema = dataclasses.replace(schema, primary_key=list(options.primary_key))
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(table.schema_sql()))
-        defer = options.defer_primary_key and bool(schema.primary_key)
+        defer = options.key_after_initial_copy and bool(schema.primary_key)
         cur.execute(create_table_sql(table, schema, fillfactor=options.fillfactor, primary_key=not defer))
-        load.deferred_key = list(schema.primary_key) if defer else []
+        load.key_to_add = list(schema.primary_key) if defer else []
         load.info = describe_table(cur, table)
         load.created = load.altered = True
         load.schema_changes.append(f"create table {table}")
