@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from energy_assets.sources.buildings import readings
+from energy_assets.sources.buildings import meter_blocks
 from energy_assets.sources.buildings.archive import METADATA_MEMBER, Bdg2Archive, meter_member
 from energy_assets.sources.buildings.errors import (
     Bdg2CsvError,
@@ -111,7 +111,7 @@ def test_streaming_across_many_blocks_gives_the_same_rows(
     archive_path = make_zip(tmp_path, {ELECTRICITY: electricity_csv(hours=400)})
     with Bdg2Archive(archive_path) as archive:
         whole = convert_meter(archive, "electricity", tmp_path / "whole.parquet")
-        monkeypatch.setattr(readings, "CHUNK_BYTES", 2048)
+        monkeypatch.setattr(meter_blocks, "CHUNK_BYTES", 2048)
         blocks = convert_meter(archive, "electricity", tmp_path / "blocks.parquet")
 
     assert pq.ParquetFile(tmp_path / "blocks.parquet").metadata.num_row_groups > 5
@@ -133,7 +133,7 @@ def test_spelled_out_nan_and_infinity_stay_readings_for_the_audit_to_refuse(
     series["Panther_office_Hannah"][3] = "NaN"
     series["Robin_education_Celia"][35] = "inf"
     archive_path = make_zip(tmp_path, {ELECTRICITY: wide_csv(hourly(START, 40), series)})
-    monkeypatch.setattr(readings, "CHUNK_BYTES", 1024)  # chunks without the spelled-out values too
+    monkeypatch.setattr(meter_blocks, "CHUNK_BYTES", 1024)  # chunks without the spelled-out values too
     with Bdg2Archive(archive_path) as archive:
         stats = convert_meter(archive, "electricity", tmp_path / "long.parquet")
 
@@ -180,7 +180,7 @@ def test_pieces_end_at_line_ends_and_lose_nothing() -> None:
             data = data.rstrip(b"\r\n")  # no line end after the last line
         pieces = [
             piece.to_pybytes()
-            for piece in readings._line_chunks(_Trickle(data, rng.randint(1, 50)), rng.randint(1, 64))
+            for piece in meter_blocks.line_chunks(_Trickle(data, rng.randint(1, 50)), rng.randint(1, 64))
         ]
         assert b"".join(pieces) == data
         assert all(piece for piece in pieces)
@@ -328,7 +328,7 @@ def test_bad_input_names_member_line_and_column_and_publishes_nothing(
 
 
 def test_bad_input_in_a_later_block_is_located_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(readings, "CHUNK_BYTES", 2048)
+    monkeypatch.setattr(meter_blocks, "CHUNK_BYTES", 2048)
     path = make_zip(tmp_path, {ELECTRICITY: _broken({350: "2016-01-15 12:00:00,1.0,,x1,2.0"}, hours=400)})
 
     with Bdg2Archive(path) as archive, pytest.raises(Bdg2CsvError) as raised:
@@ -340,7 +340,7 @@ def test_bad_input_in_a_later_block_is_located_too(tmp_path: Path, monkeypatch: 
 def test_off_grid_in_a_later_block_names_the_right_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(readings, "CHUNK_BYTES", 2048)
+    monkeypatch.setattr(meter_blocks, "CHUNK_BYTES", 2048)
     path = make_zip(tmp_path, {ELECTRICITY: _broken({300: "2016-01-13 10:00:01,1.0,,3.0,2.0"}, hours=400)})
 
     with Bdg2Archive(path) as archive, pytest.raises(Bdg2CsvError, match="not on the hourly grid") as raised:

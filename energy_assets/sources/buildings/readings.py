@@ -5,14 +5,12 @@ readings. The conversion keeps exactly the non-empty cells as rows `building_id,
 reading, unit`:
 
 1. the header is read and checked (first column `timestamp`, building ids `<Site>_<usage>_<Name>`, no repeats);
-2. the member is read in chunks of about `CHUNK_BYTES` cut at line ends (into buffers from Arrow's memory
-   pool); `PARSE_THREADS` threads each parse a chunk with pyarrow's CSV parser (timestamps with the exact
-   format `%Y-%m-%d %H:%M:%S`, every building column float64, empty cell = NULL) and reshape it, while the
-   main thread writes the chunk before: parsing is the largest cost, and this keeps both cores busy;
-3. the reshape (`_Reshaper`): `to_tensor` makes a buildings x hours matrix, `compress` keeps the non-empty
-   cells building by building, and the columns become dictionary-encoded indices (building, site, meter,
-   unit), timestamps and readings, appended to the Parquet file as one row group per chunk: memory stays at
-   a few chunks whatever the file size;
+2. the rest is read in chunks cut at line ends, which `PARSE_THREADS` threads parse and reshape into blocks of
+   long rows (`meter_blocks`: numpy tokenizes, Arrow parses the numbers and timestamps, `compress` keeps the
+   non-empty cells, in file order: hour by hour, buildings in header order) while the main thread writes the
+   block before: parsing is the largest cost, and this keeps both cores busy;
+3. each block is appended to the Parquet file as one row group, with dictionary-encoded building, site, meter
+   and unit: memory stays at a few chunks whatever the file size;
 4. timestamps must lie on whole hours and strictly increase from line to line;
 5. the Parquet file is written next to the destination and renamed into place only when the whole member
    converted, so a bad member publishes nothing.
@@ -23,7 +21,7 @@ dimensions that halves the time spent writing it (dictionary-hashing 19 million 
 more than the bytes they save on a local disk).
 
 DuckDB's `read_csv` + `UNPIVOT` was measured against this (see benchmarks/bdg2.py and the README): it needs the
-member extracted to disk first and was slower on two cores, so the pyarrow path is the one kept.
+member extracted to disk first and was slower on two cores, so this path is the one kept.
 
 Any parse problem (ragged row, non-numeric reading, unparseable timestamp) is located by re-reading the member
 with Python's `csv` module, so the error names the member, the line and the column.
@@ -34,35 +32,34 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import itertools
 import os
 import re
 import secrets
-import threading
 import time
 import zipfile
 import zlib
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from energy_assets.sources.buildings.archive import Bdg2Archive, MeterKind, meter_member
 from energy_assets.sources.buildings.errors import Bdg2CsvError, CorruptArchiveError
+from energy_assets.sources.buildings.meter_blocks import (
+    TIMESTAMP_COLUMN,
+    TIMESTAMP_FORMAT,
+    BlockParser,
+    LongBlock,
+    long_blocks,
+    per_thread,
+)
 from energy_assets.sources.buildings.tables import METER_READINGS, METER_UNITS
 
-TIMESTAMP_COLUMN = "timestamp"
-TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
-CHUNK_BYTES = 8 << 20  # parsed per task: large enough that 1,579 column builders per chunk cost little
-PARSE_THREADS = 2
 HOUR_S = 3600
 BUILDING_ID = re.compile(r"^([A-Za-z0-9]+)_([^_]+)_(.+)$")
 PARQUET_COMPRESSION = "none"  # a local working copy; the lake's copy is zstd (see the module docstring)
@@ -79,8 +76,6 @@ _FILE_SCHEMA = pa.schema(
     ]
 )
 assert [field.name for field in _FILE_SCHEMA] == METER_READINGS.column_names
-
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -283,7 +278,6 @@ def _stream_convert(
     offsets_us: np.ndarray | None,
     member: str,
 ) -> tuple[int, int, np.ndarray, datetime | None, datetime | None]:
-    buildings = len(header.building_ids)
     site_names = sorted(set(header.site_ids))
     site_index = np.array([site_names.index(site) for site in header.site_ids], dtype=np.int32)
     dictionaries = {
@@ -292,21 +286,13 @@ def _stream_convert(
         "meter": pa.array([meter], pa.string()),
         "unit": pa.array([METER_UNITS[meter]], pa.string()),
     }
-    per_building = np.zeros(buildings, dtype=np.int64)
+    parser = per_thread(
+        lambda: BlockParser(header.building_ids, site_index, offsets_us, _FILE_SCHEMA, dictionaries)
+    )
+    per_building = np.zeros(len(header.building_ids), dtype=np.int64)
     rows = values = 0
     previous_s: int | None = None
     first_s: int | None = None
-    reshapers = threading.local()  # one per parsing thread: each reuses its own matrices
-
-    def reshape(batch: pa.RecordBatch) -> tuple[pa.Table, np.ndarray] | None:
-        column = batch.column(0)
-        if column.null_count:
-            return None  # an empty timestamp: reported in file order by `_checked_seconds`
-        if not hasattr(reshapers, "reshaper"):
-            reshapers.reshaper = _Reshaper(site_index, offsets_us, dictionaries)
-        reshaper: _Reshaper = reshapers.reshaper
-        return reshaper.reshape(batch, column.view(pa.int64()).to_numpy())
-
     writer = pq.ParquetWriter(
         temp,
         _FILE_SCHEMA,
@@ -318,126 +304,33 @@ def _stream_convert(
         write_statistics=["timestamp"],
     )
     try:
-        for batch, reshaped in _parsed_blocks(stream, header, reshape):
+        stream.readline(64 << 20)  # the header, checked by `parse_header`
+        for block in long_blocks(stream, lambda chunk: parser().parse(chunk)):
             # In file order: each hour on the grid and later than the line before (raises otherwise).
-            seconds = _checked_seconds(batch.column(0), rows, previous_s, member)
-            if seconds.size:
-                first_s = int(seconds[0]) if first_s is None else first_s
-                previous_s = int(seconds[-1])
-            assert reshaped is not None  # only a block with an empty timestamp has none, and it raised above
-            table, valid_per_building = reshaped
-            writer.write_table(table, row_group_size=max(table.num_rows, 1))
-            per_building += valid_per_building
-            rows += batch.num_rows
-            values += table.num_rows
+            _check_seconds(block, rows, previous_s, member)
+            if block.seconds.size:
+                first_s = int(block.seconds[0]) if first_s is None else first_s
+                previous_s = int(block.seconds[-1])
+            assert block.table is not None and block.per_building is not None  # else `_check_seconds` raised
+            writer.write_table(block.table, row_group_size=max(block.table.num_rows, 1))
+            per_building += block.per_building
+            rows += block.seconds.size
+            values += block.table.num_rows
     finally:
         writer.close()
     return rows, values, per_building, _utc(first_s), _utc(previous_s)
-
-
-def _parsed_blocks(
-    stream: IO[bytes], header: MeterHeader, convert: Callable[[pa.RecordBatch], _T]
-) -> Iterator[tuple[pa.RecordBatch, _T]]:
-    """The data lines after the header, parsed in chunks cut at line ends, each with `convert(batch)`, in
-    file order.
-
-    `PARSE_THREADS` chunks are parsed and converted at once (pyarrow and numpy's large operations release
-    the GIL) while the caller writes the one before: one thread would leave a core idle. At most
-    `PARSE_THREADS + 2` chunks are held (in flight, and the one being written), so memory stays bounded
-    whatever the file size.
-    """
-    names = [TIMESTAMP_COLUMN, *header.building_ids]
-    column_types = {TIMESTAMP_COLUMN: pa.timestamp("s"), **dict.fromkeys(header.building_ids, pa.float64())}
-    parse_options = pacsv.ParseOptions(newlines_in_values=False)
-    convert_options = pacsv.ConvertOptions(
-        column_types=column_types,
-        null_values=[""],
-        strings_can_be_null=False,
-        quoted_strings_can_be_null=False,
-        timestamp_parsers=[TIMESTAMP_FORMAT],
-    )
-
-    def parse(chunk: pa.Buffer) -> tuple[pa.RecordBatch, _T] | None:
-        read_options = pacsv.ReadOptions(column_names=names, use_threads=False, block_size=chunk.size + 1)
-        table = pacsv.read_csv(
-            pa.BufferReader(chunk),
-            read_options=read_options,
-            parse_options=parse_options,
-            convert_options=convert_options,
-        )
-        if table.num_rows == 0:
-            return None
-        batches = table.to_batches()
-        batch = batches[0] if len(batches) == 1 else table.combine_chunks().to_batches()[0]
-        return batch, convert(batch)
-
-    stream.readline(64 << 20)  # the header, checked by `parse_header`
-    chunks = _line_chunks(stream, CHUNK_BYTES)
-    pool = ThreadPoolExecutor(max_workers=PARSE_THREADS, thread_name_prefix="bdg2-csv")
-    try:
-        pending = deque(pool.submit(parse, chunk) for chunk in itertools.islice(chunks, PARSE_THREADS + 1))
-        while pending:
-            parsed = pending.popleft().result()
-            following = next(chunks, None)
-            if following is not None:
-                pending.append(pool.submit(parse, following))
-            if parsed is not None:
-                yield parsed
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _line_chunks(stream: IO[bytes], size: int) -> Iterator[pa.Buffer]:
-    """The stream in pieces of about `size` bytes, each ending at a line end (the last one wherever it ends).
-
-    Each piece is read (`readinto`: no copy in Python) into a buffer from Arrow's memory pool, which keeps
-    freed memory for the next piece, after the unfinished line the previous buffer ended with.
-    """
-    rest = b""
-    while True:
-        buffer = pa.allocate_buffer(max(size, 2 * len(rest)))
-        view = memoryview(buffer).cast("B")  # Arrow exports signed bytes
-        view[: len(rest)] = rest
-        filled = len(rest)
-        while filled < len(buffer):
-            count = stream.readinto(view[filled:])  # type: ignore[attr-defined]
-            if not count:
-                break
-            filled += count
-        if filled == len(rest):  # end of stream
-            if rest:
-                yield buffer.slice(0, filled)
-            return
-        if filled < len(buffer):  # the stream ended inside this buffer: the rest is the last line
-            cut = filled
-        else:
-            cut = _after_last_line_end(np.frombuffer(buffer, dtype=np.uint8, count=filled))
-        if cut == 0:  # no line end yet (a line longer than the buffer): read on with a larger one
-            rest = bytes(view[:filled])
-            continue
-        rest = bytes(view[cut:filled])
-        yield buffer.slice(0, cut)
-
-
-def _after_last_line_end(data: np.ndarray) -> int:
-    """The offset just after the last `\\n` in `data` (0 if none); looks at the tail first (lines are short)."""
-    for start in (max(0, data.size - (1 << 16)), 0):
-        found = np.flatnonzero(data[start:] == ord("\n"))
-        if found.size:
-            return start + int(found[-1]) + 1
-    return 0
 
 
 def _utc(seconds: int | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, tz=timezone.utc).replace(tzinfo=None)
 
 
-def _checked_seconds(column: pa.Array, rows_before: int, previous_s: int | None, member: str) -> np.ndarray:
-    """Naive timestamps as int64 seconds; each on a whole hour and later than the line before."""
-    if column.null_count:
-        row = int(np.flatnonzero(~_validity(column))[0])
-        raise Bdg2CsvError(member, "empty timestamp", line=rows_before + row + 2, column=TIMESTAMP_COLUMN)
-    seconds = column.view(pa.int64()).to_numpy()  # zero-copy (a cast would load the compute kernels)
+def _check_seconds(block: LongBlock, rows_before: int, previous_s: int | None, member: str) -> None:
+    """Every line has a timestamp on a whole hour, later than the line before."""
+    if block.empty_timestamp_line is not None:
+        line = rows_before + block.empty_timestamp_line + 2
+        raise Bdg2CsvError(member, "empty timestamp", line=line, column=TIMESTAMP_COLUMN)
+    seconds = block.seconds
     off_grid = np.flatnonzero(seconds % HOUR_S)
     if off_grid.size:
         row = int(off_grid[0])
@@ -462,118 +355,10 @@ def _checked_seconds(column: pa.Array, rows_before: int, previous_s: int | None,
             line=rows_before + row + 2,
             column=TIMESTAMP_COLUMN,
         )
-    return seconds
 
 
 def _show(seconds: np.integer) -> str:
     return datetime.fromtimestamp(int(seconds), tz=timezone.utc).strftime(TIMESTAMP_FORMAT)
-
-
-def _validity(array: pa.Array) -> np.ndarray:
-    bitmap = array.buffers()[0]
-    if bitmap is None:
-        return np.ones(len(array), dtype=bool)
-    bits = np.unpackbits(
-        np.frombuffer(bitmap, dtype=np.uint8), bitorder="little", count=array.offset + len(array)
-    )
-    return bits[array.offset :].astype(bool)
-
-
-class _Reshaper:
-    """Turns wide blocks into long tables (one per parsing thread)."""
-
-    def __init__(
-        self, site_index: np.ndarray, offsets_us: np.ndarray | None, dictionaries: Mapping[str, pa.Array]
-    ):
-        self.site_index = site_index
-        self.offsets_us = offsets_us
-        self.dictionaries = dictionaries
-        self.zeros = np.empty(0, dtype=np.int32)  # meter and unit indices, shared by every block
-        # Scratch matrices, reused block after block by this thread (fresh ones fault in new pages each time).
-        self.valid = np.empty(0, dtype=bool)
-        self.tiled = np.empty(0, dtype=np.int64)
-
-    def reshape(self, batch: pa.RecordBatch, seconds: np.ndarray) -> tuple[pa.Table, np.ndarray]:
-        """The non-empty cells of a wide block as long columns, building by building (hours in order).
-
-        Values and validity form buildings x hours matrices; boolean masks pick the non-empty cells in
-        building-major order, and building and site indices are `repeat`s of the per-building counts.
-        The matrix comes from `to_tensor(null_to_nan=True)` (one copy in C++ without the GIL), where an
-        empty cell is a NaN. When the block has more NaNs than empty cells, some cell spells out NaN: then
-        (rarely) validity comes from the null bitmaps column by column, so that NaN stays a reading for the
-        audit to refuse.
-        """
-        hours = batch.num_rows
-        buildings = batch.num_columns - 1
-        cells = hours * buildings
-        if cells > self.zeros.size:
-            self.zeros = np.zeros(cells, dtype=np.int32)
-            self.valid = np.empty(cells, dtype=bool)
-            self.tiled = np.empty(cells, dtype=np.int64)
-        wide = batch.drop_columns([TIMESTAMP_COLUMN])
-        readings = wide.to_tensor(null_to_nan=True, row_major=False).to_numpy().T
-        valid = self.valid[:cells].reshape(buildings, hours)
-        np.equal(readings, readings, out=valid)  # False exactly at NaN (one pass; ~isnan takes two)
-        per_building = valid.sum(axis=1)
-        if cells - int(per_building.sum()) != sum(array.null_count for array in wide.columns):
-            readings, valid = self._from_bitmaps(batch)
-            per_building = valid.sum(axis=1)
-        building = np.repeat(np.arange(buildings, dtype=np.int32), per_building)
-        values = int(per_building.sum())
-        # `compress` over the flat (C-ordered) matrices is three times faster than boolean indexing; its
-        # outputs live in Arrow's memory pool, which keeps freed memory for the next block.
-        keep = valid.ravel()
-        tiled = self.tiled[:cells]
-        tiled.reshape(buildings, hours)[...] = seconds * 1_000_000
-        timestamps, timestamps_buffer = _pooled(values, np.int64)
-        np.compress(keep, tiled, out=timestamps)
-        if self.offsets_us is not None:
-            timestamps -= self.offsets_us[building]
-        reading, reading_buffer = _pooled(values, np.float64)
-        np.compress(keep, readings.ravel(), out=reading)
-        zeros = pa.array(self.zeros[: building.size])
-        dictionaries = self.dictionaries
-        # Indices are in range by construction: no validation pass over 19 million of them per column.
-        columns = [
-            pa.DictionaryArray.from_arrays(pa.array(building), dictionaries["building_id"], safe=False),
-            pa.DictionaryArray.from_arrays(
-                pa.array(np.repeat(self.site_index, per_building)), dictionaries["site_id"], safe=False
-            ),
-            pa.DictionaryArray.from_arrays(zeros, dictionaries["meter"], safe=False),
-            pa.Array.from_buffers(
-                METER_READINGS.column("timestamp").arrow_type, values, [None, timestamps_buffer]
-            ),
-            pa.Array.from_buffers(pa.float64(), values, [None, reading_buffer]),
-            pa.DictionaryArray.from_arrays(zeros, dictionaries["unit"], safe=False),
-        ]
-        return pa.Table.from_arrays(columns, schema=_FILE_SCHEMA), per_building
-
-    def _from_bitmaps(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
-        """Readings and validity (buildings x hours) read column by column from values and null bitmaps."""
-        hours = batch.num_rows
-        buildings = batch.num_columns - 1
-        bitmap_bytes = (hours + 7) // 8
-        readings = np.empty((buildings, hours), dtype=np.float64)
-        bitmaps = np.empty((buildings, bitmap_bytes), dtype=np.uint8)
-        for index in range(buildings):
-            array = batch.column(index + 1)
-            validity, data = array.buffers()
-            readings[index] = np.frombuffer(data, dtype=np.float64, count=hours, offset=array.offset * 8)
-            if validity is None or not array.null_count:
-                bitmaps[index] = 0xFF
-            elif array.offset % 8 == 0:
-                bitmaps[index] = np.frombuffer(
-                    validity, dtype=np.uint8, count=bitmap_bytes, offset=array.offset // 8
-                )
-            else:
-                bitmaps[index] = np.packbits(_validity(array), bitorder="little")
-        return readings, np.unpackbits(bitmaps, axis=1, count=hours, bitorder="little").view(bool)
-
-
-def _pooled(length: int, dtype: type[np.generic]) -> tuple[np.ndarray, pa.Buffer]:
-    """A writable numpy array over a new buffer from Arrow's memory pool, and the buffer."""
-    buffer = pa.allocate_buffer(length * np.dtype(dtype).itemsize)
-    return np.frombuffer(buffer, dtype=dtype), buffer
 
 
 def locate_csv_problem(
