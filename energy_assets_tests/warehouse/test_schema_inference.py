@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import io
+import itertools
 import json
 
 import pyarrow as pa
@@ -13,7 +14,7 @@ import pytest
 
 from energy_assets.errors import DataValidationError
 from energy_assets.warehouse import InferredSchema, TableName, infer_arrow, infer_csv, infer_json
-from energy_assets.warehouse.keys import KeyPacker, duplicate_keys
+from energy_assets.warehouse.keys import KeyPacker, duplicate_keys, row_key_codes
 from energy_assets.warehouse.schema_inference import _widen_after_conversion_error
 
 
@@ -173,6 +174,29 @@ def test_key_packing_and_duplicates() -> None:
         {"series_id": 2, "interval_start": dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)}
     ]
     assert KeyPacker.fit(pa.table({"name": ["a"]}), ["name"]) is None
+
+
+def test_text_keys_are_checked_through_one_int64_code_per_row() -> None:
+    # (building_id, meter, timestamp) as in buildings.meter_readings: codes are equal exactly when keys are,
+    # across chunks (each chunk of a text column is encoded against the same distinct values).
+    hours = pa.array([0, 3600, 0, 3600, 0], pa.timestamp("s", tz="UTC"))
+    first = pa.table({"building": ["b", "b", "a", "a", "c"], "meter": ["e"] * 5, "timestamp": hours})
+    second = pa.table({"building": ["c", "d"], "meter": ["gas", "e"], "timestamp": hours.slice(0, 2)})
+    table = pa.concat_tables([first, second])
+    key = ["building", "meter", "timestamp"]
+    codes = row_key_codes(table, key)
+    assert codes is not None
+    keys = list(zip(*(table[name].to_pylist() for name in key), strict=True))
+    for i, j in itertools.combinations(range(table.num_rows), 2):
+        assert (codes[i] == codes[j]) == (keys[i] == keys[j])
+    assert duplicate_keys(table, key) == []
+    doubled = pa.concat_tables([table, table.slice(6, 1)])
+    assert duplicate_keys(doubled, key) == [
+        {"building": "d", "meter": "e", "timestamp": dt.datetime(1970, 1, 1, 1, tzinfo=dt.timezone.utc)}
+    ]
+    with_null = pa.table({"building": ["a", None], "timestamp": hours.slice(0, 2)})
+    assert row_key_codes(with_null, ["building", "timestamp"]) is None  # the general path handles NULLs
+    assert row_key_codes(pa.table({"v": [1.5]}), ["v"]) is None  # no codes for floats
 
 
 def conversion_error(text: str, column_types: dict[str, pa.DataType] | None = None) -> str:
