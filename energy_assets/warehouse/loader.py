@@ -291,12 +291,14 @@ class WarehouseLoader:
             )
             rows = load.rows()
             if load.created:
-                key_check.result()
+                if not load.key_to_add:
+                    key_check.result()  # a keyed table would refuse a repeated key mid-COPY, less clearly
                 with load.timings.step("copy"):
                     inserted = copy_arrow(cur, table.sql(), rows, load.plan.target_types)  # type: ignore[union-attr]
                 if load.key_to_add:
-                    # `key_after_initial_copy`: the key was checked on the input above, so the build does
-                    # not fail on duplicates.
+                    # `key_after_initial_copy`: the input's key is checked while the rows are copied (a
+                    # repeated key raises here and rolls the table back), so the build does not fail on one.
+                    key_check.result()
                     with load.timings.step("primary key"):
                         cur.execute(add_primary_key_sql(table, load.key_to_add))
                 return {"inserted": inserted, "strategy": "initial-copy"}

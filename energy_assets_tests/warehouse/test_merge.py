@@ -78,6 +78,19 @@ def test_a_table_created_by_a_merge_has_its_key(
         loader.append(table, readings({(1, 0): 1.0}))
 
 
+@pytest.mark.parametrize("key_after_initial_copy", [False, True])
+def test_a_repeated_key_in_the_first_load_is_refused_and_creates_no_table(
+    loader: WarehouseLoader, query, warehouse_schema: str, key_after_initial_copy: bool
+) -> None:
+    # With the key built after the COPY, the input's key is checked while the rows are copied: a repeat
+    # raises the same clear error and rolls the new table back.
+    table = TableName(warehouse_schema, "repeated")
+    data = pa.concat_tables([readings({(1, 0): 1.0, (1, 1): 2.0}), readings({(1, 1): 3.0})])
+    with pytest.raises(DataValidationError, match="not unique"):
+        loader.merge(table, data, key=KEY, key_after_initial_copy=key_after_initial_copy)
+    assert query("SELECT to_regclass(%s)", (f"{warehouse_schema}.repeated",)) == [(None,)]
+
+
 def test_merge_counts_and_history(loader: WarehouseLoader, target: TableName, query, tmp_path: Path) -> None:
     path = tmp_path / "changes.parquet"
     pq.write_table(changes(), path)
