@@ -236,6 +236,13 @@ def full_path(csv_path: Path, workdir: Path) -> dict:
 
 
 # ---------------------------------------------------------------------- main
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
@@ -243,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-duckdb", action="store_true")
     parser.add_argument("--rows", type=int, default=ROWS, help="hourly rows (default: the real 17,544)")
     parser.add_argument(
-        "--repeat", type=int, default=3, help="runs per contender, each in a new process; the median counts"
+        "--repeat",
+        type=_positive,
+        default=3,
+        metavar="N",
+        help="runs per contender each in a new process; the median counts (the slower middle one of an even N)",
     )
     parser.add_argument("--child", nargs=3, metavar=("KIND", "SOURCE", "DESTINATION"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

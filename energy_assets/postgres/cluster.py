@@ -478,7 +478,7 @@ class ManagedCluster:
             self._initialize()
             config = self.config
             self._write_passfile(config, self.superuser_password())
-            if self.is_running():
+            if self.is_running() or (_port_in_use(config.port) and self._seen_running(within_s=3.0)):
                 self.maintain_certificates()
                 return False
             if self._requested_port and self._requested_port != config.port:
@@ -486,9 +486,6 @@ class ManagedCluster:
                 self._save_config(config)
                 self._write_passfile(config, self.superuser_password())
             if _port_in_use(config.port):
-                if self._seen_running(within_s=3.0):
-                    self.maintain_certificates()
-                    return False
                 raise ClusterError(
                     f"Port {config.port} on {LISTEN_ADDRESS} is in use by another program; set {ENV_PG_PORT} to "
                     f"a free port (or stop the other server) and run `energy-assets db start` again."

@@ -126,6 +126,8 @@ def test_spelled_out_nan_and_infinity_are_readings_on_the_tokenizer_too() -> Non
         b"2016-01-01 00:00:00,1,2,3,4\r\n,1,2,3,4\r\n",  # an empty timestamp
         b"2016-01-01 00:00:00,1,2,3,4\r\n2016-01-01 01:00,1,2,3,4\r\n",  # another format
         b"2016-13-01 00:00:00,1,2,3,4\n",  # month 13
+        b"2016-01-01\r00:00:00,1,2,3,4\n",  # a bare CR, which strptime would take for the space
+        b"2016-01-01 00:\r00:00,1,2,3,4\r\n",
     ],
 )
 def test_a_timestamp_the_tokenizer_cannot_parse_goes_to_the_csv_reader(chunk: bytes) -> None:
