@@ -6,9 +6,9 @@ reading, unit`:
 
 1. the header is read and checked (first column `timestamp`, building ids `<Site>_<usage>_<Name>`, no repeats);
 2. the rest is read in chunks cut at line ends, which `PARSE_THREADS` threads parse and reshape into blocks of
-   long rows (`meter_blocks`: numpy tokenizes, Arrow parses the numbers and timestamps, `compress` keeps the
-   non-empty cells, in file order: hour by hour, buildings in header order) while the main thread writes the
-   block before: parsing is the largest cost, and this keeps both cores busy;
+   long rows (`meter_blocks`: numpy tokenizes, Arrow parses the numbers and timestamps, `nonzero` + `take`
+   keep the non-empty cells, in file order: hour by hour, buildings in header order) while the main thread
+   writes the block before: parsing is the largest cost, and this keeps both cores busy;
 3. each block is appended to the Parquet file as one row group, with dictionary-encoded building, site, meter
    and unit: memory stays at a few chunks whatever the file size;
 4. timestamps must lie on whole hours and strictly increase from line to line;
