@@ -67,26 +67,41 @@ class KeyPacker:
                 return None
             lows.append(int(values.min()))
             highs.append(int(values.max()))
-        multipliers = []
-        span = 1
-        for low, high in zip(reversed(lows), reversed(highs), strict=True):
-            multipliers.append(span)
-            span *= high - low + 1
-        if span >= _PACK_LIMIT:
+        multipliers = _radixes(list(zip(lows, highs, strict=True)))
+        if multipliers is None:
             return None
-        return cls(tuple(key), tuple(lows), tuple(reversed(multipliers)), tuple(highs))
+        return cls(tuple(key), tuple(lows), tuple(multipliers), tuple(highs))
 
     def pack(self, table: pa.Table) -> np.ndarray | None:
         """The packed key of every row, or None if a value lies outside the fitted ranges."""
-        packed = np.zeros(table.num_rows, dtype=np.int64)
-        for name, low, high, multiplier in zip(
-            self.key, self.minimums, self.maximums, self.multipliers, strict=True
-        ):
+        columns = []
+        for name, low, high in zip(self.key, self.minimums, self.maximums, strict=True):
             values = int64_values(table[name])
             if values is None or (len(values) and (values.min() < low or values.max() > high)):
                 return None
-            packed += (values - low) * multiplier
-        return packed
+            columns.append(values)
+        return _combine(columns, self.minimums, self.multipliers, table.num_rows)
+
+
+def _radixes(ranges: Sequence[tuple[int, int]]) -> list[int] | None:
+    """Multipliers that combine values in the inclusive `ranges` into one int64 ordered like the tuple (the
+    last column varies fastest); None when the combined range reaches 2**62."""
+    multipliers = []
+    span = 1
+    for low, high in reversed(ranges):
+        multipliers.append(span)
+        span *= high - low + 1
+    return None if span >= _PACK_LIMIT else multipliers[::-1]
+
+
+def _combine(
+    columns: Sequence[np.ndarray], lows: Sequence[int], multipliers: Sequence[int], rows: int
+) -> np.ndarray:
+    """`sum((column - low) * multiplier)` over the columns, one int64 per row."""
+    packed = np.zeros(rows, dtype=np.int64)
+    for values, low, multiplier in zip(columns, lows, multipliers, strict=True):
+        packed += (values - low) * multiplier if multiplier > 1 else values - low
+    return packed
 
 
 def is_strictly_increasing(values: np.ndarray) -> bool:
@@ -103,43 +118,33 @@ def row_key_codes(table: pa.Table, key: Sequence[str]) -> np.ndarray | None:
     """
     if table.num_rows == 0:
         return None
-    parts: list[tuple[np.ndarray, int, int]] = []
+    columns: list[np.ndarray] = []
+    ranges: list[tuple[int, int]] = []
     for name in key:
         column = table[name]
         if column.null_count:
             return None
         values = int64_values(column)
         if values is not None:
-            parts.append((values, int(values.min()), int(values.max())))
-            continue
-        if not any(
-            test(column.type)
-            for test in (
-                pa.types.is_string,
-                pa.types.is_large_string,
-                pa.types.is_binary,
-                pa.types.is_large_binary,
-            )
+            columns.append(values)
+            ranges.append((int(values.min()), int(values.max())))
+        elif (
+            pa.types.is_string(column.type)
+            or pa.types.is_large_string(column.type)
+            or pa.types.is_binary(column.type)
+            or pa.types.is_large_binary(column.type)
         ):
-            return None
-        encoded = pc.dictionary_encode(column)
-        if isinstance(encoded, pa.ChunkedArray):
-            encoded = encoded.unify_dictionaries()
-            distinct = len(encoded.chunk(0).dictionary) if encoded.num_chunks else 0
-            indices = [chunk.indices.to_numpy() for chunk in encoded.chunks]
-            values = np.concatenate(indices).astype(np.int64) if indices else np.empty(0, np.int64)
+            encoded = pc.dictionary_encode(column).unify_dictionaries()  # a table's column is chunked
+            columns.append(
+                np.concatenate([chunk.indices.to_numpy() for chunk in encoded.chunks]).astype(np.int64)
+            )
+            ranges.append((0, max(len(encoded.chunk(0).dictionary) - 1, 0)))
         else:
-            distinct = len(encoded.dictionary)
-            values = encoded.indices.to_numpy().astype(np.int64)
-        parts.append((values, 0, max(distinct - 1, 0)))
-    codes = np.zeros(table.num_rows, dtype=np.int64)
-    span = 1
-    for values, low, high in reversed(parts):
-        if span * (high - low + 1) >= _PACK_LIMIT:
             return None
-        codes += (values - low) * span if span > 1 else values - low
-        span *= high - low + 1
-    return codes
+    multipliers = _radixes(ranges)
+    if multipliers is None:
+        return None
+    return _combine(columns, [low for low, _ in ranges], multipliers, table.num_rows)
 
 
 def duplicate_keys(table: pa.Table, key: Sequence[str], limit: int = 5) -> list[dict[str, Any]]:

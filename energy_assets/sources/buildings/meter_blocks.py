@@ -171,7 +171,7 @@ class BlockParser:
         flags = filled.reshape(lines, columns).view(np.uint8)
         per_line = np.add.reduce(flags, axis=1, dtype=np.int64)
         per_building = np.add.reduce(flags[:, 1:], axis=0, dtype=np.int64)
-        table = self._long_table(building, site, np.repeat(seconds * 1_000_000, per_line), reading_buffer)
+        table = self._long_table(building, site, seconds, per_line, reading_buffer)
         return LongBlock(seconds, None, table, per_building)
 
     def _templates(self, lines: int) -> tuple[np.ndarray, np.ndarray]:
@@ -218,16 +218,21 @@ class BlockParser:
         np.compress(keep, readings.ravel(), out=reading)
         building = (np.flatnonzero(keep) % self.buildings).astype(np.int32)
         per_line = valid.sum(axis=1)
-        table = self._long_table(
-            building, self.site_index[building], np.repeat(seconds * 1_000_000, per_line), reading_buffer
-        )
+        table = self._long_table(building, self.site_index[building], seconds, per_line, reading_buffer)
         return LongBlock(seconds, None, table, valid.sum(axis=0))
 
     # ------------------------------------------------------------------ both
     def _long_table(
-        self, building: np.ndarray, site: np.ndarray, timestamps_us: np.ndarray, reading: pa.Buffer
+        self,
+        building: np.ndarray,
+        site: np.ndarray,
+        seconds: np.ndarray,
+        per_line: np.ndarray,
+        reading: pa.Buffer,
     ) -> pa.Table:
-        """The long columns; timestamps are naive microseconds, made UTC with `offsets_us` here."""
+        """The long columns: each line's naive `seconds` repeated for its `per_line` cells, in microseconds,
+        made UTC with `offsets_us` here."""
+        timestamps_us = np.repeat(seconds * 1_000_000, per_line)
         if self.offsets_us is not None:
             timestamps_us -= self.offsets_us[building]
         count = building.size
