@@ -1,7 +1,9 @@
-"""Builds the code location's `Definitions` from every source's definitions plus the shared resources.
+"""Builds the code location's `Definitions`: every declared source, the platform, and the shared resources.
 
-Keep asset logic out of this module; it only merges definitions and wires default resources.
-Tests call `build_defs(resource_overrides=...)` with their own resources instead of patching.
+Keep asset logic out of this module; it only merges definitions and wires default resources. Sources are
+declarations (`defs.yaml`, see `declarations`): the bundled ones in `energy_assets/defs/<source>/` and the
+operator's under ENERGY_ASSETS_SOURCES_DIR. Tests call `build_defs(resource_overrides=...)` with their own
+resources instead of patching; an override replaces a declared source's resource of the same key.
 """
 
 from __future__ import annotations
@@ -12,21 +14,16 @@ from typing import Any
 
 import dagster as dg
 
-from energy_assets.defs.buildings import ZenodoResource, buildings_definitions
-from energy_assets.defs.energy_charts import energy_charts_definitions
-from energy_assets.defs.energy_charts.resources import EnergyChartsResource
-from energy_assets.defs.meters import MetersResource, meters_definitions
+from energy_assets.defs.declarations import declared_sources
 from energy_assets.defs.platform import platform_definitions
 from energy_assets.defs.policy import apply_policies
 from energy_assets.defs.report import platform_report
 from energy_assets.defs.resources import CertificateAuthorityResource, LakeResource, PostgresResource
 from energy_assets.settings import ENV_PG_URL
-from energy_assets.sources.buildings.settings import ENV_ZENODO_ACCESS_TOKEN
-from energy_assets.sources.meters.settings import ENV_NMI_FERNET_KEYS, ENV_NMI_HMAC_KEY
 
 
 def default_resources() -> dict[str, Any]:
-    """Resources from the environment: an external server if ENERGY_PG_URL is set, else the managed one."""
+    """Shared resources from the environment: an external server if ENERGY_PG_URL is set, else the managed one."""
     # Only the presence of the variable is read here; EnvVar resolves the value at launch, unseen in the UI.
     postgres = (
         PostgresResource(url=dg.EnvVar(ENV_PG_URL)) if os.environ.get(ENV_PG_URL) else PostgresResource()
@@ -35,34 +32,30 @@ def default_resources() -> dict[str, Any]:
         "postgres": postgres,
         "lake": LakeResource(),
         "certificate_authority": CertificateAuthorityResource(),
-        "energy_charts": EnergyChartsResource(),
-        "meters": _meters_resource(),
-        "zenodo": ZenodoResource(access_token=dg.EnvVar(ENV_ZENODO_ACCESS_TOKEN))
-        if os.environ.get(ENV_ZENODO_ACCESS_TOKEN)
-        else ZenodoResource(),
     }
-
-
-def _meters_resource() -> MetersResource:
-    """Keys through EnvVar (resolved at launch, never shown), only when they are set."""
-    return MetersResource(
-        hmac_key=dg.EnvVar(ENV_NMI_HMAC_KEY) if os.environ.get(ENV_NMI_HMAC_KEY) else None,
-        fernet_keys=dg.EnvVar(ENV_NMI_FERNET_KEYS) if os.environ.get(ENV_NMI_FERNET_KEYS) else None,
-    )
-
-
-def _source_definitions() -> list[dg.Definitions]:
-    return [
-        platform_definitions(),
-        energy_charts_definitions(),
-        buildings_definitions(),
-        meters_definitions(),
-        dg.Definitions(assets=[platform_report]),
-    ]
 
 
 def build_defs(*, resource_overrides: Mapping[str, Any] | None = None) -> dg.Definitions:
     """The platform's definitions with default resources, some replaced by `resource_overrides`."""
-    resources = {**default_resources(), **(resource_overrides or {})}
-    merged = apply_policies(dg.Definitions.merge(*_source_definitions()))
+    sources = [source.defs for source in declared_sources()]
+    merged = apply_policies(
+        dg.Definitions.merge(
+            platform_definitions(),
+            *(_without_resources(defs) for defs in sources),
+            dg.Definitions(assets=[platform_report]),
+        )
+    )
+    declared = {key: value for defs in sources for key, value in (defs.resources or {}).items()}
+    resources = {**default_resources(), **declared, **(resource_overrides or {})}
     return dg.Definitions.merge(merged, dg.Definitions(resources=resources))
+
+
+def _without_resources(defs: dg.Definitions) -> dg.Definitions:
+    """A source's definitions minus its resources (merged once, so that overrides can replace them)."""
+    return dg.Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=defs.jobs,
+        schedules=defs.schedules,
+        sensors=defs.sensors,
+    )

@@ -11,24 +11,17 @@ import dagster as dg
 import pytest
 
 from energy_assets.defs.build import build_defs
-from energy_assets.defs.energy_charts import FRESHNESS_CHECKS, materialize_sample
-from energy_assets.defs.energy_charts.assets import (
-    DAY_AHEAD_PRICE_KEY,
-    ENERGY_CHARTS_ASSETS,
-    MART_ASSETS,
-    PUBLIC_POWER_KEY,
-    PUBLIC_POWER_SHARE_KEY,
-    RAW_PRICE,
-    RAW_PUBLIC_POWER,
-    daily_production_trend,
-    price_assets,
-    public_power_assets,
-    raw_path,
+from energy_assets.defs.energy_charts import (
+    EnergyChartsSource,
+    energy_charts_assets,
+    freshness_checks,
+    materialize_sample,
 )
+from energy_assets.defs.energy_charts.assets import raw_path as source_raw_path
 from energy_assets.defs.energy_charts.checks import FreshnessConfig
 from energy_assets.defs.energy_charts.partitions import SAMPLE_PARTITION_KEYS, sample_partition_ranges
 from energy_assets.defs.energy_charts.resources import EnergyChartsResource
-from energy_assets.defs.energy_charts.schedules import energy_charts_daily_schedule
+from energy_assets.defs.energy_charts.schedules import energy_charts_schedules
 from energy_assets.defs.publishing import ALLOW_SHRINK_TAG
 from energy_assets.defs.resources import LakeResource, PostgresResource
 from energy_assets.postgres.connection import PostgresSettings, connect
@@ -40,6 +33,25 @@ from energy_assets.warehouse import ParquetStore
 from energy_assets_tests.sources.energy_charts_server import EnergyChartsTestServer, Scripted
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "energy_charts"
+
+# The bundled declaration's assets, built by the product's factory as the component does.
+SOURCE = energy_charts_assets(EnergyChartsSource())
+public_power_assets, price_assets = SOURCE.public_power, SOURCE.price
+ENERGY_CHARTS_ASSETS, MART_ASSETS = SOURCE.sources, SOURCE.marts
+daily_production_trend = MART_ASSETS[0]
+FRESHNESS_CHECKS = freshness_checks(SOURCE)
+energy_charts_daily_schedule = energy_charts_schedules(SOURCE)[0]
+PUBLIC_POWER_KEY = dg.AssetKey(["energy_charts", "public_power"])
+PUBLIC_POWER_SHARE_KEY = dg.AssetKey(["energy_charts", "public_power_share"])
+DAY_AHEAD_PRICE_KEY = dg.AssetKey(["energy_charts", "day_ahead_price"])
+RAW_PUBLIC_POWER = dg.AssetKey(["raw", "energy_charts", "public_power"])
+RAW_PRICE = dg.AssetKey(["raw", "energy_charts", "price"])
+
+
+def raw_path(lake: LakeResource, endpoint: str, area: str, name: str) -> Path:
+    return source_raw_path(lake, "energy_charts", endpoint, area, name)
+
+
 BERLIN = ZoneInfo("Europe/Berlin")
 
 

@@ -1,61 +1,58 @@
-"""Dagster layer of the Energy-Charts source: assets, checks, partitions, the client resource, schedules.
+"""Dagster layer of the Energy-Charts source: the component, assets, checks, partitions, resource, schedules.
 
-`energy_charts_definitions()` is what `energy_assets.defs.build.build_defs` merges. Its `energy_charts`
-resource (live or snapshot client, see `resources`) is wired by `build_defs` with the shared `postgres`
-and `lake` resources. The bundled sample covers the partition keys in `SAMPLE_PARTITION_KEYS`.
+`EnergyChartsSource` (in `component`) is what a `defs.yaml` declares; its `build_defs` calls
+`energy_charts_definitions`, which builds the assets, the freshness checks, the jobs, the schedules and the
+source's client resource (keyed by the source name; live or snapshot client, see `resources`). The shared
+`postgres` and `lake` resources come from `build_defs`. The bundled sample covers `SAMPLE_PARTITION_KEYS`.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
-from energy_assets.defs.energy_charts.assets import (
-    DAY_AHEAD_PRICE_KEY,
-    ENERGY_CHARTS_ASSETS,
-    MART_ASSETS,
-    PUBLIC_POWER_KEY,
-)
+from energy_assets.defs.energy_charts.assets import EnergyChartsAssets, energy_charts_assets
 from energy_assets.defs.energy_charts.checks import build_freshness_check
-from energy_assets.defs.energy_charts.partitions import (
-    SAMPLE_PARTITION_KEYS,
-    daily_partitions,
-    sample_partition_ranges,
-)
+from energy_assets.defs.energy_charts.component import EnergyChartsSource
+from energy_assets.defs.energy_charts.partitions import SAMPLE_PARTITION_KEYS, sample_partition_ranges
 from energy_assets.defs.energy_charts.resources import EnergyChartsResource
 from energy_assets.defs.energy_charts.sample import materialize_sample
-from energy_assets.defs.energy_charts.schedules import (
-    JOBS,
-    SCHEDULES,
-    energy_charts_daily_job,
-    energy_charts_sample_job,
-)
-from energy_assets.sources.energy_charts.snapshot import SAMPLE_DAYS
-from energy_assets.sources.energy_charts.tables import DAY_AHEAD_PRICE, PUBLIC_POWER
-
-FRESHNESS_CHECKS = [
-    build_freshness_check(PUBLIC_POWER_KEY, PUBLIC_POWER.qualified_name),
-    build_freshness_check(DAY_AHEAD_PRICE_KEY, DAY_AHEAD_PRICE.qualified_name),
-]
+from energy_assets.defs.energy_charts.schedules import energy_charts_jobs, energy_charts_schedules
+from energy_assets.defs.publishing import table_asset_key
 
 
-def energy_charts_definitions() -> dg.Definitions:
-    """Assets, checks, jobs and schedules of this source; `build_defs` supplies the resources."""
+def freshness_checks(assets: EnergyChartsAssets) -> list[dg.AssetChecksDefinition]:
+    tables, zone = assets.tables, assets.tables.source.timezone
+    return [
+        build_freshness_check(table_asset_key(spec), spec.qualified_name, zone)
+        for spec in (tables.public_power, tables.day_ahead_price)
+    ]
+
+
+def energy_charts_definitions(source: EnergyChartsSource) -> dg.Definitions:
+    """Assets, checks, jobs, schedules and the client resource of one declared source."""
+    assets = energy_charts_assets(source)
     return dg.Definitions(
-        assets=[*ENERGY_CHARTS_ASSETS, *MART_ASSETS],
-        asset_checks=FRESHNESS_CHECKS,
-        jobs=JOBS,
-        schedules=SCHEDULES,
+        assets=assets.all,
+        asset_checks=freshness_checks(assets),
+        jobs=energy_charts_jobs(assets),
+        schedules=energy_charts_schedules(assets),
+        resources={
+            source.name: EnergyChartsResource(
+                countries=source.countries,
+                bidding_zones=source.bidding_zones,
+                installed_power_country=source.installed_power_country,
+            )
+        },
     )
 
 
 __all__ = [
-    "SAMPLE_DAYS",
     "SAMPLE_PARTITION_KEYS",
+    "EnergyChartsAssets",
     "EnergyChartsResource",
-    "daily_partitions",
-    "energy_charts_daily_job",
+    "EnergyChartsSource",
+    "energy_charts_assets",
     "energy_charts_definitions",
-    "energy_charts_sample_job",
     "materialize_sample",
     "sample_partition_ranges",
 ]

@@ -14,13 +14,15 @@ Data flow (daily partitions are local days; a single-run backfill handles a whol
 
 Each endpoint is one multi-asset: its response is fetched once per area and chunk of days, parsed once,
 audited for every table it feeds, and only then published (raw JSON, lake, PostgreSQL, in step).
-Asset keys mirror where the data lives: `raw/<source>/<endpoint>`, `<schema>/<table>`.
+Asset keys mirror where the data lives: `raw/<source>/<endpoint>`, `<schema>/<table>`. Everything is built
+by `energy_charts_assets(source)` from a declared `EnergyChartsSource` (its name, areas and partitions), so
+two declared instances build two independent sets of assets.
 """
 
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import requests
 
-from energy_assets.defs.energy_charts.partitions import daily_partitions, partition_days
+from energy_assets.defs.energy_charts.component import EnergyChartsSource
+from energy_assets.defs.energy_charts.partitions import daily_partitions_for, partition_days
 from energy_assets.defs.energy_charts.resources import EnergyChartsResource
 from energy_assets.defs.factories import MartOutput, mart_asset, static_metadata
 from energy_assets.defs.policy import NETWORK_RETRY, POSTGRES_POOL
@@ -76,28 +79,53 @@ from energy_assets.warehouse.lake_sql import partition_label
 from energy_assets.warehouse.publish import Candidate, PublishRequest, read_published
 from energy_assets.warehouse.table_spec import TableSpec
 
-GROUP = "energy_charts"
-RAW_FOLDER = "energy_charts"
 PHYSICAL_SIGNS = "physical_signs"
 
-RAW_PUBLIC_POWER = dg.AssetKey(["raw", "energy_charts", "public_power"])
-RAW_PRICE = dg.AssetKey(["raw", "energy_charts", "price"])
-RAW_INSTALLED_POWER = dg.AssetKey(["raw", "energy_charts", "installed_power"])
 
+@dataclass(frozen=True)
+class EnergyChartsTables:
+    """The tables of one declared source: the package's table specs in the source's own schema."""
 
-PUBLIC_POWER_KEY = table_asset_key(PUBLIC_POWER)
-PUBLIC_POWER_SHARE_KEY = table_asset_key(PUBLIC_POWER_SHARE)
-DAY_AHEAD_PRICE_KEY = table_asset_key(DAY_AHEAD_PRICE)
-INSTALLED_POWER_KEY = table_asset_key(INSTALLED_POWER)
+    source: EnergyChartsSource
+    public_power: TableSpec
+    public_power_share: TableSpec
+    day_ahead_price: TableSpec
+    installed_power: TableSpec
+    daily_production_trend: TableSpec
+    daily_price_analysis: TableSpec
+    underperformance_30min: TableSpec
+
+    @classmethod
+    def of(cls, source: EnergyChartsSource) -> "EnergyChartsTables":
+        def own(spec: TableSpec) -> TableSpec:
+            return replace(spec, schema=source.name)
+
+        def mart(spec: TableSpec) -> TableSpec:
+            return replace(spec, name=f"{source.mart_prefix}{spec.name}")
+
+        return cls(
+            source,
+            own(PUBLIC_POWER),
+            own(PUBLIC_POWER_SHARE),
+            own(DAY_AHEAD_PRICE),
+            own(INSTALLED_POWER),
+            mart(DAILY_PRODUCTION_TREND),
+            mart(DAILY_PRICE_ANALYSIS),
+            mart(UNDERPERFORMANCE_30MIN),
+        )
+
+    def raw_key(self, endpoint: str) -> dg.AssetKey:
+        """`raw/<source>/<endpoint>`."""
+        return dg.AssetKey(["raw", self.source.name, endpoint])
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Raw files
 
 
-def raw_path(lake: LakeResource, endpoint: str, area: str, name: str) -> Path:
-    """`<raw>/energy_charts/<endpoint>/<area>/<name>.json` (area codes are validated before they get here)."""
-    return lake.raw_dir() / RAW_FOLDER / endpoint / area / f"{name}.json"
+def raw_path(lake: LakeResource, source: str, endpoint: str, area: str, name: str) -> Path:
+    """`<raw>/<source>/<endpoint>/<area>/<name>.json` (area codes are validated before they get here)."""
+    return lake.raw_dir() / source / endpoint / area / f"{name}.json"
 
 
 def raw_bytes(body: Any) -> bytes:
@@ -160,26 +188,28 @@ class DailyEndpoint:
     raw_description: str
 
 
-def daily_endpoint_assets(endpoint: DailyEndpoint) -> dg.AssetsDefinition:
+def daily_endpoint_assets(endpoint: DailyEndpoint, tables: EnergyChartsTables) -> dg.AssetsDefinition:
     """The multi-asset of a daily endpoint: fetch, parse once, audit every table, then publish all."""
+    source = tables.source
+    first_spec = endpoint.tables[0].spec
     keys = [table_asset_key(table.spec) for table in endpoint.tables]
     # The first table of an endpoint must cover every day; the others (share series) may be absent on one.
     rules_of = {
         index: interval_rules(table.spec.series_columns, rows_required=index == 0)
         for index, table in enumerate(endpoint.tables)
     }
-    warnings = {PHYSICAL_SIGNS: _PHYSICAL_SIGNS} if endpoint.tables[0].spec is PUBLIC_POWER else {}
+    warnings = {PHYSICAL_SIGNS: _PHYSICAL_SIGNS} if first_spec is tables.public_power else {}
     check_specs = [
         check
         for table, key in zip(endpoint.tables, keys, strict=True)
         for check in audit_check_specs(
-            key, table.spec, rules_of[0], warnings=warnings if table.spec is PUBLIC_POWER else None
+            key, table.spec, rules_of[0], warnings=warnings if table.spec is tables.public_power else None
         )
     ]
     specs = [
         dg.AssetSpec(
             endpoint.raw_key,
-            group_name=GROUP,
+            group_name=source.name,
             kinds={"python", "json"},
             description=endpoint.raw_description,
         ),
@@ -187,7 +217,7 @@ def daily_endpoint_assets(endpoint: DailyEndpoint) -> dg.AssetsDefinition:
             dg.AssetSpec(
                 key,
                 deps=[endpoint.raw_key],
-                group_name=GROUP,
+                group_name=source.name,
                 kinds={"python", "parquet", "postgres"},
                 description=table.description,
                 metadata=static_metadata(table.spec),
@@ -197,20 +227,19 @@ def daily_endpoint_assets(endpoint: DailyEndpoint) -> dg.AssetsDefinition:
     ]
 
     @dg.multi_asset(
-        name=f"energy_charts__{endpoint.name}",
+        name=f"{source.name}__{endpoint.name}",
         specs=specs,
         check_specs=check_specs,
-        partitions_def=daily_partitions,
+        partitions_def=daily_partitions_for(source),
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=POSTGRES_POOL,
         retry_policy=NETWORK_RETRY,
+        required_resource_keys={source.name, "lake", "postgres"},
     )
-    def _assets(
-        context: dg.AssetExecutionContext,
-        energy_charts: EnergyChartsResource,
-        lake: LakeResource,
-        postgres: PostgresResource,
-    ) -> Iterator[Any]:
+    def _assets(context: dg.AssetExecutionContext) -> Iterator[Any]:
+        energy_charts: EnergyChartsResource = getattr(context.resources, source.name)
+        lake: LakeResource = context.resources.lake
+        postgres: PostgresResource = context.resources.postgres
         with retry_only_transient():  # a partition range outside the definition fails at once
             days = partition_days(context.partition_keys)
         client = energy_charts.client()
@@ -240,7 +269,9 @@ def daily_endpoint_assets(endpoint: DailyEndpoint) -> dg.AssetsDefinition:
                     partition = {endpoint.area_column: area, "date": day.isoformat()}
                     windows.append((partition_label(partition), window))
                     scope = {endpoint.area_column: area, "interval_start": (window.start_utc, window.end_utc)}
-                    raw = {raw_path(lake, endpoint.name, area, day.isoformat()): raw_bytes(day_body)}
+                    raw = {
+                        raw_path(lake, source.name, endpoint.name, area, day.isoformat()): raw_bytes(day_body)
+                    }
                     for index, table in enumerate(endpoint.tables):
                         candidates[index].append(
                             Candidate(partition, scope, table.rows_of(parsed), raw if index == 0 else {})
@@ -271,7 +302,7 @@ def daily_endpoint_assets(endpoint: DailyEndpoint) -> dg.AssetsDefinition:
                 "chunks": len(chunks),
                 "documents": len(windows),
                 "client": client.describe(),
-                "dagster/uri": dg.MetadataValue.path(str(lake.raw_dir() / RAW_FOLDER / endpoint.name)),
+                "dagster/uri": dg.MetadataValue.path(str(lake.raw_dir() / source.name / endpoint.name)),
             },
         )
         for request, key, result in zip(requests, keys, results, strict=True):
@@ -288,9 +319,11 @@ def daily_endpoint_assets(endpoint: DailyEndpoint) -> dg.AssetsDefinition:
                 lake=lake,
                 postgres=postgres,
                 preview=data,
-                metadata=_key_figures(request.spec, data, extras),
+                metadata=_key_figures(request.spec.name, data, extras),
                 partitions_in_run=len(days),
-                extra_checks=[_physical_signs_result(key, data)] if request.spec is PUBLIC_POWER else [],
+                extra_checks=[_physical_signs_result(key, data)]
+                if request.spec is tables.public_power
+                else [],
             )
 
     return _assets
@@ -313,15 +346,15 @@ def _physical_signs_result(key: dg.AssetKey, data: pa.Table) -> dg.AssetCheckRes
     )
 
 
-def _key_figures(spec: TableSpec, data: pa.Table, parsed: Sequence[Any]) -> dict[str, Any]:
+def _key_figures(table_name: str, data: pa.Table, parsed: Sequence[Any]) -> dict[str, Any]:
     """Numeric metadata per table, so the UI plots them across materializations."""
-    if spec is PUBLIC_POWER:
+    if table_name == PUBLIC_POWER.name:
         all_null = sorted({name for day in parsed for name in day.all_null_series})
         return {
             "series": len(set(data.column("production_type").to_pylist())),
             "all_null_series_left_out": dg.MetadataValue.json(all_null),
         }
-    if spec is DAY_AHEAD_PRICE:
+    if table_name == DAY_AHEAD_PRICE.name:
         minutes = pc.value_counts(data.column("interval_minutes")).to_pylist() if data.num_rows else []
         prices = data.column("price_eur_per_mwh")
         return {
@@ -333,29 +366,29 @@ def _key_figures(spec: TableSpec, data: pa.Table, parsed: Sequence[Any]) -> dict
     return {}
 
 
-public_power_assets = daily_endpoint_assets(
-    DailyEndpoint(
+def public_power_assets(tables: EnergyChartsTables) -> dg.AssetsDefinition:
+    """/public_power: raw JSON, `<source>.public_power` and `<source>.public_power_share`."""
+    endpoint = DailyEndpoint(
         name=endpoints.PUBLIC_POWER,
-        raw_key=RAW_PUBLIC_POWER,
+        raw_key=tables.raw_key(endpoints.PUBLIC_POWER),
         area_column="country",
         areas_of=lambda resource: list(resource.countries),
         fetch=lambda client, area, first, last: client.public_power(area, first, last),
         normalize=lambda body, area, window: normalize_public_power(body, country=area, window=window),
         tables=(
             DailyTable(
-                PUBLIC_POWER,
+                tables.public_power,
                 lambda parsed: parsed.power,
                 "Public net production, load and trade in MW per interval, long format: one row per country,"
                 " series and interval start (UTC). Series matched by name (case-insensitive, new names kept);"
                 " series null at every timestamp (Nuclear since 2023) are left out. PostgreSQL"
-                " energy_charts.public_power. Sample days: 2023-12-31, 2025-03-30, 2025-09-30, 2025-10-01,"
-                " 2025-10-26.",
+                f" {tables.public_power.qualified_name}.",
             ),
             DailyTable(
-                PUBLIC_POWER_SHARE,
+                tables.public_power_share,
                 lambda parsed: parsed.share,
                 "The percentage series of /public_power (`Renewable share of generation`, `... of load`), kept"
-                " apart from the MW series: energy_charts.public_power_share.",
+                f" apart from the MW series: {tables.public_power_share.qualified_name}.",
             ),
         ),
         raw_description=(
@@ -364,23 +397,25 @@ public_power_assets = daily_endpoint_assets(
             " days; written only after the tables parsed from it passed their audit."
         ),
     )
-)
+    return daily_endpoint_assets(endpoint, tables)
 
-price_assets = daily_endpoint_assets(
-    DailyEndpoint(
+
+def price_assets(tables: EnergyChartsTables) -> dg.AssetsDefinition:
+    """/price: raw JSON and `<source>.day_ahead_price`."""
+    endpoint = DailyEndpoint(
         name=endpoints.PRICE,
-        raw_key=RAW_PRICE,
+        raw_key=tables.raw_key(endpoints.PRICE),
         area_column="bidding_zone",
         areas_of=lambda resource: list(resource.bidding_zones),
         fetch=lambda client, area, first, last: client.price(area, first, last),
         normalize=lambda body, area, window: normalize_price(body, bidding_zone=area, window=window),
         tables=(
             DailyTable(
-                DAY_AHEAD_PRICE,
+                tables.day_ahead_price,
                 lambda parsed: parsed.table,
                 "Day-ahead prices in EUR/MWh per bidding zone and interval; interval_minutes is 60 for hourly"
                 " days (to 2025-09-30) and 15 from 2025-10-01. Both unit spellings accepted. PostgreSQL"
-                " energy_charts.day_ahead_price.",
+                f" {tables.day_ahead_price.qualified_name}.",
             ),
         ),
         raw_description=(
@@ -388,87 +423,86 @@ price_assets = daily_endpoint_assets(
             " 2025-09-30, quarter-hourly from 2025-10-01. One request per zone and chunk of days."
         ),
     )
-)
+    return daily_endpoint_assets(endpoint, tables)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Installed power: not partitioned (the API returns all periods)
 
-_INSTALLED_CHECKS = audit_check_specs(INSTALLED_POWER_KEY, INSTALLED_POWER)
 
+def installed_power_assets(tables: EnergyChartsTables) -> dg.AssetsDefinition:
+    """/installed_power (not partitioned: the API returns all periods): raw JSON and `<source>.installed_power`."""
+    source = tables.source
+    raw_key = tables.raw_key(endpoints.INSTALLED_POWER)
+    key = table_asset_key(tables.installed_power)
+    check_specs = audit_check_specs(key, tables.installed_power)
 
-@dg.multi_asset(
-    name="energy_charts__installed_power",
-    specs=[
-        dg.AssetSpec(
-            RAW_INSTALLED_POWER,
-            group_name=GROUP,
-            kinds={"python", "json"},
-            description="Raw /installed_power responses, yearly and monthly, for the configured country.",
-        ),
-        dg.AssetSpec(
-            INSTALLED_POWER_KEY,
-            deps=[RAW_INSTALLED_POWER],
-            group_name=GROUP,
-            kinds={"python", "parquet", "postgres"},
-            metadata=static_metadata(INSTALLED_POWER),
-            description=(
-                "Installed capacity in GW per production type, monthly (`MM.YYYY`) and yearly (`YYYY`) periods;"
-                " period_start is the first day of the labelled period. energy_charts.installed_power."
+    @dg.multi_asset(
+        name=f"{source.name}__installed_power",
+        specs=[
+            dg.AssetSpec(
+                raw_key,
+                group_name=source.name,
+                kinds={"python", "json"},
+                description="Raw /installed_power responses, yearly and monthly, for the configured country.",
             ),
-        ),
-    ],
-    check_specs=_INSTALLED_CHECKS,
-    pool=POSTGRES_POOL,
-    retry_policy=NETWORK_RETRY,
-)
-def energy_charts__installed_power(
-    context: dg.AssetExecutionContext,
-    energy_charts: EnergyChartsResource,
-    lake: LakeResource,
-    postgres: PostgresResource,
-) -> Iterator[Any]:
-    client = energy_charts.client()
-    country = energy_charts.installed_power_country
-    candidates = []
-    for time_step in endpoints.TIME_STEPS:
-        with retry_only_transient():
-            body = client.installed_power(country, time_step)
-            table = normalize_installed_power(body, country=country, time_step=time_step).table
-        partition = {"country": country, "time_step": time_step}
-        raw = {
-            raw_path(lake, endpoints.INSTALLED_POWER, country, time_step): raw_bytes(
-                documented_fields(endpoints.INSTALLED_POWER, body)
-            )
-        }
-        candidates.append(Candidate(partition, dict(partition), table, raw))
-    request = PublishRequest(
-        INSTALLED_POWER, candidates, allow_shrink=allow_shrink(context.op_execution_context)
-    )
-    publisher = make_publisher(lake, postgres)
-    results = yield from publish_or_fail(
-        context.op_execution_context, publisher, [request], [INSTALLED_POWER_KEY]
-    )
-    yield dg.MaterializeResult(
-        asset_key=RAW_INSTALLED_POWER,
-        metadata={
-            "requests": len(endpoints.TIME_STEPS),
-            "client": client.describe(),
-            "dagster/uri": dg.MetadataValue.path(
-                str(lake.raw_dir() / RAW_FOLDER / endpoints.INSTALLED_POWER)
+            dg.AssetSpec(
+                key,
+                deps=[raw_key],
+                group_name=source.name,
+                kinds={"python", "parquet", "postgres"},
+                metadata=static_metadata(tables.installed_power),
+                description=(
+                    "Installed capacity in GW per production type, monthly (`MM.YYYY`) and yearly (`YYYY`)"
+                    " periods; period_start is the first day of the labelled period."
+                    f" {tables.installed_power.qualified_name}."
+                ),
             ),
-        },
+        ],
+        check_specs=check_specs,
+        pool=POSTGRES_POOL,
+        retry_policy=NETWORK_RETRY,
+        required_resource_keys={source.name, "lake", "postgres"},
     )
-    data = pa.concat_tables([c.data for c in candidates])
-    yield published_result(
-        INSTALLED_POWER_KEY,
-        request,
-        results[0],
-        _INSTALLED_CHECKS,
-        lake=lake,
-        postgres=postgres,
-        preview=data,
-    )
+    def _installed_power(context: dg.AssetExecutionContext) -> Iterator[Any]:
+        energy_charts: EnergyChartsResource = getattr(context.resources, source.name)
+        lake: LakeResource = context.resources.lake
+        postgres: PostgresResource = context.resources.postgres
+        client = energy_charts.client()
+        country = energy_charts.installed_power_country
+        candidates = []
+        for time_step in endpoints.TIME_STEPS:
+            with retry_only_transient():
+                body = client.installed_power(country, time_step)
+                table = normalize_installed_power(body, country=country, time_step=time_step).table
+            partition = {"country": country, "time_step": time_step}
+            raw = {
+                raw_path(lake, source.name, endpoints.INSTALLED_POWER, country, time_step): raw_bytes(
+                    documented_fields(endpoints.INSTALLED_POWER, body)
+                )
+            }
+            candidates.append(Candidate(partition, dict(partition), table, raw))
+        request = PublishRequest(
+            tables.installed_power, candidates, allow_shrink=allow_shrink(context.op_execution_context)
+        )
+        publisher = make_publisher(lake, postgres)
+        results = yield from publish_or_fail(context.op_execution_context, publisher, [request], [key])
+        yield dg.MaterializeResult(
+            asset_key=raw_key,
+            metadata={
+                "requests": len(endpoints.TIME_STEPS),
+                "client": client.describe(),
+                "dagster/uri": dg.MetadataValue.path(
+                    str(lake.raw_dir() / source.name / endpoints.INSTALLED_POWER)
+                ),
+            },
+        )
+        data = pa.concat_tables([c.data for c in candidates])
+        yield published_result(
+            key, request, results[0], check_specs, lake=lake, postgres=postgres, preview=data
+        )
+
+    return _installed_power
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -492,75 +526,131 @@ def mart_candidates(table: pa.Table, days: Sequence[date]) -> list[Candidate]:
     return candidates
 
 
-def _production_trend(context: dg.AssetExecutionContext) -> MartOutput:
-    days = partition_days(context.partition_keys)
-    countries = context.resources.energy_charts.countries
-    power = read_daily(context.resources.lake, PUBLIC_POWER, "country", countries, days)
-    trend = aggregates.daily_production_trend(power)
-    generation = trend.filter(trend.column("is_generation"))
-    figures: dict[str, Any] = {}
-    for name in ("Wind onshore", "Wind offshore", "Solar"):
-        rows = generation.filter(pc.equal(generation.column("production_type"), name))
-        figures[f"{name.lower().replace(' ', '_')}_mwh"] = float(
-            pc.sum(rows.column("energy_mwh")).as_py() or 0.0
+def mart_assets(tables: EnergyChartsTables) -> list[dg.AssetsDefinition]:
+    """The three marts of a source, each from the source's lake tables, partitioned like them."""
+    source = tables.source
+    partitions = daily_partitions_for(source)
+    power_key = table_asset_key(tables.public_power)
+
+    def resource(context: dg.AssetExecutionContext) -> EnergyChartsResource:
+        return getattr(context.resources, source.name)
+
+    def production_trend(context: dg.AssetExecutionContext) -> MartOutput:
+        days = partition_days(context.partition_keys)
+        countries = resource(context).countries
+        power = read_daily(context.resources.lake, tables.public_power, "country", countries, days)
+        trend = aggregates.daily_production_trend(power)
+        generation = trend.filter(trend.column("is_generation"))
+        figures: dict[str, Any] = {}
+        for name in ("Wind onshore", "Wind offshore", "Solar"):
+            rows = generation.filter(pc.equal(generation.column("production_type"), name))
+            figures[f"{name.lower().replace(' ', '_')}_mwh"] = float(
+                pc.sum(rows.column("energy_mwh")).as_py() or 0.0
+            )
+        shares = trend.column("renewable_share_of_generation_percent")
+        figures["renewable_share_of_generation_percent"] = (
+            float(pc.mean(shares).as_py() or 0.0) if trend.num_rows else 0.0
         )
-    shares = trend.column("renewable_share_of_generation_percent")
-    figures["renewable_share_of_generation_percent"] = (
-        float(pc.mean(shares).as_py() or 0.0) if trend.num_rows else 0.0
-    )
-    return MartOutput(trend, mart_candidates(trend, days), figures)
+        return MartOutput(trend, mart_candidates(trend, days), figures)
 
+    def price_analysis(context: dg.AssetExecutionContext) -> MartOutput:
+        days = partition_days(context.partition_keys)
+        zones = resource(context).bidding_zones
+        lake = context.resources.lake
+        prices = read_daily(lake, tables.day_ahead_price, "bidding_zone", zones, days)
+        countries = sorted({aggregates.BIDDING_ZONE_COUNTRIES.get(zone, zone.lower()) for zone in zones})
+        power = read_daily(lake, tables.public_power, "country", countries, days)
+        analysis = aggregates.daily_price_analysis(prices, power)
+        mean_price = analysis.column("mean_price_eur_per_mwh")
+        figures = {
+            "mean_price_eur_per_mwh": float(pc.mean(mean_price).as_py() or 0.0) if analysis.num_rows else 0.0,
+            "negative_price_intervals": int(
+                pc.sum(analysis.column("negative_price_interval_count")).as_py() or 0
+            ),
+            "wind_onshore_mwh": float(pc.sum(analysis.column("wind_onshore_mwh")).as_py() or 0.0),
+        }
+        return MartOutput(analysis, mart_candidates(analysis, days), figures)
 
-def _price_analysis(context: dg.AssetExecutionContext) -> MartOutput:
-    days = partition_days(context.partition_keys)
-    resource = context.resources.energy_charts
-    prices = read_daily(context.resources.lake, DAY_AHEAD_PRICE, "bidding_zone", resource.bidding_zones, days)
-    countries = sorted(
-        {aggregates.BIDDING_ZONE_COUNTRIES.get(zone, zone.lower()) for zone in resource.bidding_zones}
-    )
-    power = read_daily(context.resources.lake, PUBLIC_POWER, "country", countries, days)
-    analysis = aggregates.daily_price_analysis(prices, power)
-    mean_price = analysis.column("mean_price_eur_per_mwh")
-    figures = {
-        "mean_price_eur_per_mwh": float(pc.mean(mean_price).as_py() or 0.0) if analysis.num_rows else 0.0,
-        "negative_price_intervals": int(
-            pc.sum(analysis.column("negative_price_interval_count")).as_py() or 0
+    def underperformance(context: dg.AssetExecutionContext) -> MartOutput:
+        config = context.op_execution_context.op_config or {}
+        threshold = config.get("threshold_fraction", aggregates.DEFAULT_THRESHOLD_FRACTION)
+        trailing = config.get("trailing_days", aggregates.DEFAULT_TRAILING_DAYS)
+        lookback = config.get("max_lookback_days", aggregates.DEFAULT_MAX_LOOKBACK_DAYS)
+        days = partition_days(context.partition_keys)
+        energy_charts, lake = resource(context), context.resources.lake
+        history = days_between(days[0] - timedelta(days=lookback), days[-1])
+        power = read_daily(lake, tables.public_power, "country", energy_charts.countries, history)
+        capacity = read_published(
+            lake.store(),
+            tables.installed_power,
+            [
+                {"country": energy_charts.installed_power_country, "time_step": step}
+                for step in endpoints.TIME_STEPS
+            ],
+        )
+        if capacity.num_rows == 0:
+            context.log.warning("No installed_power in the lake: capacity factors will be NULL.")
+        result = aggregates.underperformance_30min(
+            power,
+            capacity,
+            threshold_fraction=threshold,
+            trailing_days=trailing,
+            max_lookback_days=lookback,
+            output_days=days,
+        )
+        flagged = result.filter(pc.fill_null(result.column("is_underperforming"), False))
+        figures = {
+            "underperforming_buckets": flagged.num_rows,
+            "history_days_loaded": len(local_days_present(power)),
+        }
+        return MartOutput(result, mart_candidates(result, days), figures)
+
+    return [
+        mart_asset(
+            spec=tables.daily_production_trend,
+            deps=[power_key],
+            partitions_def=partitions,
+            resource_keys=[source.name],
+            compute=production_trend,
+            description=(
+                f"Per local day ({source.timezone}), country and production type: energy in MWh (MW x interval"
+                " hours), mean/min/max MW, share of the day's generation, and the day's renewable share."
+                f" {tables.daily_production_trend.qualified_name}."
+            ),
         ),
-        "wind_onshore_mwh": float(pc.sum(analysis.column("wind_onshore_mwh")).as_py() or 0.0),
-    }
-    return MartOutput(analysis, mart_candidates(analysis, days), figures)
-
-
-def _underperformance(context: dg.AssetExecutionContext) -> MartOutput:
-    config = context.op_execution_context.op_config or {}
-    threshold = config.get("threshold_fraction", aggregates.DEFAULT_THRESHOLD_FRACTION)
-    trailing = config.get("trailing_days", aggregates.DEFAULT_TRAILING_DAYS)
-    lookback = config.get("max_lookback_days", aggregates.DEFAULT_MAX_LOOKBACK_DAYS)
-    days = partition_days(context.partition_keys)
-    resource, lake = context.resources.energy_charts, context.resources.lake
-    history = days_between(days[0] - timedelta(days=lookback), days[-1])
-    power = read_daily(lake, PUBLIC_POWER, "country", resource.countries, history)
-    capacity = read_published(
-        lake.store(),
-        INSTALLED_POWER,
-        [{"country": resource.installed_power_country, "time_step": step} for step in endpoints.TIME_STEPS],
-    )
-    if capacity.num_rows == 0:
-        context.log.warning("No installed_power in the lake: capacity factors will be NULL.")
-    result = aggregates.underperformance_30min(
-        power,
-        capacity,
-        threshold_fraction=threshold,
-        trailing_days=trailing,
-        max_lookback_days=lookback,
-        output_days=days,
-    )
-    flagged = result.filter(pc.fill_null(result.column("is_underperforming"), False))
-    figures = {
-        "underperforming_buckets": flagged.num_rows,
-        "history_days_loaded": len(local_days_present(power)),
-    }
-    return MartOutput(result, mart_candidates(result, days), figures)
+        mart_asset(
+            spec=tables.daily_price_analysis,
+            deps=[table_asset_key(tables.day_ahead_price), power_key],
+            partitions_def=partitions,
+            resource_keys=[source.name],
+            compute=price_analysis,
+            description=(
+                "Per local day and bidding zone: time-weighted mean, min and max price, negative-price intervals,"
+                " onshore and offshore wind energy, and the Pearson correlation of price and wind power on a"
+                " common 15-minute grid (hourly prices expanded to quarter hours), NULL where undefined."
+                f" {tables.daily_price_analysis.qualified_name}."
+            ),
+        ),
+        mart_asset(
+            spec=tables.underperformance_30min,
+            deps=[power_key, table_asset_key(tables.installed_power)],
+            partitions_def=partitions,
+            resource_keys=[source.name],
+            compute=underperformance,
+            config_schema={
+                "threshold_fraction": dg.Field(float, default_value=aggregates.DEFAULT_THRESHOLD_FRACTION),
+                "trailing_days": dg.Field(int, default_value=aggregates.DEFAULT_TRAILING_DAYS),
+                "max_lookback_days": dg.Field(int, default_value=aggregates.DEFAULT_MAX_LOOKBACK_DAYS),
+            },
+            description=(
+                "Wind onshore, wind offshore and solar in 30-minute buckets (mean of the quarter hours), capacity"
+                " factor against installed power (monthly figure of the month, else the latest yearly one), and a"
+                " flag when output falls below threshold_fraction (default 0.5) of the expected level: the median"
+                " of the same local half-hour slot over the previous trailing_days (7) days available, none older"
+                f" than max_lookback_days (28). {tables.underperformance_30min.qualified_name}."
+            ),
+        ),
+    ]
 
 
 def local_days_present(table: pa.Table) -> list[date]:
@@ -568,50 +658,35 @@ def local_days_present(table: pa.Table) -> list[date]:
     return sorted({local_day_of(value) for value in pc.unique(table.column("interval_start")).to_pylist()})
 
 
-daily_production_trend = mart_asset(
-    spec=DAILY_PRODUCTION_TREND,
-    deps=[PUBLIC_POWER_KEY],
-    partitions_def=daily_partitions,
-    resource_keys=["energy_charts"],
-    compute=_production_trend,
-    description=(
-        "Per local day (Europe/Berlin), country and production type: energy in MWh (MW x interval hours),"
-        " mean/min/max MW, share of the day's generation, and the day's renewable share. marts.daily_production_trend."
-    ),
-)
+@dataclass(frozen=True)
+class EnergyChartsAssets:
+    """Everything one declared source materializes: the endpoint multi-assets and the marts."""
 
-daily_price_analysis = mart_asset(
-    spec=DAILY_PRICE_ANALYSIS,
-    deps=[DAY_AHEAD_PRICE_KEY, PUBLIC_POWER_KEY],
-    partitions_def=daily_partitions,
-    resource_keys=["energy_charts"],
-    compute=_price_analysis,
-    description=(
-        "Per local day and bidding zone: time-weighted mean, min and max price, negative-price intervals,"
-        " onshore and offshore wind energy, and the Pearson correlation of price and wind power on a common"
-        " 15-minute grid (hourly prices expanded to quarter hours), NULL where undefined. marts.daily_price_analysis."
-    ),
-)
+    tables: EnergyChartsTables
+    public_power: dg.AssetsDefinition
+    price: dg.AssetsDefinition
+    installed_power: dg.AssetsDefinition
+    marts: list[dg.AssetsDefinition]
 
-underperformance_30min = mart_asset(
-    spec=UNDERPERFORMANCE_30MIN,
-    deps=[PUBLIC_POWER_KEY, INSTALLED_POWER_KEY],
-    partitions_def=daily_partitions,
-    resource_keys=["energy_charts"],
-    compute=_underperformance,
-    config_schema={
-        "threshold_fraction": dg.Field(float, default_value=aggregates.DEFAULT_THRESHOLD_FRACTION),
-        "trailing_days": dg.Field(int, default_value=aggregates.DEFAULT_TRAILING_DAYS),
-        "max_lookback_days": dg.Field(int, default_value=aggregates.DEFAULT_MAX_LOOKBACK_DAYS),
-    },
-    description=(
-        "Wind onshore, wind offshore and solar in 30-minute buckets (mean of the quarter hours), capacity factor"
-        " against installed power (monthly figure of the month, else the latest yearly one), and a flag when"
-        " output falls below threshold_fraction (default 0.5) of the expected level: the median of the same"
-        " local half-hour slot over the previous trailing_days (7) days available, none older than"
-        " max_lookback_days (28). marts.underperformance_30min."
-    ),
-)
+    @property
+    def sources(self) -> list[dg.AssetsDefinition]:
+        return [self.public_power, self.price, self.installed_power]
 
-ENERGY_CHARTS_ASSETS = [public_power_assets, price_assets, energy_charts__installed_power]
-MART_ASSETS = [daily_production_trend, daily_price_analysis, underperformance_30min]
+    @property
+    def all(self) -> list[dg.AssetsDefinition]:
+        return [*self.sources, *self.marts]
+
+    def key(self, spec: TableSpec) -> dg.AssetKey:
+        return table_asset_key(spec)
+
+
+def energy_charts_assets(source: EnergyChartsSource) -> EnergyChartsAssets:
+    """Build every asset of a declared Energy-Charts source."""
+    tables = EnergyChartsTables.of(source)
+    return EnergyChartsAssets(
+        tables,
+        public_power_assets(tables),
+        price_assets(tables),
+        installed_power_assets(tables),
+        mart_assets(tables),
+    )

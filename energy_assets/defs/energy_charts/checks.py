@@ -7,11 +7,12 @@ just wrote.
 """
 
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from energy_assets.defs.resources import LakeResource
-from energy_assets.sources.energy_charts.local_days import MARKET_TIMEZONE
+from energy_assets.sources.energy_charts.local_days import MARKET_TIMEZONE_NAME
 from energy_assets.sources.energy_charts.quality import check_freshness
 
 
@@ -26,7 +27,9 @@ def _latest_lake_day(lake: LakeResource, dataset: str) -> date | None:
     return max(days) if days else None
 
 
-def build_freshness_check(asset_key: dg.AssetKey, dataset: str) -> dg.AssetChecksDefinition:
+def build_freshness_check(
+    asset_key: dg.AssetKey, dataset: str, timezone: str = MARKET_TIMEZONE_NAME
+) -> dg.AssetChecksDefinition:
     """A WARN check that the newest partition of `dataset` in the lake is at most `max_lag_days` old."""
 
     @dg.asset_check(
@@ -35,7 +38,7 @@ def build_freshness_check(asset_key: dg.AssetKey, dataset: str) -> dg.AssetCheck
         description=f"The newest local day in the lake dataset {dataset} is at most max_lag_days old.",
     )
     def latest_partition_fresh(config: FreshnessConfig, lake: LakeResource) -> dg.AssetCheckResult:
-        today = datetime.now(MARKET_TIMEZONE).date()
+        today = datetime.now(ZoneInfo(timezone)).date()
         result = check_freshness(
             _latest_lake_day(lake, dataset), today=today, max_lag_days=config.max_lag_days
         )

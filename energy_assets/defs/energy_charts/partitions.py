@@ -1,24 +1,31 @@
 """Partition definitions of the Energy-Charts assets: one place, shared by assets, checks and schedules.
 
-Daily partitions are local days in Europe/Berlin, the day Energy-Charts answers a `start=YYYY-MM-DD` query
-with for Germany and DE-LU. They start on 2018-10-01, the first delivery day of the DE-LU bidding zone;
-the newest partition is yesterday (a day is complete only once it is over).
+Daily partitions are local days in the source's time zone (Europe/Berlin for the bundled source), the day
+Energy-Charts answers a `start=YYYY-MM-DD` query with. The bundled source starts on 2018-10-01, the first
+delivery day of the DE-LU bidding zone (a declaration's `first_partition`); the newest partition is
+yesterday (a day is complete only once it is over).
 """
 
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from energy_assets.sources.energy_charts.local_days import MARKET_TIMEZONE_NAME, contiguous_chunks
+from energy_assets.sources.energy_charts.local_days import contiguous_chunks
 from energy_assets.sources.energy_charts.snapshot import SAMPLE_DAYS
 
-PARTITIONS_START_DATE = "2018-10-01"
+if TYPE_CHECKING:
+    from energy_assets.defs.energy_charts.component import EnergyChartsSource
 
-daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=PARTITIONS_START_DATE, timezone=MARKET_TIMEZONE_NAME, fmt="%Y-%m-%d"
-)
+
+def daily_partitions_for(source: EnergyChartsSource) -> dg.DailyPartitionsDefinition:
+    """Local days in the source's time zone from its first partition on (`YYYY-MM-DD` keys)."""
+    return dg.DailyPartitionsDefinition(
+        start_date=source.first_partition, timezone=source.timezone, fmt="%Y-%m-%d"
+    )
+
 
 SAMPLE_PARTITION_KEYS: tuple[str, ...] = tuple(day.isoformat() for day in SAMPLE_DAYS)
 

@@ -11,12 +11,10 @@ from typing import Any
 
 import dagster as dg
 
+from energy_assets.defs.energy_charts.component import DEFAULT_NAME
 from energy_assets.defs.energy_charts.partitions import sample_partition_ranges
 from energy_assets.defs.energy_charts.resources import EnergyChartsResource
-from energy_assets.defs.energy_charts.schedules import (
-    energy_charts_daily_job,
-    energy_charts_installed_power_job,
-)
+from energy_assets.defs.energy_charts.schedules import daily_job_name, installed_power_job_name
 
 
 def materialize_sample(
@@ -25,19 +23,20 @@ def materialize_sample(
     *,
     resource_overrides: Mapping[str, Any] | None = None,
     run_config: Mapping[str, Any] | None = None,
+    source_name: str = DEFAULT_NAME,
 ) -> list[dg.ExecuteInProcessResult]:
     """Materialize every Energy-Charts asset and mart for the sample days from the recorded responses.
 
     `defs` supplies `postgres` and `lake` (e.g. `build_defs()`); `resource_overrides` replace resources for
-    these runs. Unless overridden, `energy_charts` reads the bundled sample, whatever ENERGY_ASSETS_SOURCE
+    these runs. Unless overridden, the source's client resource (`source_name`) reads the bundled sample, whatever ENERGY_ASSETS_SOURCE
     says, so nothing touches the network. Runs raise on the first failure.
     """
-    resources = {"energy_charts": EnergyChartsResource(source="sample"), **(resource_overrides or {})}
-    installed_job = defs.resolve_job_def(energy_charts_installed_power_job.name)
+    resources = {source_name: EnergyChartsResource(source="sample"), **(resource_overrides or {})}
+    installed_job = defs.resolve_job_def(installed_power_job_name(source_name))
     results = [
         installed_job.execute_in_process(instance=instance, resources=resources, run_config=run_config)
     ]
-    daily_job = defs.resolve_job_def(energy_charts_daily_job.name)
+    daily_job = defs.resolve_job_def(daily_job_name(source_name))
     for first, last in sample_partition_ranges():
         results.append(
             daily_job.execute_in_process(

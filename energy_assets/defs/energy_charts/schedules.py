@@ -1,69 +1,81 @@
-"""Jobs and schedules of the Energy-Charts assets.
+"""Jobs and schedules of a declared Energy-Charts source (names prefixed with the source name).
 
-- `energy_charts_daily_job` (daily-partitioned assets and marts) runs every morning for yesterday's local
-  day, the newest complete partition. A backfill over a range
-  runs as one run (`BackfillPolicy.single_run()` on every asset), asking the API once per series and chunk.
-- `energy_charts_installed_power_job` refreshes installed capacity weekly (the API returns all periods).
-- `energy_charts_sample_job` selects everything: run it for the partition ranges of
+- `<name>_daily_job` (daily-partitioned assets and marts) runs every morning (`daily_schedule`, default
+  06:30 in the source's time zone) for yesterday's local day, the newest complete partition. A backfill over
+  a range runs as one run (`BackfillPolicy.single_run()` on every asset), asking the API once per series and
+  chunk.
+- `<name>_installed_power_job` refreshes installed capacity weekly (the API returns all periods).
+- `<name>_sample_job` selects everything: run it for the partition ranges of
   `partitions.sample_partition_ranges()` with `ENERGY_ASSETS_SOURCE=sample` to build the sample offline.
 """
 
+from __future__ import annotations
+
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from energy_assets.defs.energy_charts.assets import (
-    ENERGY_CHARTS_ASSETS,
-    INSTALLED_POWER_KEY,
-    MART_ASSETS,
-    RAW_INSTALLED_POWER,
-)
-from energy_assets.sources.energy_charts.local_days import MARKET_TIMEZONE, MARKET_TIMEZONE_NAME
-
-_ALL_KEYS = [key for asset in (*ENERGY_CHARTS_ASSETS, *MART_ASSETS) for key in asset.keys]
-_INSTALLED_KEYS = [RAW_INSTALLED_POWER, INSTALLED_POWER_KEY]
-
-energy_charts_daily_job = dg.define_asset_job(
-    name="energy_charts_daily_job",
-    selection=dg.AssetSelection.assets(*_ALL_KEYS) - dg.AssetSelection.assets(*_INSTALLED_KEYS),
-    description="Raw responses, normalized tables and marts of the Energy-Charts source for daily partitions.",
-)
-
-energy_charts_installed_power_job = dg.define_asset_job(
-    name="energy_charts_installed_power_job",
-    selection=dg.AssetSelection.assets(*_INSTALLED_KEYS),
-    description="Installed capacity (yearly and monthly) from /installed_power.",
-)
-
-energy_charts_sample_job = dg.define_asset_job(
-    name="energy_charts_sample_job",
-    selection=dg.AssetSelection.assets(*_ALL_KEYS),
-    description="Every Energy-Charts asset and mart; with ENERGY_ASSETS_SOURCE=sample it runs offline.",
-)
+from energy_assets.defs.energy_charts.assets import EnergyChartsAssets
+from energy_assets.sources.energy_charts import endpoints
 
 
-@dg.schedule(
-    name="energy_charts_daily_schedule",
-    job=energy_charts_daily_job,
-    cron_schedule="30 6 * * *",
-    execution_timezone=MARKET_TIMEZONE_NAME,
-    description="Every day at 06:30 Europe/Berlin, for yesterday's local day (the newest complete one).",
-)
-def energy_charts_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    now = context.scheduled_execution_time or datetime.now(MARKET_TIMEZONE)
-    yesterday = now.astimezone(MARKET_TIMEZONE).date() - timedelta(days=1)
-    return dg.RunRequest(
-        partition_key=yesterday.isoformat(), tags={"energy_charts/day": yesterday.isoformat()}
+def daily_job_name(source_name: str) -> str:
+    return f"{source_name}_daily_job"
+
+
+def installed_power_job_name(source_name: str) -> str:
+    return f"{source_name}_installed_power_job"
+
+
+def energy_charts_jobs(assets: EnergyChartsAssets) -> list[dg.UnresolvedAssetJobDefinition]:
+    """The daily, installed-power and sample jobs of one source."""
+    name = assets.tables.source.name
+    all_keys = [key for asset in assets.all for key in asset.keys]
+    installed_keys = list(assets.installed_power.keys)
+    return [
+        dg.define_asset_job(
+            name=daily_job_name(name),
+            selection=dg.AssetSelection.assets(*all_keys) - dg.AssetSelection.assets(*installed_keys),
+            description=f"Raw responses, normalized tables and marts of the {name} source for daily partitions.",
+        ),
+        dg.define_asset_job(
+            name=installed_power_job_name(name),
+            selection=dg.AssetSelection.assets(*installed_keys),
+            description=f"Installed capacity (yearly and monthly) from /{endpoints.INSTALLED_POWER}.",
+        ),
+        dg.define_asset_job(
+            name=f"{name}_sample_job",
+            selection=dg.AssetSelection.assets(*all_keys),
+            description=f"Every {name} asset and mart; with ENERGY_ASSETS_SOURCE=sample it runs offline.",
+        ),
+    ]
+
+
+def energy_charts_schedules(assets: EnergyChartsAssets) -> list[dg.ScheduleDefinition]:
+    """The daily run for yesterday's local day and the installed-capacity refresh, in the source's zone."""
+    source = assets.tables.source
+    zone = ZoneInfo(source.timezone)
+
+    @dg.schedule(
+        name=f"{source.name}_daily_schedule",
+        job_name=daily_job_name(source.name),
+        cron_schedule=source.daily_schedule,
+        execution_timezone=source.timezone,
+        description=f"`{source.daily_schedule}` {source.timezone}, for yesterday's local day (the newest complete one).",
     )
+    def daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        now = context.scheduled_execution_time or datetime.now(zone)
+        yesterday = now.astimezone(zone).date() - timedelta(days=1)
+        return dg.RunRequest(
+            partition_key=yesterday.isoformat(), tags={f"{source.name}/day": yesterday.isoformat()}
+        )
 
-
-energy_charts_installed_power_schedule = dg.ScheduleDefinition(
-    name="energy_charts_installed_power_schedule",
-    job=energy_charts_installed_power_job,
-    cron_schedule="0 6 * * 1",
-    execution_timezone=MARKET_TIMEZONE_NAME,
-    description="Mondays at 06:00 Europe/Berlin.",
-)
-
-JOBS = [energy_charts_daily_job, energy_charts_installed_power_job, energy_charts_sample_job]
-SCHEDULES = [energy_charts_daily_schedule, energy_charts_installed_power_schedule]
+    installed_power_schedule = dg.ScheduleDefinition(
+        name=f"{source.name}_installed_power_schedule",
+        job_name=installed_power_job_name(source.name),
+        cron_schedule=source.installed_power_schedule,
+        execution_timezone=source.timezone,
+        description=f"`{source.installed_power_schedule}` {source.timezone}.",
+    )
+    return [daily_schedule, installed_power_schedule]

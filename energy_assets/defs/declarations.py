@@ -1,0 +1,196 @@
+"""Where sources are declared, and how a declaration is loaded: the bundled `defs.yaml` files and the
+operator's own under ENERGY_ASSETS_SOURCES_DIR.
+
+Keep asset logic out of this module. A declaration is a folder holding a `defs.yaml` (a Dagster component
+instance: `type:` and `attributes:`). The package declares its three sources in `energy_assets/defs/<source>/`;
+a deployment adds or reconfigures sources without touching the package by putting such folders under
+`$ENERGY_ASSETS_SOURCES_DIR` (default `<data home>/sources`). Dagster's component loader validates each
+declaration; a declaration that does not load is refused with one message naming the `defs.yaml` file,
+the line and the attribute, and what to change (`DeclarationError`), never a stack trace from inside.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+import types
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+from dagster._utils.schedules import is_valid_cron_string
+from dagster.components.core.component_tree import ComponentTree
+from pydantic import ValidationError
+
+from energy_assets.errors import ConfigurationError
+from energy_assets.settings import DataHome
+
+ENV_SOURCES_DIR = "ENERGY_ASSETS_SOURCES_DIR"
+DECLARATION_FILE = "defs.yaml"
+BUNDLED_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = BUNDLED_DIR.parents[1]
+DEFAULT_SOURCE_NAME_PATTERN = r"[a-z][a-z0-9_]{0,40}"
+# Synthetic package under which declaration folders outside the package are loaded.
+_OPERATOR_PACKAGE = "energy_assets_declared_sources"
+
+
+class DeclarationError(ConfigurationError):
+    """A `defs.yaml` declaration does not load: wrong attribute, wrong type, unknown component, duplicate."""
+
+
+def valid_source_name(name: str) -> str:
+    """A source name becomes a PostgreSQL schema, a folder and an asset-key prefix: snake_case only."""
+    if not re.fullmatch(DEFAULT_SOURCE_NAME_PATTERN, name):
+        raise ConfigurationError(
+            f"name: {name!r} is not a source name; use lower-case letters, digits and _ (pattern"
+            f" {DEFAULT_SOURCE_NAME_PATTERN}), e.g. energy_charts_fr."
+        )
+    return name
+
+
+def valid_cron(cron: str) -> str:
+    if not is_valid_cron_string(cron):
+        raise ConfigurationError(f"{cron!r} is not a cron schedule; write five fields, e.g. '30 6 * * *'.")
+    return cron
+
+
+def operator_sources_dir(home: DataHome | None = None) -> Path:
+    """$ENERGY_ASSETS_SOURCES_DIR, else `<data home>/sources`."""
+    configured = os.environ.get(ENV_SOURCES_DIR)
+    return Path(configured).expanduser() if configured else (home or DataHome.from_env()).root / "sources"
+
+
+def declaration_folders(root: Path) -> list[Path]:
+    """The folders directly under `root` that hold a `defs.yaml`, in name order."""
+    if not root.is_dir():
+        return []
+    return sorted(path.parent for path in root.glob(f"*/{DECLARATION_FILE}") if path.is_file())
+
+
+@dataclass(frozen=True)
+class DeclaredSource:
+    """One loaded declaration: where it is, the component it declares and the definitions it builds."""
+
+    folder: Path
+    component: dg.Component
+    defs: dg.Definitions
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self.component, "name", self.folder.name))
+
+
+def load_declarations(folders: Iterable[Path]) -> list[DeclaredSource]:
+    """Load every declaration folder; refuse the first that does not load and any duplicated source name."""
+    loaded: list[DeclaredSource] = []
+    for folder in folders:
+        source = _load_folder(folder)
+        twin = next((other for other in loaded if other.name == source.name), None)
+        if twin is not None:
+            raise DeclarationError(
+                f"{folder / DECLARATION_FILE}: source name {source.name!r} is already declared in"
+                f" {twin.folder / DECLARATION_FILE}; give one of them another `name:` attribute."
+            )
+        loaded.append(source)
+    return loaded
+
+
+def declared_sources(home: DataHome | None = None) -> list[DeclaredSource]:
+    """The bundled declarations, then the operator's (ENERGY_ASSETS_SOURCES_DIR)."""
+    return load_declarations(
+        [*declaration_folders(BUNDLED_DIR), *declaration_folders(operator_sources_dir(home))]
+    )
+
+
+def _load_folder(folder: Path) -> DeclaredSource:
+    tree = ComponentTree(defs_module=_module_for(folder), project_root=PROJECT_ROOT)
+    try:
+        component = tree.load_root_component()
+        defs = tree.build_defs()
+    except Exception as error:  # Dagster wraps what went wrong; we report it as file, line, attribute.
+        raise DeclarationError(describe_load_error(folder / DECLARATION_FILE, error)) from None
+    # The folder's own component (the tree's root is Dagster's wrapper around it).
+    declared = [c for c in tree.get_all_components(of_type=dg.Component) if hasattr(c, "name")]  # type: ignore[type-abstract]
+    return DeclaredSource(folder, declared[0] if declared else component, defs)
+
+
+def _module_for(folder: Path) -> types.ModuleType:
+    """The package module of a bundled declaration folder, or a synthetic one for the operator's folders."""
+    if folder.is_relative_to(BUNDLED_DIR):
+        return importlib.import_module(f"energy_assets.defs.{folder.name}")
+    if _OPERATOR_PACKAGE not in sys.modules:
+        package = types.ModuleType(_OPERATOR_PACKAGE)
+        package.__path__ = []
+        sys.modules[_OPERATOR_PACKAGE] = package
+    name = f"{_OPERATOR_PACKAGE}.{re.sub(r'[^A-Za-z0-9_]', '_', folder.name)}"
+    module = types.ModuleType(name)
+    module.__path__ = [str(folder)]
+    module.__file__ = str(folder / "__init__.py")
+    sys.modules[name] = module
+    return module
+
+
+def describe_load_error(path: Path, error: BaseException) -> str:
+    """One message: the file, each wrong attribute with its line, and what to change."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, ValidationError | ConfigurationError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, ValidationError):
+        problems = [_describe_problem(path, problem) for problem in cause.errors()]
+        return f"{path}: the declaration does not validate: " + "; ".join(problems)
+    if isinstance(cause, ConfigurationError):
+        return f"{path}: {cause}"
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if (
+        "component type" in text.lower()
+        or "could not resolve" in text.lower()
+        or isinstance(_root(error), ModuleNotFoundError | AttributeError | ImportError)
+    ):
+        return (
+            f"{path}: `type:` names no component this project knows ({_root(error)}); use one of"
+            " energy_assets.components.EnergyChartsSource, Bdg2Source, Nem12Inbox."
+        )
+    return f"{path}: the declaration does not load: {text} ({_root(error)})"
+
+
+def _root(error: BaseException) -> BaseException:
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return error
+
+
+def _describe_problem(path: Path, problem: Any) -> str:
+    location = [str(part) for part in problem.get("loc", ()) if part != "attributes"]
+    attribute = ".".join(location) or "(the declaration)"
+    message = str(problem.get("msg", "")).removeprefix("Value error, ")
+    line = _attribute_line(path, location[:1]) if location else None
+    where = f"line {line}, " if line else ""
+    if problem.get("type") == "extra_forbidden":
+        message = "no such attribute; remove it or fix its spelling"
+    elif problem.get("type") == "missing":
+        message = "required; add it"
+    elif "input_value" in problem and problem.get("type", "").endswith(("_type", "_parsing")):
+        message = f"{message} (got {problem['input_value']!r})"
+    return f"{where}attribute {attribute}: {message}"
+
+
+def _attribute_line(path: Path, location: list[str]) -> int | None:
+    """The 1-based line of `attributes.<name>` in the file (None if the file or key cannot be found)."""
+    attribute = location[0].split(" at ")[0].removeprefix("attributes.") if location else ""
+    try:
+        document = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(document, yaml.MappingNode):
+        return None
+    for key, value in document.value:
+        if key.value == "attributes" and isinstance(value, yaml.MappingNode):
+            for attr_key, _ in value.value:
+                if attr_key.value == attribute:
+                    return int(attr_key.start_mark.line) + 1
+    return None
