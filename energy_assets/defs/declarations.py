@@ -145,17 +145,14 @@ def describe_load_error(path: Path, error: BaseException) -> str:
         return f"{path}: the declaration does not validate: " + "; ".join(problems)
     if isinstance(cause, ConfigurationError):
         return f"{path}: {cause}"
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    if (
-        "component type" in text.lower()
-        or "could not resolve" in text.lower()
-        or isinstance(_root(error), ModuleNotFoundError | AttributeError | ImportError)
-    ):
+    root = _root(error)
+    if "has no attribute" in str(root) or isinstance(root, ModuleNotFoundError):
         return (
-            f"{path}: `type:` names no component this project knows ({_root(error)}); use one of"
-            " energy_assets.components.EnergyChartsSource, Bdg2Source, Nem12Inbox."
+            f"{path}: `type:` names no component this project knows ({root}); use"
+            f" energy_assets.components.EnergyChartsSource, Bdg2Source or Nem12Inbox (`dg list components`)."
         )
-    return f"{path}: the declaration does not load: {text} ({_root(error)})"
+    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return f"{path}: the declaration does not load: {first_line} ({type(root).__name__}: {root})"
 
 
 def _root(error: BaseException) -> BaseException:
@@ -166,22 +163,27 @@ def _root(error: BaseException) -> BaseException:
 
 def _describe_problem(path: Path, problem: Any) -> str:
     location = [str(part) for part in problem.get("loc", ()) if part != "attributes"]
-    attribute = ".".join(location) or "(the declaration)"
-    message = str(problem.get("msg", "")).removeprefix("Value error, ")
-    line = _attribute_line(path, location[:1]) if location else None
-    where = f"line {line}, " if line else ""
+    # Dagster's first pass reports `attributes.<name> at <file>:<line>` as one location.
+    located = (
+        re.fullmatch(r"attributes\.(?P<name>[^ ]+) at .*:(?P<line>\d+)", location[0]) if location else None
+    )
+    attribute = located["name"] if located else ".".join(location) or "(the declaration)"
+    line = int(located["line"]) if located else _attribute_line(path, attribute.split(".")[0])
+    message = str(problem.get("msg", "")).removeprefix("Value error, ").removeprefix(f"{attribute}: ")
     if problem.get("type") == "extra_forbidden":
-        message = "no such attribute; remove it or fix its spelling"
+        message = (
+            "no such attribute; remove it or fix its spelling (`dg list components` lists the attributes)"
+        )
     elif problem.get("type") == "missing":
         message = "required; add it"
-    elif "input_value" in problem and problem.get("type", "").endswith(("_type", "_parsing")):
-        message = f"{message} (got {problem['input_value']!r})"
+    elif str(problem.get("type", "")).endswith(("_type", "_parsing")):
+        message = f"{message}, got {problem.get('input')!r}"
+    where = f"line {line}, " if line else ""
     return f"{where}attribute {attribute}: {message}"
 
 
-def _attribute_line(path: Path, location: list[str]) -> int | None:
+def _attribute_line(path: Path, attribute: str) -> int | None:
     """The 1-based line of `attributes.<name>` in the file (None if the file or key cannot be found)."""
-    attribute = location[0].split(" at ")[0].removeprefix("attributes.") if location else ""
     try:
         document = yaml.compose(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
