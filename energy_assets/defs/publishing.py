@@ -9,12 +9,12 @@ Keep data logic out of this module: auditing and publishing live in `energy_asse
   audited, offending rows, rows compared) so the check plots have something to draw;
 - `publish_metadata`: row count, column schema, table name, lake path, a representative preview, and
   new/changed/unchanged partitions with inserted/updated/unchanged/deleted rows;
-- `publish_or_fail`: runs a publish, and on a refused audit records the failed checks (naming partition,
-  rule and first offending rows) before failing the step, so nothing downstream runs;
+- `refusal_failure`: the step failure of a refused audit (the table-asset factory records the failed checks,
+  naming partition, rule and first offending rows, before raising it, so nothing downstream runs);
 - `ALLOW_SHRINK_TAG`: the documented run tag that accepts a partition smaller than its published version.
 """
 
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
@@ -210,37 +210,18 @@ def publish_metadata(result: PublishResult, preview: pa.Table | None = None) -> 
     return metadata
 
 
-def publish_or_fail(
-    context: dg.OpExecutionContext,
-    publisher: Publisher,
-    requests: Sequence[PublishRequest],
-    asset_keys: Sequence[dg.AssetKey],
-) -> Generator[dg.AssetCheckResult, None, list[PublishResult]]:
-    """Publish all `requests` (one per asset in `asset_keys`); on a refused audit, fail the step.
-
-    Use as `results = yield from publish_or_fail(...)` in a generator asset: on a refusal it yields the
-    audit checks' results before raising, so the UI names partition, rule and first rows.
-    """
-    specs = list(context.assets_def.check_specs)
-    try:
-        results = publisher.publish_all(requests)
-    except AuditFailedError as refused:
-        by_table = {report.table: report for report in refused.reports}
-        for request, key in zip(requests, asset_keys, strict=True):
-            report = by_table.get(request.spec.qualified_name)
-            if report is not None:
-                yield from audit_check_results(key, report, specs)
-        raise dg.Failure(
-            description=str(refused),
-            allow_retries=False,  # the same data would be refused again
-            metadata={
-                "rejected_candidates": dg.MetadataValue.json(refused.rejected),
-                "failed_partitions": dg.MetadataValue.json(
-                    sorted({p for report in refused.reports for p in report.failed_partitions()})
-                ),
-            },
-        ) from refused
-    return results
+def refusal_failure(refused: AuditFailedError) -> dg.Failure:
+    """The step failure of a refused audit: not retried (the same data would be refused again)."""
+    return dg.Failure(
+        description=str(refused),
+        allow_retries=False,
+        metadata={
+            "rejected_candidates": dg.MetadataValue.json(refused.rejected),
+            "failed_partitions": dg.MetadataValue.json(
+                sorted({p for report in refused.reports for p in report.failed_partitions()})
+            ),
+        },
+    )
 
 
 def per_partition_figures(figures: Mapping[str, Any], partitions_in_run: int) -> dict[str, Any]:

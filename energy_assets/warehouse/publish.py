@@ -674,3 +674,7 @@ def _write_raw(files: Mapping[Path, bytes]) -> list[Path]:
         write_replace(path, body)
         written.append(path)
     return written
+
+
+# How a source's ingest hands its requests over: audit, then raw files, lake and PostgreSQL in step.
+Publish = Callable[[Sequence[PublishRequest]], list[PublishResult]]

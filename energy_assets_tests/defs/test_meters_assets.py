@@ -176,14 +176,14 @@ KILL_SCRIPT = """
 import os, signal, sys
 sys.path.insert(0, {root!r})
 import dagster as dg
-from energy_assets.defs.meters import assets
+from energy_assets.sources.meters import ingest
 from energy_assets.warehouse import loader
 def killed(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 if {where!r} == "before_commit":
     loader.WarehouseLoader.merge = killed
 else:
-    assets.move_to_processed = killed
+    ingest.move_to_processed = killed
 from energy_assets_tests.defs.test_meters_assets import build_for_subprocess
 defs, run_config = build_for_subprocess({inbox!r}, {lake!r}, {home!r}, {path!r}, {sha!r})
 defs.resolve_job_def("meters_ingest_job").execute_in_process(run_config=run_config, instance=dg.DagsterInstance.ephemeral())

@@ -1,8 +1,9 @@
 """Buildings assets: the BDG2 archive from Zenodo, its tables in long form, and the building marts.
 
 Keep dataset logic out of this module: the Zenodo client, the download cache, the zip members, the
-wide-to-long conversion, the audit rules and the mart SQL live in `energy_assets.sources.buildings`;
-publishing in `energy_assets.warehouse.publish`; the mart factory in `energy_assets.defs.factories`.
+wide-to-long conversion and the publish requests (`ingest`), the audit rules and the mart SQL live in
+`energy_assets.sources.buildings`; every table asset is built by the table-asset factory
+(`energy_assets.defs.factories`), which audits, publishes and reports.
 
     Zenodo record -> raw/buildings/bdg2_archive (verified zip in the download cache)
                   -> buildings/metadata, buildings/weather        (one step: both read the archive)
@@ -11,10 +12,9 @@ publishing in `energy_assets.warehouse.publish`; the mart factory in `energy_ass
        marts/building_energy_use_intensity, marts/building_daily_weather
 """
 
+import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -22,18 +22,19 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from energy_assets.defs.buildings.resources import ZenodoResource
-from energy_assets.defs.factories import MartOutput, mart_asset, static_metadata
-from energy_assets.defs.policy import NETWORK_RETRY, POSTGRES_POOL
-from energy_assets.defs.publishing import (
-    allow_shrink,
-    audit_check_specs,
-    make_publisher,
-    publish_or_fail,
-    published_result,
-    table_asset_key,
+from energy_assets.defs.factories import (
+    AssetOutput,
+    MartOutput,
+    Publish,
+    TableDeclaration,
+    TableOutput,
+    failures_by_kind,
+    mart_asset,
+    table_asset,
 )
-from energy_assets.defs.resources import LakeResource, PostgresResource
-from energy_assets.errors import EnergyAssetsError
+from energy_assets.defs.policy import NETWORK_RETRY
+from energy_assets.defs.publishing import table_asset_key
+from energy_assets.defs.resources import LakeResource
 from energy_assets.sources.buildings import Bdg2Archive, CachedFile, fetch_file
 from energy_assets.sources.buildings.aggregates import (
     building_daily_consumption as daily_consumption_sql,
@@ -48,14 +49,8 @@ from energy_assets.sources.buildings.aggregates import (
     site_usage_daily_consumption as site_usage_sql,
 )
 from energy_assets.sources.buildings.archive import METERS
-from energy_assets.sources.buildings.metadata import metadata_table
-from energy_assets.sources.buildings.quality import (
-    METADATA_RULES,
-    METER_READINGS_RULES,
-    WEATHER_RULES,
-    audit_relations,
-)
-from energy_assets.sources.buildings.readings import convert_meter
+from energy_assets.sources.buildings.ingest import meter_requests, reference_requests
+from energy_assets.sources.buildings.quality import METADATA_RULES, METER_READINGS_RULES, WEATHER_RULES
 from energy_assets.sources.buildings.tables import (
     BUILDING_DAILY_CONSUMPTION,
     BUILDING_DAILY_WEATHER,
@@ -66,12 +61,7 @@ from energy_assets.sources.buildings.tables import (
     WEATHER,
 )
 from energy_assets.sources.buildings.timestamps import clock_offsets, site_clock_table
-from energy_assets.sources.buildings.weather import weather_table
-from energy_assets.warehouse.publish import (
-    Candidate,
-    PublishRequest,
-    read_published,
-)
+from energy_assets.warehouse.publish import Candidate, read_published
 from energy_assets.warehouse.table_spec import TableSpec
 
 GROUP = "buildings"
@@ -106,11 +96,6 @@ def published_metadata(lake: LakeResource) -> pa.Table:
     return read_published(store, METADATA, store.list_partitions(METADATA.qualified_name))
 
 
-def _fail_on_bad_data(error: Exception) -> None:
-    if isinstance(error, EnergyAssetsError):
-        raise dg.Failure(description=f"{type(error).__name__}: {error}", allow_retries=False) from error
-
-
 @dg.asset(
     key=ARCHIVE_KEY,
     group_name=GROUP,
@@ -123,13 +108,10 @@ def _fail_on_bad_data(error: Exception) -> None:
     ),
 )
 def bdg2_archive(context: dg.AssetExecutionContext, zenodo: ZenodoResource) -> dg.MaterializeResult:
-    try:
+    with failures_by_kind(""):
         cached = fetch_archive(zenodo)
-    except Exception as error:
-        _fail_on_bad_data(error)
-        raise
-    with Bdg2Archive(cached.path) as archive:
-        meters = archive.available_meters(zenodo.kind())
+        with Bdg2Archive(cached.path) as archive:
+            meters = archive.available_meters(zenodo.kind())
     return dg.MaterializeResult(
         metadata={
             "dagster/uri": dg.MetadataValue.path(str(cached.path)),
@@ -144,166 +126,99 @@ def bdg2_archive(context: dg.AssetExecutionContext, zenodo: ZenodoResource) -> d
     )
 
 
-_REFERENCE_CHECKS = [
-    *audit_check_specs(METADATA_KEY, METADATA, METADATA_RULES),
-    *audit_check_specs(WEATHER_KEY, WEATHER, WEATHER_RULES),
-]
+def _reference(context: dg.AssetExecutionContext, publish: Publish) -> AssetOutput:
+    zenodo: ZenodoResource = context.resources.zenodo
+    with Bdg2Archive(fetch_archive(zenodo).path) as archive:
+        reference = reference_requests(archive, zenodo.settings().timestamp_convention)
+    results = publish(reference.requests)
+    previews = (reference.metadata, reference.weather)
+    return AssetOutput(
+        [
+            TableOutput(request, result, preview=preview, figures={"sites": len(request.candidates)})
+            for request, result, preview in zip(reference.requests, results, previews, strict=True)
+        ]
+    )
 
 
-@dg.multi_asset(
+buildings__reference = table_asset(
     name="buildings__reference",
-    specs=[
-        dg.AssetSpec(
-            METADATA_KEY,
+    tables=[
+        TableDeclaration(
+            METADATA,
+            "One row per building (site, primary space usage, floor area, time zone, meters): buildings.metadata.",
+            rules=METADATA_RULES,
             deps=[ARCHIVE_KEY],
-            group_name=GROUP,
-            kinds={"python", "parquet", "postgres"},
-            metadata=static_metadata(METADATA),
-            description="One row per building (site, primary space usage, floor area, time zone, meters): buildings.metadata.",
         ),
-        dg.AssetSpec(
-            WEATHER_KEY,
+        TableDeclaration(
+            WEATHER,
+            "Hourly weather per site (air temperature, dew point, wind, pressure, precipitation): buildings.weather.",
+            rules=WEATHER_RULES,
             deps=[ARCHIVE_KEY],
-            group_name=GROUP,
-            kinds={"python", "parquet", "postgres"},
-            metadata=static_metadata(WEATHER),
-            description="Hourly weather per site (air temperature, dew point, wind, pressure, precipitation): buildings.weather.",
         ),
     ],
-    check_specs=_REFERENCE_CHECKS,
-    pool=POSTGRES_POOL,
-)
-def buildings__reference(
-    context: dg.AssetExecutionContext, zenodo: ZenodoResource, lake: LakeResource, postgres: PostgresResource
-) -> Iterator[Any]:
-    convention = zenodo.settings().timestamp_convention
-    try:
-        with Bdg2Archive(fetch_archive(zenodo).path) as archive:
-            metadata = metadata_table(archive)
-            weather = weather_table(archive, utc_offset_minutes=clock_offsets(metadata, convention))
-    except Exception as error:
-        _fail_on_bad_data(error)
-        raise
-    relations = audit_relations(metadata, convention)
-    requests = [
-        PublishRequest(
-            spec,
-            _by_site(table),
-            rules=rules,
-            relations=relations,
-            allow_shrink=allow_shrink(context.op_execution_context),
-        )
-        for spec, table, rules in ((METADATA, metadata, METADATA_RULES), (WEATHER, weather, WEATHER_RULES))
-    ]
-    publisher = make_publisher(lake, postgres)
-    keys = [METADATA_KEY, WEATHER_KEY]
-    results = yield from publish_or_fail(context.op_execution_context, publisher, requests, keys)
-    for request, key, result, table in zip(requests, keys, results, (metadata, weather), strict=True):
-        yield published_result(
-            key,
-            request,
-            result,
-            _REFERENCE_CHECKS,
-            lake=lake,
-            postgres=postgres,
-            preview=table,
-            metadata={"sites": len(request.candidates)},
-        )
-
-
-def _by_site(table: pa.Table) -> list[Candidate]:
-    sites = sorted(set(table.column("site_id").to_pylist()))
-    return [
-        Candidate({"site_id": site}, {"site_id": site}, table.filter(pc.equal(table.column("site_id"), site)))
-        for site in sites
-    ]
-
-
-_READINGS_CHECKS = audit_check_specs(READINGS_KEY, METER_READINGS, METER_READINGS_RULES)
-
-
-@dg.asset(
-    key=READINGS_KEY,
-    deps=[ARCHIVE_KEY, METADATA_KEY],
+    compute=_reference,
     group_name=GROUP,
-    kinds={"python", "parquet", "postgres"},
-    partitions_def=meter_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    metadata=static_metadata(METER_READINGS),
-    check_specs=_READINGS_CHECKS,
-    pool=POSTGRES_POOL,
-    description=(
-        "Hourly meter readings in long form, one row per non-empty cell of the wide BDG2 meter files (`cleaned`"
-        " by default): building_id, site_id, meter, timestamp (UTC, see BDG2_TIMESTAMP_CONVENTION), reading and"
-        " unit (kWh; water and irrigation in litres). One partition per meter: buildings.meter_readings."
-    ),
+    resource_keys=["zenodo"],
 )
-def meter_readings(
-    context: dg.AssetExecutionContext, zenodo: ZenodoResource, lake: LakeResource, postgres: PostgresResource
-) -> Iterator[Any]:
-    convention = zenodo.settings().timestamp_convention
+
+
+def _meter_readings(context: dg.AssetExecutionContext, publish: Publish) -> AssetOutput:
+    zenodo: ZenodoResource = context.resources.zenodo
+    lake: LakeResource = context.resources.lake
     metadata = published_metadata(lake)
     if metadata.num_rows == 0:
         raise dg.Failure(
             "No buildings.metadata published yet: materialize buildings/metadata first.", allow_retries=False
         )
-    offsets = clock_offsets(metadata, convention)
     workdir = Path(
         tempfile.mkdtemp(prefix="bdg2_", dir=lake.root().parent if lake.root().parent.exists() else None)
     )
-    candidates, stats = [], {}
     try:
         with Bdg2Archive(fetch_archive(zenodo).path) as archive:
-            available = archive.available_meters(zenodo.kind())
-            for meter in sorted(context.partition_keys):
-                if meter not in available:
-                    raise dg.Failure(
-                        f"The archive has no {zenodo.meter_kind} {meter} file (it has: {', '.join(available)});"
-                        " materialize only those meter partitions.",
-                        allow_retries=False,
-                    )
-                path = workdir / f"{meter}.parquet"
-                stats[meter] = convert_meter(
-                    archive, meter, path, kind=zenodo.kind(), utc_offset_minutes=offsets
-                )
-                candidates.append(Candidate({"meter": meter}, {"meter": meter}, path))
-    except dg.Failure:
-        raise
-    except Exception as error:
-        _fail_on_bad_data(error)
-        raise
-    try:
-        request = PublishRequest(
-            METER_READINGS,
-            candidates,
-            rules=METER_READINGS_RULES,
-            relations=audit_relations(metadata, convention),
-            allow_shrink=allow_shrink(context.op_execution_context),
-        )
-        results = yield from publish_or_fail(
-            context.op_execution_context, make_publisher(lake, postgres), [request], [READINGS_KEY]
-        )
+            readings = meter_requests(
+                archive,
+                context.partition_keys,
+                kind=zenodo.kind(),
+                metadata=metadata,
+                convention=zenodo.settings().timestamp_convention,
+                workdir=workdir,
+            )
+        [result] = publish([readings.request])
+        candidates = readings.request.candidates
         preview = pq.read_table(candidates[0].data).slice(0, 5000) if candidates else None
     finally:
-        for path in workdir.glob("*"):
-            path.unlink()
-        workdir.rmdir()
-    yield published_result(
-        READINGS_KEY,
-        request,
-        results[0],
-        _READINGS_CHECKS,
-        lake=lake,
-        postgres=postgres,
-        preview=preview,
-        metadata={
-            "values": sum(s.values for s in stats.values()),
-            "empty_cells": sum(s.empty_cells for s in stats.values()),
-            "buildings": sum(s.buildings for s in stats.values()),
-            "conversion_seconds": round(sum(s.seconds for s in stats.values()), 3),
-        },
+        shutil.rmtree(workdir, ignore_errors=True)
+    stats = readings.stats.values()
+    figures = {
+        "values": sum(s.values for s in stats),
+        "empty_cells": sum(s.empty_cells for s in stats),
+        "buildings": sum(s.buildings for s in stats),
+        "conversion_seconds": round(sum(s.seconds for s in stats), 3),
+    }
+    return AssetOutput(
+        [TableOutput(readings.request, result, preview=preview, figures=figures)],
         partitions_in_run=len(candidates),
     )
+
+
+meter_readings = table_asset(
+    name="buildings__meter_readings",
+    tables=[
+        TableDeclaration(
+            METER_READINGS,
+            "Hourly meter readings in long form, one row per non-empty cell of the wide BDG2 meter files"
+            " (`cleaned` by default): building_id, site_id, meter, timestamp (UTC, see BDG2_TIMESTAMP_CONVENTION),"
+            " reading and unit (kWh; water and irrigation in litres). One partition per meter:"
+            " buildings.meter_readings.",
+            rules=METER_READINGS_RULES,
+            deps=[ARCHIVE_KEY, METADATA_KEY],
+        )
+    ],
+    compute=_meter_readings,
+    group_name=GROUP,
+    partitions_def=meter_partitions,
+    resource_keys=["zenodo"],
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
