@@ -92,6 +92,27 @@ def test_a_refused_port_is_not_kept(fresh_home: DataHome, monkeypatch: pytest.Mo
         assert conn.execute("SHOW port").fetchone() == (str(kept),)
 
 
+def test_a_refused_port_already_in_cluster_json_says_how_to_move(
+    fresh_home: DataHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cluster.json holding port 1 (written by an older version) is left by setting ENERGY_PG_PORT."""
+    cluster = ManagedCluster(fresh_home)
+    cluster.initialize()
+    config = json.loads(cluster.config_path.read_text())
+    cluster.config_path.write_text(json.dumps({**config, "port": 1}))
+    with pytest.raises(ClusterError) as refused:
+        cluster.start()
+    assert (
+        "Set ENERGY_PG_PORT to a free port from 1024 to 65535 and run `energy-assets db start` again."
+    ) in str(refused.value)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    monkeypatch.setenv("ENERGY_PG_PORT", str(free))
+    assert ManagedCluster(fresh_home).start() is True
+    assert cluster.config.port == free
+
+
 def test_missing_binaries_say_how_to_install(fresh_home: DataHome, monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ENERGY_PG_BINDIR", str(tmp_path))
     with pytest.raises(ClusterError, match="apt-get install postgresql.*ENERGY_PG_URL"):
