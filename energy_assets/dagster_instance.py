@@ -33,10 +33,12 @@ def write_dagster_yaml(dagster_home: Path) -> Path:
 
 
 def dagster_storage_url(settings: PostgresSettings) -> str:
-    """The SQLAlchemy URL dagster-postgres connects with: verify-full, never the password.
+    """The SQLAlchemy URL dagster-postgres connects with: verify-full, every libpq parameter of the settings
+    (several hosts as `?host=h1,h2&port=p1,p2`, which SQLAlchemy's psycopg2 dialect reads), never a secret.
 
     libpq finds the password in the settings' passfile (the managed cluster's `pgpass`); for an external
-    server without one, in the usual places (`PGPASSFILE`, `~/.pgpass`, or `PGPASSWORD` set by the user).
+    server without one, where libpq looks itself: the connection service named in the URL (`service=`, with
+    PGSERVICEFILE set for Dagster's processes too), `PGPASSFILE`, `~/.pgpass`, or `PGPASSWORD`.
     """
     _scheme, rest = settings.uri().split("://", 1)
     return f"{DAGSTER_PG_SCHEME}://{rest}"

@@ -5,6 +5,10 @@ opens a bounded number of server sessions where dagster-postgres' own storage op
 the pool survives what long-lived processes meet: a `fork()` and a server that dropped an idle connection.
 """
 
+import hashlib
+import importlib
+import importlib.metadata
+import inspect
 import multiprocessing
 import os
 import time
@@ -19,6 +23,7 @@ import sqlalchemy
 import sqlalchemy.engine
 import sqlalchemy.event
 import yaml
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 
 from energy_assets.dagster_instance import dagster_environment, write_dagster_yaml
 from energy_assets.dagster_storage import (
@@ -306,3 +311,128 @@ def test_a_connection_the_server_dropped_is_replaced(
         write_events(instance, run_id, 3)
 
         assert len(instance.all_logs(run_id)) == 3
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Upgrade tripwire: `energy_assets/dagster_storage.py` re-implements or wraps the upstream code below. A Dagster
+# upgrade that changes any of it (a new column, an index write, a different engine) would otherwise be
+# skipped silently: the pooled storage would keep writing the old way.
+
+STORAGE_MODULE = "energy_assets/dagster_storage.py"
+UPSTREAM_CODE: dict[tuple[str, str], tuple[str, str]] = {
+    # (module, qualified name): (sha256 of inspect.getsource at dagster 1.13.27 / dagster-postgres 0.29.27,
+    #                            what to re-check in energy_assets/dagster_storage.py)
+    ("dagster_postgres.event_log.event_log", "PostgresEventLogStorage.store_event"): (
+        "4a2e37e5871bf2c87789192abc185ecfefa37938a9e0c3d2f915c2348a77641e",
+        "PooledPostgresEventLogStorage.store_event (the same writes, without the NOTIFY)",
+    ),
+    ("dagster_postgres.event_log.event_log", "PostgresEventLogStorage.store_event_batch"): (
+        "ff147ed514ba9786aaa35d2a9855c3d5f630ea0333ad59c01fc2b4fb7b3cec6e",
+        "PooledPostgresEventLogStorage.store_event_batch (one INSERT and one index transaction per batch)",
+    ),
+    ("dagster._core.storage.event_log.base", "EventLogStorage.store_event_batch"): (
+        "d710189545dbace2e8481787c3711f9c9fb86ff9f32607c465d57ce7669a05a2",
+        "PooledPostgresEventLogStorage.store_event_batch (mixed batches: what upstream writes event by event)",
+    ),
+    (
+        "dagster._core.storage.event_log.sql_event_log",
+        "SqlEventLogStorage._store_asset_check_evaluation_planned",
+    ): (
+        "bbecef7ab5ce9d01c1bcf3f46067c9067bfe855601181eb77a6910b8483b4674",
+        "PooledPostgresEventLogStorage._store_asset_check_evaluation_planned (its `shared` columns)",
+    ),
+    ("dagster_postgres.event_log.event_log", "PostgresEventLogStorage.has_table"): (
+        "78217fbd74d0e09dcdffe21a47aa3e46cf68871be6a3348427712ffa9799f676",
+        "PooledPostgresEventLogStorage.has_table (remembers a table once it exists)",
+    ),
+    ("dagster_postgres.event_log.event_log", "PostgresEventLogStorage.__init__"): (
+        "647dff00b58c122294a362d38fed84b5064aa0f4520a64e6febb167120f2b5b2",
+        "_PooledEngineMixin._use_pool (replaces the NullPool `_engine` built here)",
+    ),
+    ("dagster_postgres.run_storage.run_storage", "PostgresRunStorage.__init__"): (
+        "c20e1fcd1ee52b39579bdab98f9fefa3a94acda1abf015bce303d82c78c3072a",
+        "_PooledEngineMixin._use_pool (replaces the NullPool `_engine` built here)",
+    ),
+    ("dagster_postgres.schedule_storage.schedule_storage", "PostgresScheduleStorage.__init__"): (
+        "ac8f466b4e7680d54c4307b1b71fa5c73ff87d02a4ceb96f924f385948e1d225",
+        "_PooledEngineMixin._use_pool (replaces the NullPool `_engine` built here)",
+    ),
+    ("dagster_postgres.event_log.event_log", "PostgresEventLogStorage.optimize_for_webserver"): (
+        "c084cd79114d5e5e41d842d9be863b717114f79799ee0e2a3db16c4473297a24",
+        "_PooledEngineMixin.optimize_for_webserver (guards and closes the engine built here)",
+    ),
+    ("dagster_postgres.run_storage.run_storage", "PostgresRunStorage.optimize_for_webserver"): (
+        "c084cd79114d5e5e41d842d9be863b717114f79799ee0e2a3db16c4473297a24",
+        "_PooledEngineMixin.optimize_for_webserver (guards and closes the engine built here)",
+    ),
+    (
+        "dagster_postgres.schedule_storage.schedule_storage",
+        "PostgresScheduleStorage.optimize_for_webserver",
+    ): (
+        "c084cd79114d5e5e41d842d9be863b717114f79799ee0e2a3db16c4473297a24",
+        "_PooledEngineMixin.optimize_for_webserver (guards and closes the engine built here)",
+    ),
+    ("dagster_postgres.utils", "create_pg_engine"): (
+        "8bb1e695cf5059945b8989f60128a0289d383df1ed22585e93d6ad1a566e9398",
+        "create_pooled_engine (passes the pool settings through it)",
+    ),
+}
+
+# Private upstream members the pooled event log calls, with the signatures it calls them by.
+PRIVATE_MEMBERS_CALLED = {
+    "_store_asset_event_tags": "(self, conn: sqlalchemy.engine.base.Connection, "
+    "events: collections.abc.Sequence[dagster._core.events.log.EventLogEntry], "
+    "event_ids: collections.abc.Sequence[int]) -> None",
+    "_store_asset_event": "(self, conn: sqlalchemy.engine.base.Connection, "
+    "event: dagster._core.events.log.EventLogEntry, event_id: int) -> None",
+    "_event_insert_timestamp": "(self, event)",
+}
+
+# The columns `_store_asset_check_evaluation_planned` fills (id, materialization_event_storage_id and
+# create_timestamp are left to the database, as upstream does).
+ASSET_CHECK_EXECUTION_COLUMNS = [
+    "id",
+    "asset_key",
+    "check_name",
+    "partition",
+    "run_id",
+    "execution_status",
+    "evaluation_event",
+    "evaluation_event_timestamp",
+    "evaluation_event_storage_id",
+    "materialization_event_storage_id",
+    "create_timestamp",
+]
+
+
+def _versions() -> str:
+    return f"dagster {dg.__version__}, dagster-postgres {importlib.metadata.version('dagster-postgres')}"
+
+
+@pytest.mark.parametrize("upstream", sorted(UPSTREAM_CODE), ids=lambda key: key[1])
+def test_upstream_code_the_pooled_storage_re_implements_is_unchanged(upstream: tuple[str, str]) -> None:
+    module, qualified_name = upstream
+    target: Any = importlib.import_module(module)
+    for part in qualified_name.split("."):
+        target = getattr(target, part)
+    digest = hashlib.sha256(inspect.getsource(target).encode()).hexdigest()
+    expected, ours = UPSTREAM_CODE[upstream]
+    assert digest == expected, (
+        f"{module}.{qualified_name} changed upstream ({_versions()}). Re-check {ours} in {STORAGE_MODULE} "
+        f"against the new code (new columns, index writes, engine arguments), then set its sha256 in "
+        f"energy_assets_tests/test_dagster_storage.py UPSTREAM_CODE to {digest}."
+    )
+
+
+def test_private_upstream_members_the_pooled_storage_calls_are_unchanged() -> None:
+    for name, signature in PRIVATE_MEMBERS_CALLED.items():
+        found = str(inspect.signature(getattr(PooledPostgresEventLogStorage, name)))
+        assert found == signature, (
+            f"SqlEventLogStorage.{name} changed its signature upstream ({_versions()}): {found}. Re-check "
+            f"PooledPostgresEventLogStorage in {STORAGE_MODULE}, which calls it."
+        )
+    columns = [column.name for column in AssetCheckExecutionsTable.columns]
+    assert columns == ASSET_CHECK_EXECUTION_COLUMNS, (
+        f"AssetCheckExecutionsTable has columns {columns} ({_versions()}). Re-check the `shared` columns of "
+        f"PooledPostgresEventLogStorage._store_asset_check_evaluation_planned in {STORAGE_MODULE}."
+    )

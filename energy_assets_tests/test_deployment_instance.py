@@ -23,7 +23,7 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import Queued
 
 from energy_assets.dagster_instance import dagster_storage_url
 from energy_assets.postgres.cluster import ManagedCluster
-from energy_assets.postgres.connection import connect
+from energy_assets.postgres.connection import PostgresSettings, connect
 from energy_assets.settings import DAGSTER_DATABASE, DataHome
 from energy_assets_tests.conftest import make_data_home
 from energy_assets_tests.test_run_queue import queue_run
@@ -86,3 +86,30 @@ def test_guide_instance_runs_the_queue_over_client_certificates(
                 )
             }
         assert client_names == {f"/CN={settings.user}"}  # the instance's own sessions, by certificate
+
+
+def test_storage_url_keeps_every_host_and_parameter_but_no_secret() -> None:
+    """What Dagster's SQLAlchemy + psycopg2 receive from DAGSTER_PG_URL: all hosts and libpq parameters."""
+    settings = PostgresSettings.from_uri(
+        "postgresql://app:url-secret@db1.example:5432,db2.example:5433/dagster?sslrootcert=/etc/ca.pem"
+        "&target_session_attrs=read-write&application_name=dagster_daemon&sslpassword=key-secret"
+        "&keepalives_idle=30&passfile=/etc/pgpass"
+    )
+    url = dagster_storage_url(settings)
+    assert "secret" not in url
+    engine = sqlalchemy.create_engine(url)
+    _args, connect_args = engine.dialect.create_connect_args(engine.url)
+    engine.dispose()
+    assert connect_args == {
+        "host": "db1.example,db2.example",
+        "port": "5432,5433",
+        "dbname": "dagster",
+        "user": "app",
+        "sslmode": "verify-full",
+        "sslrootcert": "/etc/ca.pem",
+        "passfile": "/etc/pgpass",
+        "connect_timeout": "10",
+        "application_name": "dagster_daemon",
+        "keepalives_idle": "30",
+        "target_session_attrs": "read-write",
+    }

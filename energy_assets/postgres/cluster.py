@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import socket
@@ -113,13 +114,22 @@ def _free_port() -> int:
 
 
 def _port_in_use(port: int) -> bool:
+    """Whether another program listens on `port` (a port we may not bind is not "in use": see `start`)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((LISTEN_ADDRESS, port))
+        except PermissionError:
+            return False
         except OSError:
             return True
     return False
+
+
+def _refused_bind(log_tail: str) -> str | None:
+    """Why the server could not listen, from its log ("Permission denied", ...), or None."""
+    match = re.search(r'could not bind IPv[46] address "[^"]*": ([^\n]+)', log_tail)
+    return match.group(1).strip().rstrip(".") if match else None
 
 
 class ManagedCluster:
@@ -308,8 +318,9 @@ class ManagedCluster:
         for stale in self.directory.glob("data.initdb-*"):
             shutil.rmtree(stale, ignore_errors=True)
 
+        # A requested port (ENERGY_PG_PORT) is kept only once the server started on it (`start`).
         config = ClusterConfig(
-            port=self._requested_port or _free_port(),
+            port=_free_port(),
             server_user=(user.pw_name if (user := self._server_user()) is not None else None),
             client_cert_auth=bool(self._requested_client_cert_auth),
         )
@@ -481,10 +492,9 @@ class ManagedCluster:
             if self.is_running() or (_port_in_use(config.port) and self._seen_running(within_s=3.0)):
                 self.maintain_certificates()
                 return False
-            if self._requested_port and self._requested_port != config.port:
+            kept_port = config.port
+            if self._requested_port:
                 config.port = self._requested_port
-                self._save_config(config)
-                self._write_passfile(config, self.superuser_password())
             if _port_in_use(config.port):
                 raise ClusterError(
                     f"Port {config.port} on {LISTEN_ADDRESS} is in use by another program; set {ENV_PG_PORT} to "
@@ -492,27 +502,59 @@ class ManagedCluster:
                 )
             self.maintain_certificates()
             self._write_conf_file(self.data_dir, config)
-            self._prepare_logs()
-            result = self._run(
-                [
-                    self.binaries.pg_ctl,
-                    "start",
-                    "-D",
-                    str(self.data_dir),
-                    "-l",
-                    str(self.log_path),
-                    "-w",
-                    "-t",
-                    "60",
-                ],
-                check=False,
-            )
-            if result.returncode != 0:
-                raise ClusterError(
-                    f"PostgreSQL did not start (pg_ctl exit {result.returncode}). Last lines of the log:\n"
-                    + self.log_tail()
-                )
+            try:
+                self._start_server(config.port, kept_port)
+            except ClusterError:
+                if config.port != kept_port:
+                    config.port = kept_port
+                    self._write_conf_file(self.data_dir, config)
+                raise
+            if config.port != kept_port:
+                self._save_config(config)
+                self._write_passfile(config, self.superuser_password())
             return True
+
+    def _start_server(self, port: int, kept_port: int) -> None:
+        """`pg_ctl start` on the configuration just written; a port the server could not listen on gets
+        a message saying what to do (`start` then puts `kept_port` back)."""
+        self._prepare_logs()
+        result = self._run(
+            [
+                self.binaries.pg_ctl,
+                "start",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_path),
+                "-w",
+                "-t",
+                "60",
+            ],
+            check=False,
+        )
+        if result.returncode == 0:
+            return
+        tail = self.log_tail()
+        refused = _refused_bind(tail)
+        if refused is None:
+            raise ClusterError(
+                f"PostgreSQL did not start (pg_ctl exit {result.returncode}). Last lines of the log:\n" + tail
+            )
+        if port != kept_port:
+            todo = (
+                f"The cluster keeps port {kept_port}: unset {ENV_PG_PORT} to start on it, or set {ENV_PG_PORT} to "
+                "a free port from 1024 to 65535, and run `energy-assets db start` again."
+            )
+        else:
+            todo = (
+                f"Set {ENV_PG_PORT} to a free port from 1024 to 65535 and run `energy-assets db start` again."
+            )
+        why = refused.lower()
+        if why == "permission denied" and port < 1024:
+            why += "; ports below 1024 need privileges the server user does not have"
+        raise ClusterError(
+            f"PostgreSQL cannot listen on {LISTEN_ADDRESS}:{port} ({why}). {todo} Last lines of the log:\n{tail}"
+        )
 
     def _prepare_logs(self) -> None:
         if not self.log_path.exists():

@@ -98,10 +98,13 @@ def issuing_root_not_after(trust_bundle: str | None, leaf: x509.Certificate) -> 
 
 
 def probe_and_record(settings: PostgresSettings) -> TlsHealth:
-    """Connect with verify-full, read TLS state from pg_stat_ssl, and insert one row; returns it."""
-    probe_host = settings.hostaddr or settings.host
-    certificate = presented_certificate(probe_host, settings.port)
+    """Connect with verify-full, read TLS state from pg_stat_ssl, and insert one row; returns it.
+
+    The certificate is read from the server the connection reached (of several hosts, the one libpq chose).
+    """
     with connect(settings) as conn:
+        server_host, server_port = conn.info.host, conn.info.port
+        certificate = presented_certificate(conn.info.hostaddr or server_host, server_port)
         row = conn.execute(
             "SELECT now(), current_setting('server_version'), s.version, s.cipher "
             "FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid() AND s.ssl"
@@ -112,8 +115,8 @@ def probe_and_record(settings: PostgresSettings) -> TlsHealth:
             )
         health = TlsHealth(
             checked_at=row[0],
-            server_host=settings.host,
-            server_port=settings.port,
+            server_host=server_host,
+            server_port=server_port,
             server_version=row[1],
             tls_version=row[2],
             tls_cipher=row[3],

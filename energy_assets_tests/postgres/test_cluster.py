@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -67,6 +68,49 @@ def test_port_in_use_gives_a_clear_error(fresh_home: DataHome) -> None:
         cluster = ManagedCluster(fresh_home, port=port)
         with pytest.raises(ClusterError, match=f"Port {port} on 127.0.0.1 is in use.*ENERGY_PG_PORT"):
             cluster.start()
+
+
+def test_a_refused_port_is_not_kept(fresh_home: DataHome, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Port 1 needs privileges the server user lacks: the start fails, says what to do, and keeps nothing."""
+    monkeypatch.setenv("ENERGY_PG_PORT", "1")
+    with pytest.raises(ClusterError) as refused:
+        ManagedCluster(fresh_home).start()
+    kept = json.loads((fresh_home.cluster_dir / "cluster.json").read_text())["port"]
+    assert kept != 1
+    message = str(refused.value)
+    assert message.startswith("PostgreSQL cannot listen on 127.0.0.1:1 (permission denied")
+    assert (
+        f"The cluster keeps port {kept}: unset ENERGY_PG_PORT to start on it, or set ENERGY_PG_PORT to a free "
+        "port from 1024 to 65535, and run `energy-assets db start` again."
+    ) in message
+    monkeypatch.delenv("ENERGY_PG_PORT")
+    cluster = ManagedCluster(fresh_home)
+    assert cluster.start() is True
+    assert cluster.config.port == kept
+    assert f"*:{kept}:*:energy_admin:" in cluster.passfile_path.read_text()
+    with connect(cluster.settings("postgres")) as conn:
+        assert conn.execute("SHOW port").fetchone() == (str(kept),)
+
+
+def test_a_refused_port_already_in_cluster_json_says_how_to_move(
+    fresh_home: DataHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cluster.json holding port 1 (written by an older version) is left by setting ENERGY_PG_PORT."""
+    cluster = ManagedCluster(fresh_home)
+    cluster.initialize()
+    config = json.loads(cluster.config_path.read_text())
+    cluster.config_path.write_text(json.dumps({**config, "port": 1}))
+    with pytest.raises(ClusterError) as refused:
+        cluster.start()
+    assert (
+        "Set ENERGY_PG_PORT to a free port from 1024 to 65535 and run `energy-assets db start` again."
+    ) in str(refused.value)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    monkeypatch.setenv("ENERGY_PG_PORT", str(free))
+    assert ManagedCluster(fresh_home).start() is True
+    assert cluster.config.port == free
 
 
 def test_missing_binaries_say_how_to_install(fresh_home: DataHome, monkeypatch, tmp_path: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+import socket
 from pathlib import Path
 
 import pytest
@@ -102,12 +105,14 @@ def test_a_full_uri_round_trips_every_field() -> None:
 
 
 def test_a_bare_uri_falls_back_to_libpq_defaults() -> None:
+    """libpq's defaults (user: the OS user, database: the user), but TCP to localhost, not a Unix socket."""
     settings = PostgresSettings.from_uri("postgresql://")
+    os_user = pwd.getpwuid(os.geteuid()).pw_name
     assert (settings.host, settings.port, settings.dbname, settings.user, settings.password) == (
         "localhost",
         5432,
-        "postgres",
-        "postgres",
+        os_user,
+        os_user,
         None,
     )
     assert (settings.hostaddr, settings.connect_timeout, settings.sslrootcert) == (None, 10, None)
@@ -197,10 +202,11 @@ def test_the_uri_wins_over_pg_variables_and_arguments_win_over_both(tmp_path: Pa
         "PGSSLCERT": "/env/client.crt",
         "PGSSLKEY": "/env/client.key",
         "PGSSLCRL": "/env/crl.pem",
-        "PGAPPNAME": "ignored",
+        "PGAPPNAME": "from-env",
         "PGSSLCOMPRESSION": "",
     }
     assert libpq_env_defaults(environ) == {
+        "application_name": "from-env",
         "host": "env-host",
         "port": "6543",
         "user": "env-user",
@@ -279,3 +285,98 @@ def test_connect_passes_options_and_explains_failures(pg_settings: PostgresSetti
     )
     assert "not-the-password" not in message and pg_settings.password not in message
     assert pg_settings.with_database("dagster") == pg_settings.replace(dbname="dagster")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# libpq's own rules: every parameter kept, several hosts, libpq's parser and its errors
+
+
+def test_every_libpq_parameter_of_the_url_is_kept() -> None:
+    url = (
+        f"postgresql://app@db.example/energy?sslrootcert={__file__}&application_name=meters&connect_timeout=4"
+        "&target_session_attrs=read-write&keepalives_idle=30&options=-c%20statement_timeout%3D5s"
+        "&sslpassword=key-secret"
+    )
+    settings = external_settings(url, environ={})
+    params = settings.params()
+    assert {key: params[key] for key in ("application_name", "connect_timeout", "target_session_attrs")} == {
+        "application_name": "meters",
+        "connect_timeout": "4",
+        "target_session_attrs": "read-write",
+    }
+    assert (params["keepalives_idle"], params["options"], params["sslpassword"]) == (
+        "30",
+        "-c statement_timeout=5s",
+        "key-secret",
+    )
+    assert settings.uri() == (
+        f"postgresql://app@db.example:5432/energy?sslmode=verify-full&sslrootcert={__file__}&connect_timeout=4"
+        "&application_name=meters&options=-c%20statement_timeout%3D5s&keepalives_idle=30"
+        "&target_session_attrs=read-write"
+    )
+    assert "key-secret" not in repr(settings) + settings.describe() + settings.uri()
+    assert PostgresSettings.from_uri(settings.uri(with_password=True)) == settings
+
+
+def test_unknown_parameters_are_libpqs_error_without_the_password() -> None:
+    with pytest.raises(ConfigurationError) as unknown:
+        external_settings(
+            f"postgresql://app:s3cret@db.example/energy?sslrootcert={__file__}&colour=red", environ={}
+        )
+    assert str(unknown.value).startswith(
+        'ENERGY_PG_URL is not a libpq connection string: invalid URI query parameter: "colour". Use '
+    )
+    with pytest.raises(ConfigurationError) as encoding:
+        external_settings("postgresql://app:s3cret%zz@db.example/energy", environ={})
+    assert "invalid percent-encoded token" in str(encoding.value) and "s3cret" not in str(encoding.value)
+
+
+def test_a_multi_host_uri_keeps_every_host() -> None:
+    url = f"postgresql://app@db1.example:5432,db2.example:5433/energy?sslrootcert={__file__}"
+    settings = external_settings(url, environ={})
+    assert (settings.host, settings.port) == ("db1.example,db2.example", "5432,5433")
+    assert settings.hosts() == [("db1.example", "5432"), ("db2.example", "5433")]
+    assert settings.describe() == "app@db1.example:5432,db2.example:5433/energy (sslmode=verify-full)"
+    assert settings.uri() == (
+        "postgresql://app@/energy?host=db1.example,db2.example&port=5432,5433&sslmode=verify-full"
+        f"&sslrootcert={__file__}&connect_timeout=10"
+    )
+    assert PostgresSettings.from_uri(settings.uri()) == settings
+    one_port = external_settings(
+        f"postgresql://app@a.example,b.example:6543/energy?sslrootcert={__file__}", environ={}
+    )
+    assert one_port.hosts() == [("a.example", "5432"), ("b.example", "6543")]
+
+
+def test_a_unix_socket_is_refused_it_has_no_tls() -> None:
+    with pytest.raises(ConfigurationError) as socket_host:
+        external_settings(
+            "postgresql:///energy", environ={"PGHOST": "/var/run/postgresql", "PGSSLROOTCERT": __file__}
+        )
+    assert str(socket_host.value).startswith(
+        "ENERGY_PG_URL (or PGHOST) names the Unix socket /var/run/postgresql, where libpq uses no TLS"
+    )
+    with_address = external_settings(
+        f"postgresql:///energy?host=/var/run/postgresql&hostaddr=127.0.0.1&sslrootcert={__file__}", environ={}
+    )
+    assert with_address.hostaddr == "127.0.0.1"
+
+
+def test_libpq_parameters_and_several_hosts_reach_the_managed_cluster(pg_settings: PostgresSettings) -> None:
+    """The first host refuses connections: libpq moves on to the second, with every parameter applied."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    url = (
+        f"postgresql://{pg_settings.user}@localhost:{closed},localhost:{pg_settings.port}/energy"
+        f"?hostaddr=127.0.0.1,127.0.0.1&sslrootcert={pg_settings.sslrootcert}&sslcrl={pg_settings.sslcrl}"
+        "&application_name=hardening&target_session_attrs=read-write"
+        "&options=-c%20statement_timeout%3D1234"
+    )
+    settings = external_settings(url, password=pg_settings.password, environ={})
+    with connect(settings) as conn:
+        assert conn.info.port == pg_settings.port
+        assert conn.execute(
+            "SELECT current_setting('application_name'), current_setting('statement_timeout'), s.ssl "
+            "FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()"
+        ).fetchone() == ("hardening", "1234ms", True)
