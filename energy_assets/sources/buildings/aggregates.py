@@ -17,11 +17,7 @@ a glob or a list), so the full 53M-row dataset need not be in memory.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib import resources
-from pathlib import Path
-from typing import TypeAlias
 
-import duckdb
 import pyarrow as pa
 
 from energy_assets.sources.buildings.tables import (
@@ -31,48 +27,28 @@ from energy_assets.sources.buildings.tables import (
     EUI_METERS,
     SITE_USAGE_DAILY_CONSUMPTION,
 )
+from energy_assets.warehouse.duckdb_session import Relation, deterministic_session, package_sql
 
 DEFAULT_DEGREE_DAY_BASE_C = 18.0
-ParquetOrTable: TypeAlias = pa.Table | str | Path | Sequence[str | Path]
 
 
 def load_sql(name: str) -> str:
-    """The text of `sql/<name>.sql`, shipped with the package."""
-    return (
-        resources.files("energy_assets.sources.buildings").joinpath("sql", f"{name}.sql").read_text("utf-8")
-    )
+    """The text of `sql/<name>.sql`, shipped with this source."""
+    return package_sql("energy_assets.sources.buildings", name)
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect()
-    connection.execute("SET threads = 1")  # one thread: sums in one fixed order, byte-identical results
-    connection.execute("SET TimeZone = 'UTC'")
-    connection.execute("SET preserve_insertion_order = true")
-    return connection
-
-
-def _register(connection: duckdb.DuckDBPyConnection, name: str, source: ParquetOrTable) -> None:
-    if isinstance(source, pa.Table):
-        connection.register(name, source)
-        return
-    paths = [str(source)] if isinstance(source, (str, Path)) else [str(path) for path in source]
-    connection.read_parquet(sorted(paths)).create_view(name, replace=True)
-
-
-def building_daily_consumption(meter_readings: ParquetOrTable, site_clock: pa.Table) -> pa.Table:
+def building_daily_consumption(meter_readings: Relation, site_clock: pa.Table) -> pa.Table:
     """Per building, meter and day: consumption, reading count, lowest and highest hourly reading."""
-    with _connect() as connection:
-        _register(connection, "meter_readings", meter_readings)
-        connection.register("site_clock", site_clock)
+    with deterministic_session({"meter_readings": meter_readings, "site_clock": site_clock}) as connection:
         result = connection.sql(load_sql("building_daily_consumption")).to_arrow_table()
     return BUILDING_DAILY_CONSUMPTION.conform(result)
 
 
 def site_usage_daily_consumption(building_daily: pa.Table, metadata: pa.Table) -> pa.Table:
     """Per site, primary space usage, meter and day: consumption and buildings reporting."""
-    with _connect() as connection:
-        connection.register("building_daily_consumption", building_daily)
-        connection.register("metadata", metadata)
+    with deterministic_session(
+        {"building_daily_consumption": building_daily, "metadata": metadata}
+    ) as connection:
         result = connection.sql(load_sql("site_usage_daily_consumption")).to_arrow_table()
     return SITE_USAGE_DAILY_CONSUMPTION.conform(result)
 
@@ -81,9 +57,9 @@ def building_energy_use_intensity(
     building_daily: pa.Table, metadata: pa.Table, *, eui_meters: Sequence[str] = EUI_METERS
 ) -> pa.Table:
     """Per building and year: kWh of the consumption meters and kWh per m2 of floor area."""
-    with _connect() as connection:
-        connection.register("building_daily_consumption", building_daily)
-        connection.register("metadata", metadata)
+    with deterministic_session(
+        {"building_daily_consumption": building_daily, "metadata": metadata}
+    ) as connection:
         result = connection.sql(
             load_sql("building_energy_use_intensity"), params={"eui_meters": list(eui_meters)}
         ).to_arrow_table()
@@ -92,16 +68,15 @@ def building_energy_use_intensity(
 
 def building_daily_weather(
     building_daily: pa.Table,
-    weather: ParquetOrTable,
+    weather: Relation,
     site_clock: pa.Table,
     *,
     degree_day_base_c: float = DEFAULT_DEGREE_DAY_BASE_C,
 ) -> pa.Table:
     """The daily mart with the site's mean air temperature and heating/cooling degree days."""
-    with _connect() as connection:
-        connection.register("building_daily_consumption", building_daily)
-        _register(connection, "weather", weather)
-        connection.register("site_clock", site_clock)
+    with deterministic_session(
+        {"building_daily_consumption": building_daily, "weather": weather, "site_clock": site_clock}
+    ) as connection:
         result = connection.sql(
             load_sql("building_daily_weather"), params={"degree_day_base_c": float(degree_day_base_c)}
         ).to_arrow_table()

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date
-from importlib import resources
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -36,6 +34,7 @@ from energy_assets.sources.energy_charts.tables import (
     DAILY_PRODUCTION_TREND,
     UNDERPERFORMANCE_30MIN,
 )
+from energy_assets.warehouse.duckdb_session import deterministic_session, package_sql
 
 # Which country's generation a bidding zone's price is compared with.
 BIDDING_ZONE_COUNTRIES: dict[str, str] = {
@@ -64,22 +63,8 @@ DEFAULT_MAX_LOOKBACK_DAYS = 28
 
 
 def load_sql(name: str) -> str:
-    """The text of `sql/<name>.sql`, shipped with the package."""
-    return (
-        resources.files("energy_assets.sources.energy_charts")
-        .joinpath("sql", f"{name}.sql")
-        .read_text("utf-8")
-    )
-
-
-def _connect() -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect()
-    # Arrow results carry the session timezone; UTC keeps `bucket_start` comparable with `interval_start`.
-    connection.execute("SET TimeZone = 'UTC'")
-    # One thread: floating-point sums then run in input order, so identical inputs give identical bytes
-    # (parallel aggregation changed the last digits of energy sums and correlations between runs).
-    connection.execute("SET threads = 1")
-    return connection
+    """The text of `sql/<name>.sql`, shipped with this source."""
+    return package_sql("energy_assets.sources.energy_charts", name)
 
 
 def daily_production_trend(public_power: pa.Table, *, timezone_name: str = MARKET_TIMEZONE_NAME) -> pa.Table:
@@ -92,9 +77,9 @@ def daily_production_trend(public_power: pa.Table, *, timezone_name: str = MARKE
             "is_renewable": pa.array([is_renewable(name) for name in types], pa.bool_()),
         }
     )
-    with _connect() as connection:
-        connection.register("public_power", public_power)
-        connection.register("production_type_classes", classes)
+    with deterministic_session(
+        {"public_power": public_power, "production_type_classes": classes}
+    ) as connection:
         result = connection.sql(
             load_sql("daily_production_trend"), params={"timezone": timezone_name}
         ).to_arrow_table()
@@ -119,10 +104,9 @@ def daily_price_analysis(
             "country": pa.array([mapping.get(zone) for zone in zones], pa.string()),
         }
     )
-    with _connect() as connection:
-        connection.register("day_ahead_price", day_ahead_price)
-        connection.register("public_power", public_power)
-        connection.register("zone_countries", zone_table)
+    with deterministic_session(
+        {"day_ahead_price": day_ahead_price, "public_power": public_power, "zone_countries": zone_table}
+    ) as connection:
         result = connection.sql(
             load_sql("daily_price_analysis"),
             params={"timezone": timezone_name, "wind_onshore": WIND_ONSHORE, "wind_offshore": WIND_OFFSHORE},
@@ -155,10 +139,9 @@ def underperformance_30min(
         )
     _require_quarter_hour_multiples(public_power, "public_power")
     monitored = pa.table({"production_type": pa.array(list(monitored_types), pa.string())})
-    with _connect() as connection:
-        connection.register("public_power", public_power)
-        connection.register("installed_power", installed_power)
-        connection.register("monitored_types", monitored)
+    with deterministic_session(
+        {"public_power": public_power, "installed_power": installed_power, "monitored_types": monitored}
+    ) as connection:
         result = connection.sql(
             load_sql("underperformance_30min"),
             params={

@@ -10,24 +10,15 @@ give the same bytes whatever order they arrive in.
 
 from __future__ import annotations
 
-from importlib import resources
-
-import duckdb
 import pyarrow as pa
 
 from energy_assets.sources.meters.tables import NMI_DAILY_CONSUMPTION
+from energy_assets.warehouse.duckdb_session import deterministic_session, package_sql
 
 
 def load_sql(name: str) -> str:
-    """The text of `sql/<name>.sql`, shipped with the package."""
-    return resources.files("energy_assets.sources.meters").joinpath("sql", f"{name}.sql").read_text("utf-8")
-
-
-def _connect() -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect()
-    connection.execute("SET threads = 1")
-    connection.execute("SET TimeZone = 'UTC'")
-    return connection
+    """The text of `sql/<name>.sql`, shipped with this source."""
+    return package_sql("energy_assets.sources.meters", name)
 
 
 def nmi_daily_consumption(readings: pa.Table) -> pa.Table:
@@ -39,10 +30,6 @@ def nmi_daily_consumption(readings: pa.Table) -> pa.Table:
     ordered = readings.sort_by(
         [("nmi", "ascending"), ("nmi_suffix", "ascending"), ("interval_end", "ascending")]
     )
-    connection = _connect()
-    try:
-        connection.register("readings", ordered)
+    with deterministic_session({"readings": ordered}) as connection:
         result = connection.sql(load_sql("nmi_daily_consumption")).to_arrow_table()
-    finally:
-        connection.close()
     return NMI_DAILY_CONSUMPTION.conform(result)
