@@ -146,7 +146,9 @@ def describe_load_error(path: Path, error: BaseException) -> str:
     if isinstance(cause, ConfigurationError):
         return f"{path}: {cause}"
     root = _root(error)
-    if "has no attribute" in str(root) or isinstance(root, ModuleNotFoundError):
+    if re.search(r"Module `[^`]+` has no attribute `[^`]+`", str(root)) or isinstance(
+        root, ModuleNotFoundError
+    ):
         return (
             f"{path}: `type:` names no component this project knows ({root}); use"
             f" energy_assets.components.EnergyChartsSource, Bdg2Source or Nem12Inbox (`dg list components`)."

@@ -1,7 +1,7 @@
-"""Cross-cutting policy, in one place: concurrency, retries, freshness and owners.
+"""Cross-cutting policy, in one place: concurrency, retries, owners and automation.
 
 Keep asset logic out of this module. `build_defs` applies what can be applied to finished definitions
-(`apply_policies`: freshness and owners by group); the asset factories read `POSTGRES_POOL` and
+(`apply_policies`: owners, and automation on the marts); the asset factories read `POSTGRES_POOL` and
 `NETWORK_RETRY` from here, since Dagster sets pools and retry policies on the op that runs an asset.
 
 - `POSTGRES_POOL`: every asset that publishes to PostgreSQL takes a slot of this Dagster concurrency pool,
@@ -10,14 +10,14 @@ Keep asset logic out of this module. `build_defs` applies what can be applied to
   additionally serialized by the publish path's advisory locks, whatever the pool allows.
 - `NETWORK_RETRY`: steps that call an external API are retried with exponential backoff (a refused audit
   is not retried: the data would be the same).
-- Freshness: daily source tables are expected to have yesterday's partition every morning.
+- Freshness is one mechanism, the partition-aware check `latest_partition_fresh` of each daily table
+  (`defs/energy_charts/checks.py`): it asks whether the newest *partition* is recent, which Dagster's
+  FreshnessPolicy (time since the last materialization, whatever partition) cannot tell after a backfill.
 - Automation: marts follow their inputs (declarative automation, `MART_AUTOMATION`): a mart partition is
   materialized when an upstream partition was updated and every blocking check of its inputs passed.
 """
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 import dagster as dg
 
@@ -27,26 +27,17 @@ NETWORK_RETRY = dg.RetryPolicy(
     max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 
-DAILY_SOURCE_FRESHNESS = dg.FreshnessPolicy.time_window(
-    fail_window=timedelta(hours=54), warn_window=timedelta(hours=30)
-)
-
 OWNERS = ["team:energy-data"]
 
 MART_AUTOMATION = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 MARTS_GROUP = "marts"
 
-# Groups whose tables follow a daily upstream and should be fresh by the morning.
-DAILY_SOURCE_GROUPS = ("energy_charts",)
-
 
 def apply_policies(defs: dg.Definitions) -> dg.Definitions:
-    """Owners on every asset; a freshness policy on the daily source groups; automation on the marts."""
+    """Owners on every asset; automation on the marts."""
 
     def with_policy(spec: dg.AssetSpec) -> dg.AssetSpec:
         changes: dict = {"owners": list(spec.owners) or OWNERS}
-        if spec.group_name in DAILY_SOURCE_GROUPS and spec.partitions_def is not None:
-            changes["freshness_policy"] = DAILY_SOURCE_FRESHNESS
         if spec.group_name == MARTS_GROUP and spec.automation_condition is None:
             changes["automation_condition"] = MART_AUTOMATION
         return spec.replace_attributes(**changes)

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from energy_assets.defs.buildings.partitions import meter_partitions
 from energy_assets.defs.buildings.resources import ZenodoResource
 from energy_assets.defs.factories import (
     AssetOutput,
@@ -48,7 +49,6 @@ from energy_assets.sources.buildings.aggregates import (
 from energy_assets.sources.buildings.aggregates import (
     site_usage_daily_consumption as site_usage_sql,
 )
-from energy_assets.sources.buildings.archive import METERS
 from energy_assets.sources.buildings.ingest import meter_requests, reference_requests
 from energy_assets.sources.buildings.quality import METADATA_RULES, METER_READINGS_RULES, WEATHER_RULES
 from energy_assets.sources.buildings.tables import (
@@ -73,7 +73,6 @@ METADATA_KEY, WEATHER_KEY, READINGS_KEY = (
     table_asset_key(WEATHER),
     table_asset_key(METER_READINGS),
 )
-meter_partitions = dg.StaticPartitionsDefinition(list(METERS))
 
 
 def fetch_archive(zenodo: ZenodoResource) -> CachedFile:

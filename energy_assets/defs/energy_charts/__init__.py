@@ -13,10 +13,11 @@ import dagster as dg
 from energy_assets.defs.energy_charts.assets import EnergyChartsAssets, energy_charts_assets
 from energy_assets.defs.energy_charts.checks import build_freshness_check
 from energy_assets.defs.energy_charts.component import EnergyChartsSource
+from energy_assets.defs.energy_charts.jobs import energy_charts_jobs
 from energy_assets.defs.energy_charts.partitions import SAMPLE_PARTITION_KEYS, sample_partition_ranges
 from energy_assets.defs.energy_charts.resources import EnergyChartsResource
 from energy_assets.defs.energy_charts.sample import materialize_sample
-from energy_assets.defs.energy_charts.schedules import energy_charts_jobs, energy_charts_schedules
+from energy_assets.defs.energy_charts.schedules import energy_charts_schedules
 from energy_assets.defs.publishing import table_asset_key
 
 

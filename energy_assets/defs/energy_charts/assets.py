@@ -44,6 +44,7 @@ from energy_assets.defs.factories import (
 from energy_assets.defs.publishing import table_asset_key
 from energy_assets.defs.resources import LakeResource
 from energy_assets.sources.energy_charts import aggregates, endpoints
+from energy_assets.sources.energy_charts.checks import check_physical_signs
 from energy_assets.sources.energy_charts.ingest import (
     DailyEndpoint,
     DailyTable,
@@ -52,7 +53,6 @@ from energy_assets.sources.energy_charts.ingest import (
     raw_document_path,
 )
 from energy_assets.sources.energy_charts.local_days import days_between, local_day_of
-from energy_assets.sources.energy_charts.quality import check_physical_signs
 from energy_assets.sources.energy_charts.responses import normalize_price, normalize_public_power
 from energy_assets.sources.energy_charts.tables import (
     DAILY_PRICE_ANALYSIS,

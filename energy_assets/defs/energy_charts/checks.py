@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from energy_assets.defs.resources import LakeResource
+from energy_assets.sources.energy_charts.checks import check_freshness
 from energy_assets.sources.energy_charts.local_days import MARKET_TIMEZONE_NAME
-from energy_assets.sources.energy_charts.quality import check_freshness
 
 
 class FreshnessConfig(dg.Config):
@@ -35,7 +35,11 @@ def build_freshness_check(
     @dg.asset_check(
         asset=asset_key,
         name="latest_partition_fresh",
-        description=f"The newest local day in the lake dataset {dataset} is at most max_lag_days old.",
+        description=(
+            f"The newest local day in the lake dataset {dataset} is at most max_lag_days old; evaluated every"
+            f" morning at 09:00 {timezone} by declarative automation, also when no run happened."
+        ),
+        automation_condition=dg.AutomationCondition.cron_tick_passed("0 9 * * *", timezone),
     )
     def latest_partition_fresh(config: FreshnessConfig, lake: LakeResource) -> dg.AssetCheckResult:
         today = datetime.now(ZoneInfo(timezone)).date()

@@ -12,9 +12,9 @@ from typing import Any
 import dagster as dg
 
 from energy_assets.defs.energy_charts.component import DEFAULT_NAME
+from energy_assets.defs.energy_charts.jobs import daily_job_name, installed_power_job_name
 from energy_assets.defs.energy_charts.partitions import sample_partition_ranges
 from energy_assets.defs.energy_charts.resources import EnergyChartsResource
-from energy_assets.defs.energy_charts.schedules import daily_job_name, installed_power_job_name
 
 
 def materialize_sample(

@@ -1,15 +1,9 @@
-"""Jobs and schedules of a declared Energy-Charts source (names prefixed with the source name).
+"""Schedules of a declared Energy-Charts source (names prefixed with the source name), in its time zone.
 
-- `<name>_daily_job` (daily-partitioned assets and marts) runs every morning (`daily_schedule`, default
-  06:30 in the source's time zone) for yesterday's local day, the newest complete partition. A backfill over
-  a range runs as one run (`BackfillPolicy.single_run()` on every asset), asking the API once per series and
-  chunk.
-- `<name>_installed_power_job` refreshes installed capacity weekly (the API returns all periods).
-- `<name>_sample_job` selects everything: run it for the partition ranges of
-  `partitions.sample_partition_ranges()` with `ENERGY_ASSETS_SOURCE=sample` to build the sample offline.
+- `<name>_daily_schedule` (`daily_schedule`, default 06:30) runs `<name>_daily_job` for yesterday's local
+  day, the newest complete partition;
+- `<name>_installed_power_schedule` (`installed_power_schedule`, default Mondays 06:00) refreshes capacity.
 """
-
-from __future__ import annotations
 
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -17,39 +11,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from energy_assets.defs.energy_charts.assets import EnergyChartsAssets
-from energy_assets.sources.energy_charts import endpoints
-
-
-def daily_job_name(source_name: str) -> str:
-    return f"{source_name}_daily_job"
-
-
-def installed_power_job_name(source_name: str) -> str:
-    return f"{source_name}_installed_power_job"
-
-
-def energy_charts_jobs(assets: EnergyChartsAssets) -> list[dg.UnresolvedAssetJobDefinition]:
-    """The daily, installed-power and sample jobs of one source."""
-    name = assets.tables.source.name
-    all_keys = [key for asset in assets.all for key in asset.keys]
-    installed_keys = list(assets.installed_power.keys)
-    return [
-        dg.define_asset_job(
-            name=daily_job_name(name),
-            selection=dg.AssetSelection.assets(*all_keys) - dg.AssetSelection.assets(*installed_keys),
-            description=f"Raw responses, normalized tables and marts of the {name} source for daily partitions.",
-        ),
-        dg.define_asset_job(
-            name=installed_power_job_name(name),
-            selection=dg.AssetSelection.assets(*installed_keys),
-            description=f"Installed capacity (yearly and monthly) from /{endpoints.INSTALLED_POWER}.",
-        ),
-        dg.define_asset_job(
-            name=f"{name}_sample_job",
-            selection=dg.AssetSelection.assets(*all_keys),
-            description=f"Every {name} asset and mart; with ENERGY_ASSETS_SOURCE=sample it runs offline.",
-        ),
-    ]
+from energy_assets.defs.energy_charts.jobs import daily_job_name, installed_power_job_name
 
 
 def energy_charts_schedules(assets: EnergyChartsAssets) -> list[dg.ScheduleDefinition]:

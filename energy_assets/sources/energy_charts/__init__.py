@@ -12,10 +12,11 @@ Modules, in the order data flows through them:
 - `responses`: validation and normalization into long Arrow tables (`zip(unix_seconds, data)` per named series).
 - `local_days`: Europe/Berlin local-day windows and interval counts (96/92/100 quarter hours).
 - `production_types`: canonical series names, percent vs MW, generation and renewable classes.
+- `ingest`: a range of local days from one endpoint (or installed power) into publish requests.
 - `tables`: the table schemas (columns, units, keys) of the raw tables and the marts.
 - `aggregates`: the three marts in DuckDB SQL (`sql/*.sql`).
-- `audit_rules`: the blocking audit rules of interval tables (grid, inside the local day, complete days), as SQL.
-- `quality`: the warning rules (physical signs) and freshness, as functions over Arrow tables.
+- `rules`: the blocking audit rules of interval tables (grid, inside the local day, complete days), as SQL.
+- `checks`: the non-blocking checks (physical signs) and freshness, as functions over Arrow tables.
 - `errors`: `EnergyChartsApiError` (with `EnergyChartsDeadlineError`, `EnergyChartsResponseTooLargeError`),
   `EnergyChartsResponseError`, `SnapshotNotRecordedError`.
 

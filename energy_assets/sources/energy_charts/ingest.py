@@ -25,7 +25,6 @@ from typing import Any
 import pyarrow as pa
 
 from energy_assets.sources.energy_charts import endpoints
-from energy_assets.sources.energy_charts.audit_rules import LOCAL_DAYS, interval_rules, local_days_relation
 from energy_assets.sources.energy_charts.client import EnergyChartsClient
 from energy_assets.sources.energy_charts.local_days import (
     LocalDayWindow,
@@ -40,6 +39,7 @@ from energy_assets.sources.energy_charts.responses import (
     normalize_installed_power,
     slice_response,
 )
+from energy_assets.sources.energy_charts.rules import LOCAL_DAYS, interval_rules, local_days_relation
 from energy_assets.warehouse.lake_sql import partition_label
 from energy_assets.warehouse.publish import Candidate, PublishRequest
 from energy_assets.warehouse.table_spec import TableSpec

@@ -8,11 +8,11 @@ from datetime import date
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from energy_assets.sources.energy_charts.local_days import local_day_window
-from energy_assets.sources.energy_charts.quality import (
+from energy_assets.sources.energy_charts.checks import (
     check_freshness,
     check_physical_signs,
 )
+from energy_assets.sources.energy_charts.local_days import local_day_window
 from energy_assets.sources.energy_charts.responses import normalize_public_power
 from energy_assets.sources.energy_charts.snapshot import SnapshotEnergyChartsClient
 

@@ -11,9 +11,9 @@ from datetime import date, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from energy_assets.sources.energy_charts.audit_rules import LOCAL_DAYS, interval_rules, local_days_relation
 from energy_assets.sources.energy_charts.local_days import local_day_window, local_days_window
 from energy_assets.sources.energy_charts.responses import normalize_price, normalize_public_power
+from energy_assets.sources.energy_charts.rules import LOCAL_DAYS, interval_rules, local_days_relation
 from energy_assets.sources.energy_charts.snapshot import SnapshotEnergyChartsClient
 from energy_assets.sources.energy_charts.tables import DAY_AHEAD_PRICE, PUBLIC_POWER
 from energy_assets.warehouse.audit import AuditReport, run_audit, spec_rules

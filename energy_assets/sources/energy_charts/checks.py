@@ -1,7 +1,7 @@
-"""Warning rules and freshness for Energy-Charts tables, as plain functions over Arrow tables.
+"""Non-blocking checks (warnings) and freshness for Energy-Charts tables, as plain functions over Arrow tables.
 
 The blocking rules (complete local days, interval grid, unique keys, finite values, market bounds) are SQL
-run by the publish path before anything is published: see `audit_rules` and the table specs. What is left
+run by the publish path before anything is published: see `rules` and the table specs. What is left
 here does not block: MW series with the sign that holds physically (generation and load >= 0, pumping
 <= 0), and whether the newest partition is recent enough. Each returns a `QualityResult` (passed, a
 one-line summary, JSON-able details).
