@@ -222,14 +222,20 @@ def test_the_body_drip_is_abandoned_with_the_bytes_received(server: MisbehavingS
         client.price("DE-LU", DAY, DAY)
 
 
-def test_the_deadline_also_bounds_retries_honouring_retry_after(server: MisbehavingServer) -> None:
+def test_a_retry_after_longer_than_the_deadline_is_not_waited_for(server: MisbehavingServer) -> None:
     client = _client(server.url("rate-limited"))
 
     started = time.monotonic()
-    with pytest.raises(EnergyChartsDeadlineError):
+    with pytest.raises(EnergyChartsApiError) as raised:
         client.price("DE-LU", DAY, DAY)
 
-    assert time.monotonic() - started < 3.5  # not the 5 s the server asked to wait
+    assert time.monotonic() - started < 1.0  # not the 5 s the server asked to wait, nor the 2 s deadline
+    assert raised.value.status == 429
+    assert raised.value.client_retried
+    assert (
+        "still rate limited after 0 retries (last Retry-After: 5); the next wait would pass the request"
+        " deadline of 2 s: Too Many Requests"
+    ) in str(raised.value)
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from energy_assets.sources.energy_charts.areas import (
     normalize_country,
 )
 from energy_assets.sources.energy_charts.client import (
+    DEFAULT_BUDGET,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_REQUEST_DEADLINE_S,
     EnergyChartsClient,
@@ -54,13 +55,24 @@ class EnergyChartsResource(dg.ConfigurableResource):
     installed_power_country: str = Field(default="de", description="Country for /installed_power.")
     max_days_per_request: int = Field(default=31, description="Longest run of days asked for in one request.")
     min_seconds_between_requests: float = Field(default=1.0, description="Request rate limit (live).")
-    connect_timeout_s: float = Field(default=5.0)
-    read_timeout_s: float = Field(default=60.0)
-    max_retries: int = Field(default=5, description="Retries on 429/5xx, honouring Retry-After.")
-    backoff_factor_s: float = Field(default=2.0, description="Exponential backoff factor between retries.")
+    connect_timeout_s: float = Field(default=DEFAULT_BUDGET.connect_timeout_s)
+    read_timeout_s: float = Field(default=DEFAULT_BUDGET.read_timeout_s)
+    max_retries: int = Field(
+        default=DEFAULT_BUDGET.max_retries,
+        description="Retries on connection errors and 429/5xx within one request, honouring Retry-After.",
+    )
+    backoff_factor_s: float = Field(
+        default=DEFAULT_BUDGET.backoff_factor_s, description="Exponential backoff factor between retries."
+    )
+    retry_after_max_s: int = Field(
+        default=DEFAULT_BUDGET.retry_after_max_s, description="Longest Retry-After honoured, in seconds."
+    )
     request_deadline_s: float = Field(
         default=DEFAULT_REQUEST_DEADLINE_S,
-        description="Overall deadline per request (live), retries and body included; a stalled server fails here.",
+        description=(
+            "Overall deadline per request (live), retries, waits and body included: a dead or stalled server"
+            " fails a request here, and a step within twice this plus the step's retry pause."
+        ),
     )
     max_response_bytes: int = Field(
         default=DEFAULT_MAX_RESPONSE_BYTES, description="Largest response body accepted (live), in bytes."
@@ -123,6 +135,7 @@ class EnergyChartsResource(dg.ConfigurableResource):
             read_timeout_s=self.read_timeout_s,
             max_retries=self.max_retries,
             backoff_factor_s=self.backoff_factor_s,
+            retry_after_max_s=self.retry_after_max_s,
             min_seconds_between_requests=self.min_seconds_between_requests,
             request_deadline_s=self.request_deadline_s,
             max_response_bytes=self.max_response_bytes,
