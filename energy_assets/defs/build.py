@@ -20,7 +20,7 @@ from energy_assets.defs.platform import platform_definitions
 from energy_assets.defs.policy import apply_policies
 from energy_assets.defs.report import platform_report
 from energy_assets.defs.resources import CertificateAuthorityResource, LakeResource, PostgresResource
-from energy_assets.settings import ENV_PG_URL
+from energy_assets.settings import ENV_PG_URL, validate_environment
 from energy_assets.sources.buildings.settings import ENV_ZENODO_ACCESS_TOKEN
 from energy_assets.sources.meters.settings import ENV_NMI_FERNET_KEYS, ENV_NMI_HMAC_KEY
 
@@ -62,7 +62,12 @@ def _source_definitions() -> list[dg.Definitions]:
 
 
 def build_defs(*, resource_overrides: Mapping[str, Any] | None = None) -> dg.Definitions:
-    """The platform's definitions with default resources, some replaced by `resource_overrides`."""
+    """The platform's definitions with default resources, some replaced by `resource_overrides`.
+
+    Every environment setting is checked first: a bad one refuses the load (`dagster dev` included) with
+    one line per problem, before any definition or resource is built.
+    """
+    validate_environment()
     resources = {**default_resources(), **(resource_overrides or {})}
     merged = apply_policies(dg.Definitions.merge(*_source_definitions()))
     return dg.Definitions.merge(merged, dg.Definitions(resources=resources))

@@ -18,7 +18,13 @@ import dagster as dg
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
 from energy_assets.errors import ConfigurationError
-from energy_assets.settings import DEFAULT_ENERGY_CHARTS_BASE_URL, ENV_ENERGY_CHARTS_BASE_URL, ENV_SOURCE
+from energy_assets.settings import (
+    DEFAULT_ENERGY_CHARTS_BASE_URL,
+    ENV_ENERGY_CHARTS_BASE_URL,
+    ENV_SOURCE,
+    parse_http_url,
+    parse_source,
+)
 from energy_assets.sources.energy_charts.areas import (
     normalize_bidding_zones,
     normalize_countries,
@@ -32,8 +38,6 @@ from energy_assets.sources.energy_charts.client import (
     LiveEnergyChartsClient,
 )
 from energy_assets.sources.energy_charts.snapshot import SAMPLE_DIR, SnapshotEnergyChartsClient
-
-SOURCES = ("sample", "live")
 
 
 class EnergyChartsResource(dg.ConfigurableResource):
@@ -100,21 +104,44 @@ class EnergyChartsResource(dg.ConfigurableResource):
     def _known_installed_power_country(cls, value: Any) -> Any:
         return value if _unresolved(value) else normalize_country(value, setting="installed_power_country")
 
-    @field_validator("request_deadline_s", "max_response_bytes")
+    @field_validator("request_deadline_s", "max_response_bytes", "connect_timeout_s", "read_timeout_s")
     @classmethod
     def _positive(cls, value: float, info: ValidationInfo) -> float:
         if not value > 0:
             raise ConfigurationError(f"{info.field_name} must be positive, got {value!r}.")
         return value
 
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, value: str | None) -> str | None:
+        return parse_source(value, setting="source") if value else None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_base_url(cls, value: str | None) -> str | None:
+        return parse_http_url(value, "base_url") if value else None
+
+    @field_validator("max_days_per_request")
+    @classmethod
+    def _at_least_one_day(cls, value: int) -> int:
+        if value < 1:
+            raise ConfigurationError(f"max_days_per_request must be at least 1, got {value}.")
+        return value
+
     def resolved_source(self) -> str:
-        source = (self.source or os.environ.get(ENV_SOURCE) or "sample").strip().lower()
-        if source not in SOURCES:
-            raise ConfigurationError(f"{ENV_SOURCE}={source!r} is not a source; use one of {SOURCES}.")
-        return source
+        if self.source:
+            return self.source
+        return parse_source(os.environ.get(ENV_SOURCE))
 
     def resolved_base_url(self) -> str:
-        return self.base_url or os.environ.get(ENV_ENERGY_CHARTS_BASE_URL) or DEFAULT_ENERGY_CHARTS_BASE_URL
+        if self.base_url:
+            return self.base_url
+        from_env = os.environ.get(ENV_ENERGY_CHARTS_BASE_URL, "").strip()
+        return (
+            parse_http_url(from_env, ENV_ENERGY_CHARTS_BASE_URL)
+            if from_env
+            else DEFAULT_ENERGY_CHARTS_BASE_URL
+        )
 
     def client(self) -> EnergyChartsClient:
         """The run's client (built on first use)."""
@@ -123,10 +150,6 @@ class EnergyChartsResource(dg.ConfigurableResource):
         return self._client
 
     def _build_client(self) -> EnergyChartsClient:
-        if self.max_days_per_request < 1:
-            raise ConfigurationError(
-                f"max_days_per_request must be at least 1, got {self.max_days_per_request}."
-            )
         if self.resolved_source() == "sample":
             return SnapshotEnergyChartsClient([SAMPLE_DIR, *self.snapshot_dirs])
         return LiveEnergyChartsClient(
