@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -188,10 +189,12 @@ def iter_body(response: requests.Response, *, chunk_bytes: int = READ_CHUNK_BYTE
     hold one read for long. A broken or stalled connection raises `TransferInterrupted`.
     """
     raw = response.raw
+    # urllib3 < 2.3 has no `read1`: small reads keep what a break can lose small.
+    read = getattr(raw, "read1", None) or (lambda amount, **kw: raw.read(min(amount, 16 * 1024), **kw))
     received = 0
     while True:
         try:
-            chunk = raw.read1(chunk_bytes, decode_content=True)
+            chunk = read(chunk_bytes, decode_content=True)
         except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
             raise TransferInterrupted(received, exc) from exc
         if not chunk:
@@ -200,7 +203,7 @@ def iter_body(response: requests.Response, *, chunk_bytes: int = READ_CHUNK_BYTE
         yield chunk
 
 
-class HttpClient:
+class HttpClient(ABC):
     """A source's live client: a retrying session, a deadline per request, a body limit, error hooks.
 
     Subclasses name their errors through the hooks (`error_for_response`, `no_response_error`,
@@ -222,29 +225,29 @@ class HttpClient:
         self.session, self.retry = retrying_session(budget, agent=agent, methods=methods)
 
     # ------------------------------------------------------------------ what subclasses name
+    @abstractmethod
     def server_message(self, response: requests.Response, body: bytes) -> str:
-        """The server's explanation in a few hundred characters (subclasses parse their API's shape)."""
-        return " ".join(decoded_text(response, body).split())[:300]
+        """The server's explanation in a few hundred characters, from its API's error shape."""
 
+    @abstractmethod
     def error_for_response(self, call: Call, response: requests.Response, body: bytes) -> Exception:
         """The error for a final non-success answer (`body`: its start)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def no_response_error(self, call: Call, exc: requests.RequestException) -> Exception:
-        return ConnectionError(f"GET {call.url}: no response after {self.budget.max_retries} retries ({exc})")
+        """No answer at all after urllib3's retries (refused, reset, DNS, timeouts)."""
 
+    @abstractmethod
     def deadline_error(self, call: Call, transfer: Transfer) -> Exception:
-        return TimeoutError(
-            f"GET {call.url}: no complete response within {self.budget.request_deadline_s:g} s"
-        )
+        """No complete answer within the request deadline."""
 
+    @abstractmethod
     def too_large_error(self, call: Call, status: int, evidence: str) -> Exception:
-        return ValueError(
-            f"GET {call.url}: {evidence}, over max_response_bytes={self.budget.max_response_bytes}"
-        )
+        """A body over `max_response_bytes`; `evidence` says how that is known."""
 
+    @abstractmethod
     def broken_body_error(self, call: Call, status: int, interrupted: TransferInterrupted) -> Exception:
-        return ConnectionError(f"GET {call.url} -> HTTP {status}: {interrupted}")
+        """The connection broke (or stalled past the read timeout) during the body."""
 
     # ------------------------------------------------------------------ requests
     def get_body(self, call: Call, *, headers: Mapping[str, str] | None = None) -> bytes:

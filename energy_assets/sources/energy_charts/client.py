@@ -47,6 +47,7 @@ from energy_assets.sources.energy_charts.errors import (
     EnergyChartsApiError,
     EnergyChartsDeadlineError,
     EnergyChartsResponseTooLargeError,
+    EnergyChartsTransferError,
 )
 from energy_assets.sources.energy_charts.responses import parse_json_body
 
@@ -230,8 +231,8 @@ class LiveEnergyChartsClient(HttpClient, EnergyChartsClient):
 
     def broken_body_error(
         self, call: Call, status: int, interrupted: TransferInterrupted
-    ) -> EnergyChartsApiError:
-        return EnergyChartsApiError(call.label, call.params, str(interrupted), status=status)
+    ) -> EnergyChartsTransferError:
+        return EnergyChartsTransferError(call.label, call.params, str(interrupted), status=status)
 
     def deadline_error(self, call: Call, transfer: Transfer) -> EnergyChartsDeadlineError:
         return EnergyChartsDeadlineError(

@@ -40,6 +40,13 @@ class EnergyChartsApiError(EnergyAssetsError):
         super().__init__(f"{where}{status_text}: {message}{server_text}")
 
 
+class EnergyChartsTransferError(EnergyChartsApiError):
+    """The connection broke, or stalled past the read timeout, while the body was arriving.
+
+    The client does not repeat the request itself (`client_retried` is False): the step's retry may.
+    """
+
+
 class EnergyChartsDeadlineError(EnergyChartsApiError):
     """A request (retries and body included) did not finish within the client's overall deadline."""
 
