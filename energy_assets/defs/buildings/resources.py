@@ -55,35 +55,39 @@ class ZenodoResource(dg.ConfigurableResource):
         default=10, description="Times a broken download resumes (Range/If-Range) before the step fails."
     )
 
-    # `mode="before"` sees the value as given, so an `EnvVar` is left for Dagster to resolve.
+    # `mode="before"` sees the value as given, so an `EnvVar` (a `str`) is left for Dagster to resolve; the
+    # validators run again on the resolved value when the run starts.
     @field_validator("source", mode="before")
     @classmethod
     def _known_source(cls, value: Any) -> Any:
-        return parse_source(value, setting="source") if isinstance(value, str) and value else value
+        return parse_source(value, setting="source") if _given(value) else value
 
     @field_validator("base_url", mode="before")
     @classmethod
     def _http_base_url(cls, value: Any) -> Any:
-        return parse_http_url(value, "base_url") if isinstance(value, str) and value else value
+        return parse_http_url(value, "base_url") if _given(value) else value
 
     @field_validator("record", mode="before")
     @classmethod
     def _record_id(cls, value: Any) -> Any:
-        if isinstance(value, str) and value:
-            parse_record_id(value)
+        if _given(value):
+            try:
+                parse_record_id(value)
+            except ConfigurationError as error:
+                raise ConfigurationError(f"record: {error}") from None
         return value
 
     @field_validator("timestamp_convention", mode="before")
     @classmethod
     def _known_convention(cls, value: Any) -> Any:
-        if isinstance(value, str) and value:
-            return TimestampConvention.parse(value).value
+        if _given(value):
+            return TimestampConvention.parse(value, setting="timestamp_convention").value
         return value
 
     @field_validator("meter_kind", mode="before")
     @classmethod
     def _known_meter_kind(cls, value: Any) -> Any:
-        if isinstance(value, str):
+        if _given(value):
             choices = [kind.value for kind in MeterKind]
             if value not in choices:
                 raise ConfigurationError(
@@ -139,3 +143,8 @@ class ZenodoResource(dg.ConfigurableResource):
     def cache(self, client: ZenodoClient) -> DownloadCache:
         root = Path(self.cache_dir) if self.cache_dir else DataHome.from_env().raw_dir / "buildings"
         return client.cache_for(str(root))
+
+
+def _given(value: Any) -> bool:
+    """A non-empty value as written, not an `EnvVar` Dagster has yet to resolve."""
+    return isinstance(value, str) and bool(value) and not isinstance(value, dg.EnvVar)

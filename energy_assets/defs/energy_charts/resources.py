@@ -111,15 +111,15 @@ class EnergyChartsResource(dg.ConfigurableResource):
             raise ConfigurationError(f"{info.field_name} must be positive, got {value!r}.")
         return value
 
-    @field_validator("source")
+    @field_validator("source", mode="before")
     @classmethod
-    def _known_source(cls, value: str | None) -> str | None:
-        return parse_source(value, setting="source") if value else None
+    def _known_source(cls, value: Any) -> Any:
+        return parse_source(value, setting="source") if value and not _unresolved(value) else value
 
-    @field_validator("base_url")
+    @field_validator("base_url", mode="before")
     @classmethod
-    def _http_base_url(cls, value: str | None) -> str | None:
-        return parse_http_url(value, "base_url") if value else None
+    def _http_base_url(cls, value: Any) -> Any:
+        return parse_http_url(value, "base_url") if value and not _unresolved(value) else value
 
     @field_validator("max_days_per_request")
     @classmethod

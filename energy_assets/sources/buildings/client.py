@@ -7,12 +7,14 @@ Zenodo REST API (`ZENODO_BASE_URL`, default `https://zenodo.org`), the way PUDL'
 - `GET /api/records/{id}`; the latest version is `GET /api/records/{id}/versions/latest` (a redirect), because
   `GET /api/records/{conceptrecid}` answers 404;
 - files are picked by exact key (keys contain `/`: percent-encoded in URLs), never by substring;
-- a `requests.Session` whose urllib3 `Retry` retries 429 and 5xx with exponential backoff, honouring
-  `Retry-After`; `(connect, read)` timeouts; an overall deadline per download; a descriptive User-Agent (Zenodo
+- retries (connection errors, 429 honouring `Retry-After`, 5xx), a deadline per request (60 s) and the size
+  limit of record answers come from the shared `energy_assets.http.HttpClient`; a descriptive User-Agent (Zenodo
   throttles generic `python-requests` clients); an optional access token sent as `Authorization: Bearer`;
-- downloads stream into `<entry>.part`; a broken download resumes with `Range` and `If-Range` (the ETag or
-  Last-Modified of the first answer); a server that ignores the range (200 instead of 206), answers 416, or
-  sends a range that does not start where asked makes the download start again from byte 0;
+- downloads stream into `<entry>.part`, every byte written as it arrives; a broken or stalled download (read
+  timeout) resumes with `Range: bytes=<bytes on disk>-` and `If-Range` (the ETag or Last-Modified of the first
+  answer), at most `max_resumes` times and within `download_deadline_s` (4 h); a server that ignores the
+  range (200 instead of 206), answers 416, or sends a range that does not start where asked makes the
+  download start again from byte 0;
 - 404, 410 (tombstone), restricted/embargoed records (no files), persistent 429 and 5xx (HTML bodies too) become
   `ZenodoApiError` subclasses quoting the server.
 """

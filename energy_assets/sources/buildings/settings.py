@@ -50,7 +50,9 @@ class TimestampConvention(str, enum.Enum):
     SITE_STANDARD_TIME = "site_standard_time"
 
     @classmethod
-    def parse(cls, value: str | TimestampConvention) -> TimestampConvention:
+    def parse(
+        cls, value: str | TimestampConvention, setting: str = ENV_BDG2_TIMESTAMP_CONVENTION
+    ) -> TimestampConvention:
         if isinstance(value, TimestampConvention):
             return value
         try:
@@ -58,7 +60,7 @@ class TimestampConvention(str, enum.Enum):
         except ValueError:
             choices = ", ".join(member.value for member in cls)
             raise ConfigurationError(
-                f"{ENV_BDG2_TIMESTAMP_CONVENTION}={value!r} is not a timestamp convention; use one of: {choices}"
+                f"{setting}={value!r} is not a timestamp convention; use one of: {choices}"
             ) from None
 
 
