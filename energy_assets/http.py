@@ -9,16 +9,18 @@ Who retries what (and how long a dead API can hold a run):
    `Retry-After`, capped at `retry_after_max_s`) and 500/502/503/504, at most `max_retries` times with
    exponential backoff. A wait that would end after the request's deadline is not taken: the last answer is
    reported at once, with the server's message, instead of sleeping into the deadline.
-2. **The request deadline** (`RequestBudget.request_deadline_s`): one request, retries, waits and body included, never
-   takes longer. The request runs in a daemon thread so the deadline also bounds what no socket timeout can
-   (a server dripping its headers); the body is read with `read1`, so a dripping body stops there too.
+2. **The request deadline** (`RequestBudget.request_deadline_s`): one request, retries, waits and body
+   included, never takes longer. The request runs in a daemon thread so the deadline also bounds what no
+   socket timeout can (a server dripping its headers); the body is read with `read1`, so a dripping body
+   stops there too.
 3. **The source client** retries nothing more, except that a download resumes from the bytes it has
    (`Range`/`If-Range`, `sources/buildings/client.py`).
-4. **The step** (`defs/policy.py` `NETWORK_RETRY`) retries once, after a pause, and only a failure the client
-   did not retry itself (`HttpClient` errors say so in `client_retried`).
+4. **The step** (`defs/policy.py` `NETWORK_RETRY`) retries once, after a pause. It is meant for what the
+   client did not retry itself: the source errors say so in `client_retried`.
 
-So a dead API fails a request within `request_deadline_s` and a step within 2 x `request_deadline_s` + the step's pause.
-Every request names the platform in its User-Agent. No Dagster here.
+So a dead API fails a request within `request_deadline_s`, and a step within 2 x `request_deadline_s` plus
+the step's pause. Each source sets its budget (`DEFAULT_BUDGET` in its client module). Every request names
+the platform in its User-Agent. No Dagster here.
 """
 
 from __future__ import annotations
@@ -56,14 +58,14 @@ def user_agent(*parts: str, contact: str | None = None) -> str:
 class RequestBudget:
     """How long one request may take and how often it is retried (see the module docstring)."""
 
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 20.0
-    max_retries: int = 4
-    backoff_factor_s: float = 1.0
-    backoff_max_s: float = 15.0
-    retry_after_max_s: int = 30
-    request_deadline_s: float = 45.0
-    max_response_bytes: int = 50 * 1024 * 1024
+    connect_timeout_s: float
+    read_timeout_s: float
+    max_retries: int
+    backoff_factor_s: float
+    backoff_max_s: float
+    retry_after_max_s: int
+    request_deadline_s: float
+    max_response_bytes: int
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout_s", "read_timeout_s", "request_deadline_s"):
