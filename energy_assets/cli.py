@@ -30,7 +30,14 @@ from energy_assets.postgres.admin import create_database, drop_database, list_se
 from energy_assets.postgres.cluster import ManagedCluster
 from energy_assets.postgres.connection import PostgresSettings, connect, scalar
 from energy_assets.postgres.settings_from_env import external_settings
-from energy_assets.settings import DAGSTER_DATABASE, DATA_DATABASE, ENV_HOME, ENV_PG_URL, DataHome
+from energy_assets.settings import (
+    DAGSTER_DATABASE,
+    DATA_DATABASE,
+    ENV_HOME,
+    ENV_PG_URL,
+    DataHome,
+    environment_problems,
+)
 from energy_assets.tls.ca import CertificateAuthority, CertificateStatus
 
 EXIT_EXPIRING = 1
@@ -490,9 +497,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that only print (new keys) run whatever the environment says; every other one checks it first.
+_NO_SETTINGS_CHECK = {("meters", "keys")}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if (args.group, args.command) not in _NO_SETTINGS_CHECK:
+            problems = environment_problems()
+            for problem in problems:
+                print(f"energy-assets: error: {problem}", file=sys.stderr)
+            if problems:
+                return EXIT_ERROR
         return int(args.func(args))
     except KeyboardInterrupt:
         print("energy-assets: interrupted.", file=sys.stderr)

@@ -9,6 +9,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -206,6 +207,96 @@ def test_bad_settings_are_one_line(tmp_path, monkeypatch, capsys) -> None:
     (tmp_path / "postgres" / "cluster.json").write_text("{not json")
     assert main(["db", "status"]) == 2
     assert f"{tmp_path}/postgres/cluster.json is not a valid cluster configuration" in _one_error_line(capsys)
+
+
+# -- settings: every bad one reported first, one line each, before any work ------------------------------------
+
+SOURCE_LINE = "energy-assets: error: ENERGY_ASSETS_SOURCE='bogus' is not a source; use `sample` (bundled data) or `live`."
+CONVENTION_LINE = (
+    "energy-assets: error: BDG2_TIMESTAMP_CONVENTION='bogus' is not a timestamp convention; use one of: utc,"
+    " site_standard_time"
+)
+
+
+def test_sample_run_with_bad_settings_lists_them_all_before_any_run_log(tmp_path) -> None:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("ENERGY_", "BDG2_", "ZENODO_", "DAGSTER_"))
+    }
+    env.update(
+        ENERGY_ASSETS_HOME=str(tmp_path / "home"),
+        ENERGY_ASSETS_SOURCE="bogus",
+        BDG2_TIMESTAMP_CONVENTION="bogus",
+        PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+    )
+
+    started = time.monotonic()
+    completed = subprocess.run(
+        [sys.executable, "-m", "energy_assets.cli", "sample", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    elapsed = time.monotonic() - started
+
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    assert completed.stderr.splitlines() == [SOURCE_LINE, CONVENTION_LINE]
+    assert elapsed < 10  # the import of the CLI, not a run: before, 24 s and 8 lines of run logs
+    assert not (tmp_path / "home").exists()  # nothing was created
+
+
+def test_every_working_command_checks_the_settings_first(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("ENERGY_ASSETS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ENERGY_ASSETS_SOURCE", "bogus")
+    monkeypatch.setenv("ENERGY_PG_PORT", "99999")
+    monkeypatch.delenv("ENERGY_PG_URL", raising=False)
+    for command in (["db", "start"], ["dagster", "env"], ["meters", "ingest", "x.csv"], ["ca", "init"]):
+        assert main(command) == 2
+        assert capsys.readouterr().err.splitlines() == [
+            SOURCE_LINE,
+            "energy-assets: error: ENERGY_PG_PORT='99999' is not a TCP port number (1-65535).",
+        ]
+    assert not (tmp_path / "home").exists()
+    assert main(["meters", "keys"]) == 0  # only prints new keys: runs whatever the environment says
+
+
+def test_the_code_location_refuses_to_load_with_the_same_lines(monkeypatch) -> None:
+    from energy_assets.defs.build import build_defs
+    from energy_assets.errors import ConfigurationError
+
+    monkeypatch.setenv("ENERGY_ASSETS_SOURCE", "bogus")
+    monkeypatch.setenv("BDG2_TIMESTAMP_CONVENTION", "bogus")
+
+    with pytest.raises(ConfigurationError) as raised:
+        build_defs()
+
+    prefix = "energy-assets: error: "
+    assert str(raised.value).splitlines() == [
+        SOURCE_LINE.removeprefix(prefix),
+        CONVENTION_LINE.removeprefix(prefix),
+    ]
+
+
+def test_meter_keys_are_checked_when_protection_is_on(monkeypatch) -> None:
+    from energy_assets.settings import environment_problems
+
+    problems = environment_problems(
+        {
+            "ENERGY_METERS_PROTECT_NMI": "yes",
+            "ENERGY_METERS_NMI_FERNET_KEYS": "c2hvcnQ=",
+            "ENERGY_METERS_BATCH_ROWS": "0",
+        }
+    )
+
+    assert problems == [
+        "ENERGY_METERS_BATCH_ROWS='0': expected a positive integer",
+        "ENERGY_METERS_NMI_HMAC_KEY is not set; protected identifiers need it",
+        "ENERGY_METERS_NMI_FERNET_KEYS (key 1): a Fernet key is 32 bytes, this one is 5",
+    ]
+    assert environment_problems({}) == []
 
 
 # -- ca status: exit 1 for what expires soon, EXPIRED with the command that fixes it --------------------------

@@ -19,7 +19,7 @@ from energy_assets.defs.platform import platform_definitions
 from energy_assets.defs.policy import apply_policies
 from energy_assets.defs.report import platform_report
 from energy_assets.defs.resources import CertificateAuthorityResource, LakeResource, PostgresResource
-from energy_assets.settings import ENV_PG_URL
+from energy_assets.settings import ENV_PG_URL, validate_environment
 
 
 def default_resources() -> dict[str, Any]:
@@ -36,7 +36,12 @@ def default_resources() -> dict[str, Any]:
 
 
 def build_defs(*, resource_overrides: Mapping[str, Any] | None = None) -> dg.Definitions:
-    """The platform's definitions with default resources, some replaced by `resource_overrides`."""
+    """The platform's definitions with default resources, some replaced by `resource_overrides`.
+
+    Every environment setting is checked first: a bad one refuses the load (`dagster dev` included) with
+    one line per problem, before any declaration, definition or resource is built.
+    """
+    validate_environment()
     sources = [source.defs for source in declared_sources()]
     merged = apply_policies(
         dg.Definitions.merge(

@@ -90,7 +90,8 @@ Compute = Callable[[dg.AssetExecutionContext, Publish], AssetOutput | dg.Materia
 
 
 def is_transient(error: BaseException) -> bool:
-    """A failure worth retrying: no answer, a deadline, rate limiting or a server error.
+    """A failure the step's retry may cure: no answer, a cut body, rate limiting or a server error that the
+    client has not already retried (`client_retried`: it spent its own retries or deadline on it).
 
     An error may say so itself (`transient`); API errors carry the HTTP `status` (None: no answer).
     Everything else (bad data, bad configuration, a bug) fails at once: a retry would meet it again.
@@ -98,6 +99,8 @@ def is_transient(error: BaseException) -> bool:
     declared = getattr(error, "transient", None)
     if isinstance(declared, bool):
         return declared
+    if getattr(error, "client_retried", False):
+        return False
     if hasattr(error, "status") and not isinstance(error, OSError):
         status = getattr(error, "status")  # noqa: B009 (an API error's HTTP status; None: no answer)
         return status is None or status == 429 or (isinstance(status, int) and status >= 500)

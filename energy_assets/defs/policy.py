@@ -8,8 +8,12 @@ Keep asset logic out of this module. `build_defs` applies what can be applied to
   so parallel runs (a backfill beside the daily schedule) queue their loads instead of competing for the
   same locks; `energy-assets dagster env` documents the default limit. Two loads into one partition are
   additionally serialized by the publish path's advisory locks, whatever the pool allows.
-- `NETWORK_RETRY`: steps that call an external API are retried with exponential backoff (a refused audit
-  is not retried: the data would be the same).
+- `NETWORK_RETRY`: a step that calls an external API is retried once, after 5 s. The clients already retry
+  each request (connection errors, 429 with Retry-After, 5xx) within its deadline (`energy_assets.http`), so
+  the step retry is for what they do not retry (a body cut mid-transfer); an error whose `client_retried`
+  is set needs no step retry (a refused audit is not retried either: the data would be the same). A dead
+  API thus fails a step within 2 x the request deadline + 5 s: with the Energy-Charts defaults (45 s and
+  one request per second) 2 x 46 + 5 = 97 s.
 - Freshness is one mechanism, the partition-aware check `latest_partition_fresh` of each daily table
   (`defs/energy_charts/checks.py`): it asks whether the newest *partition* is recent, which Dagster's
   FreshnessPolicy (time since the last materialization, whatever partition) cannot tell after a backfill.
@@ -23,9 +27,7 @@ import dagster as dg
 
 POSTGRES_POOL = "postgres_loads"
 
-NETWORK_RETRY = dg.RetryPolicy(
-    max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
+NETWORK_RETRY = dg.RetryPolicy(max_retries=1, delay=5)
 
 OWNERS = ["team:energy-data"]
 

@@ -190,11 +190,33 @@ def test_an_interrupted_download_resumes_with_range_and_if_range(
     assert cached.path.read_bytes() == CONTENT
     first, second = server.requests_of("content")
     assert "Range" not in first.headers
-    # Bytes of the last, incomplete chunk are dropped: the download resumes from the last whole chunk.
-    resumed_at = int(second.headers["Range"].removeprefix("bytes=").rstrip("-"))
-    assert 100_000 - 16 * 1024 < resumed_at <= 100_000
+    # Every byte that arrived was kept: the download resumes exactly where the connection broke.
+    assert second.headers["Range"] == "bytes=100000-"
     assert second.headers["If-Range"] == '"' + MD5 + '"'
     assert cached.restarts == 0
+
+
+@pytest.mark.parametrize("ignore_range", [False, True])
+def test_a_download_cut_inside_the_first_read_resumes_from_the_bytes_received(
+    server: ZenodoTestServer, tmp_path: Path, ignore_range: bool
+) -> None:
+    # The default read size (1 MiB) is far larger than what arrived before the cut: those 20,000 bytes
+    # must still be on disk, so the second GET asks for the rest.
+    live = LiveZenodoClient(server.base_url, backoff_factor_s=0.01)
+    cache = live.cache_for(str(tmp_path / "cache"))
+    server.ignore_range = ignore_range
+    server.cut_after.append(20_000)
+
+    cached = fetch_file(live, RECORD, BDG2_FILE_KEY, cache)
+    live.close()
+
+    assert cached.path.read_bytes() == CONTENT
+    first, second = server.requests_of("content")
+    assert "Range" not in first.headers
+    assert second.headers["Range"] == "bytes=20000-"
+    assert second.headers["If-Range"] == '"' + MD5 + '"'
+    # A server that ignores the range answers 200 with the whole file: it is written from byte 0.
+    assert (cached.restarts, cached.resumed_from_bytes) == ((1, 0) if ignore_range else (0, 0))
 
 
 def test_a_partial_file_left_by_an_earlier_run_is_resumed(

@@ -132,7 +132,7 @@ def test_resource_defaults_are_unchanged() -> None:
         ["DE-LU"],
         "de",
     )
-    assert resource.request_deadline_s == 300.0
+    assert resource.request_deadline_s == 45.0
     assert resource.max_response_bytes == 50 * 1024 * 1024
 
 

@@ -39,7 +39,7 @@ def build_freshness_check(
             f"The newest local day in the lake dataset {dataset} is at most max_lag_days old; evaluated every"
             f" morning at 09:00 {timezone} by declarative automation, also when no run happened."
         ),
-        automation_condition=dg.AutomationCondition.cron_tick_passed("0 9 * * *", timezone),
+        automation_condition=dg.AutomationCondition.cron_tick_passed("0 9 * * *", timezone),  # type: ignore[arg-type]  # the builder is typed for assets; it applies to checks as well
     )
     def latest_partition_fresh(config: FreshnessConfig, lake: LakeResource) -> dg.AssetCheckResult:
         today = datetime.now(ZoneInfo(timezone)).date()

@@ -18,21 +18,26 @@ import dagster as dg
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
 from energy_assets.errors import ConfigurationError
-from energy_assets.settings import DEFAULT_ENERGY_CHARTS_BASE_URL, ENV_ENERGY_CHARTS_BASE_URL, ENV_SOURCE
+from energy_assets.settings import (
+    DEFAULT_ENERGY_CHARTS_BASE_URL,
+    ENV_ENERGY_CHARTS_BASE_URL,
+    ENV_SOURCE,
+    parse_http_url,
+    parse_source,
+)
 from energy_assets.sources.energy_charts.areas import (
     normalize_bidding_zones,
     normalize_countries,
     normalize_country,
 )
 from energy_assets.sources.energy_charts.client import (
+    DEFAULT_BUDGET,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_REQUEST_DEADLINE_S,
     EnergyChartsClient,
     LiveEnergyChartsClient,
 )
 from energy_assets.sources.energy_charts.snapshot import SAMPLE_DIR, SnapshotEnergyChartsClient
-
-SOURCES = ("sample", "live")
 
 
 class EnergyChartsResource(dg.ConfigurableResource):
@@ -54,13 +59,24 @@ class EnergyChartsResource(dg.ConfigurableResource):
     installed_power_country: str = Field(default="de", description="Country for /installed_power.")
     max_days_per_request: int = Field(default=31, description="Longest run of days asked for in one request.")
     min_seconds_between_requests: float = Field(default=1.0, description="Request rate limit (live).")
-    connect_timeout_s: float = Field(default=5.0)
-    read_timeout_s: float = Field(default=60.0)
-    max_retries: int = Field(default=5, description="Retries on 429/5xx, honouring Retry-After.")
-    backoff_factor_s: float = Field(default=2.0, description="Exponential backoff factor between retries.")
+    connect_timeout_s: float = Field(default=DEFAULT_BUDGET.connect_timeout_s)
+    read_timeout_s: float = Field(default=DEFAULT_BUDGET.read_timeout_s)
+    max_retries: int = Field(
+        default=DEFAULT_BUDGET.max_retries,
+        description="Retries on connection errors and 429/5xx within one request, honouring Retry-After.",
+    )
+    backoff_factor_s: float = Field(
+        default=DEFAULT_BUDGET.backoff_factor_s, description="Exponential backoff factor between retries."
+    )
+    retry_after_max_s: int = Field(
+        default=DEFAULT_BUDGET.retry_after_max_s, description="Longest Retry-After honoured, in seconds."
+    )
     request_deadline_s: float = Field(
         default=DEFAULT_REQUEST_DEADLINE_S,
-        description="Overall deadline per request (live), retries and body included; a stalled server fails here.",
+        description=(
+            "Overall deadline per request (live), retries, waits and body included: a dead or stalled server"
+            " fails a request here, and a step within twice this plus the step's retry pause."
+        ),
     )
     max_response_bytes: int = Field(
         default=DEFAULT_MAX_RESPONSE_BYTES, description="Largest response body accepted (live), in bytes."
@@ -88,21 +104,44 @@ class EnergyChartsResource(dg.ConfigurableResource):
     def _known_installed_power_country(cls, value: Any) -> Any:
         return value if _unresolved(value) else normalize_country(value, setting="installed_power_country")
 
-    @field_validator("request_deadline_s", "max_response_bytes")
+    @field_validator("request_deadline_s", "max_response_bytes", "connect_timeout_s", "read_timeout_s")
     @classmethod
     def _positive(cls, value: float, info: ValidationInfo) -> float:
         if not value > 0:
             raise ConfigurationError(f"{info.field_name} must be positive, got {value!r}.")
         return value
 
+    @field_validator("source", mode="before")
+    @classmethod
+    def _known_source(cls, value: Any) -> Any:
+        return parse_source(value, setting="source") if value and not _unresolved(value) else value
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _http_base_url(cls, value: Any) -> Any:
+        return parse_http_url(value, "base_url") if value and not _unresolved(value) else value
+
+    @field_validator("max_days_per_request")
+    @classmethod
+    def _at_least_one_day(cls, value: int) -> int:
+        if value < 1:
+            raise ConfigurationError(f"max_days_per_request must be at least 1, got {value}.")
+        return value
+
     def resolved_source(self) -> str:
-        source = (self.source or os.environ.get(ENV_SOURCE) or "sample").strip().lower()
-        if source not in SOURCES:
-            raise ConfigurationError(f"{ENV_SOURCE}={source!r} is not a source; use one of {SOURCES}.")
-        return source
+        if self.source:
+            return self.source
+        return parse_source(os.environ.get(ENV_SOURCE))
 
     def resolved_base_url(self) -> str:
-        return self.base_url or os.environ.get(ENV_ENERGY_CHARTS_BASE_URL) or DEFAULT_ENERGY_CHARTS_BASE_URL
+        if self.base_url:
+            return self.base_url
+        from_env = os.environ.get(ENV_ENERGY_CHARTS_BASE_URL, "").strip()
+        return (
+            parse_http_url(from_env, ENV_ENERGY_CHARTS_BASE_URL)
+            if from_env
+            else DEFAULT_ENERGY_CHARTS_BASE_URL
+        )
 
     def client(self) -> EnergyChartsClient:
         """The run's client (built on first use)."""
@@ -111,10 +150,6 @@ class EnergyChartsResource(dg.ConfigurableResource):
         return self._client
 
     def _build_client(self) -> EnergyChartsClient:
-        if self.max_days_per_request < 1:
-            raise ConfigurationError(
-                f"max_days_per_request must be at least 1, got {self.max_days_per_request}."
-            )
         if self.resolved_source() == "sample":
             return SnapshotEnergyChartsClient([SAMPLE_DIR, *self.snapshot_dirs])
         return LiveEnergyChartsClient(
@@ -123,6 +158,7 @@ class EnergyChartsResource(dg.ConfigurableResource):
             read_timeout_s=self.read_timeout_s,
             max_retries=self.max_retries,
             backoff_factor_s=self.backoff_factor_s,
+            retry_after_max_s=self.retry_after_max_s,
             min_seconds_between_requests=self.min_seconds_between_requests,
             request_deadline_s=self.request_deadline_s,
             max_response_bytes=self.max_response_bytes,

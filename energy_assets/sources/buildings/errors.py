@@ -6,12 +6,22 @@ from energy_assets.errors import DataValidationError, EnergyAssetsError
 
 
 class ZenodoApiError(EnergyAssetsError):
-    """Zenodo refused a request or could not be reached; carries the status and an excerpt of the answer."""
+    """Zenodo refused a request or could not be reached; carries the status and an excerpt of the answer.
+
+    `client_retried` is True when the client already spent its retries, resumes or deadline on this failure.
+    """
 
     def __init__(
-        self, url: str, message: str, *, status: int | None = None, server_message: str = ""
+        self,
+        url: str,
+        message: str,
+        *,
+        status: int | None = None,
+        server_message: str = "",
+        client_retried: bool = False,
     ) -> None:
         self.url = url
+        self.client_retried = client_retried
         self.status = status
         self.server_message = server_message
         status_text = f" -> HTTP {status}" if status is not None else ""

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from energy_assets.errors import ConfigurationError
-from energy_assets.settings import ENV_SOURCE
+from energy_assets.settings import ENV_SOURCE, parse_http_url, parse_source
 
 ENV_ZENODO_BASE_URL = "ZENODO_BASE_URL"
 ENV_BDG2_ZENODO_RECORD = "BDG2_ZENODO_RECORD"
@@ -50,7 +50,9 @@ class TimestampConvention(str, enum.Enum):
     SITE_STANDARD_TIME = "site_standard_time"
 
     @classmethod
-    def parse(cls, value: str | TimestampConvention) -> TimestampConvention:
+    def parse(
+        cls, value: str | TimestampConvention, setting: str = ENV_BDG2_TIMESTAMP_CONVENTION
+    ) -> TimestampConvention:
         if isinstance(value, TimestampConvention):
             return value
         try:
@@ -58,7 +60,7 @@ class TimestampConvention(str, enum.Enum):
         except ValueError:
             choices = ", ".join(member.value for member in cls)
             raise ConfigurationError(
-                f"{ENV_BDG2_TIMESTAMP_CONVENTION}={value!r} is not a timestamp convention; use one of: {choices}"
+                f"{setting}={value!r} is not a timestamp convention; use one of: {choices}"
             ) from None
 
 
@@ -75,17 +77,10 @@ class BuildingsSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BuildingsSettings:
         env = os.environ if environ is None else environ
-        source = env.get(ENV_SOURCE, "sample").strip().lower() or "sample"
-        if source not in ("sample", "live"):
-            raise ConfigurationError(f"{ENV_SOURCE}={source!r}: use `sample` (bundled data) or `live`.")
-        base_url = env.get(ENV_ZENODO_BASE_URL, DEFAULT_ZENODO_BASE_URL).strip() or DEFAULT_ZENODO_BASE_URL
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigurationError(
-                f"{ENV_ZENODO_BASE_URL}={base_url!r} must start with http:// or https://"
-            )
+        base_url = env.get(ENV_ZENODO_BASE_URL, "").strip() or DEFAULT_ZENODO_BASE_URL
         return cls(
-            source=source,
-            zenodo_base_url=base_url.rstrip("/"),
+            source=parse_source(env.get(ENV_SOURCE)),
+            zenodo_base_url=parse_http_url(base_url, ENV_ZENODO_BASE_URL),
             record=env.get(ENV_BDG2_ZENODO_RECORD, DEFAULT_BDG2_ZENODO_RECORD).strip()
             or DEFAULT_BDG2_ZENODO_RECORD,
             access_token=env.get(ENV_ZENODO_ACCESS_TOKEN) or None,

@@ -1,21 +1,20 @@
 """Clients for the Energy-Charts API: one interface, a live HTTP implementation and (in `snapshot`) a recorded one.
 
 `EnergyChartsClient` returns parsed JSON per endpoint; validation and normalization live in `responses`.
-`LiveEnergyChartsClient` talks to `https://api.energy-charts.info` (or `ENERGY_CHARTS_BASE_URL`):
+`LiveEnergyChartsClient` talks to `https://api.energy-charts.info` (or `ENERGY_CHARTS_BASE_URL`). Its retries,
+overall deadline per request, body-size cap and User-Agent come from the shared `energy_assets.http.HttpClient`
+(read its docstring for who retries what); this module adds:
 
-- a `requests.Session` with an `HTTPAdapter` whose urllib3 `Retry` retries GETs on 429/500/502/503/504 with
-  exponential backoff and honours `Retry-After` (the API answers quick repeats with `429, Retry-After: 19`);
-- `(connect, read)` timeouts on every socket operation, and an overall deadline per call
-  (`request_deadline_s`, retries and the body included): a server that drips a byte every few seconds never
-  trips a read timeout, so the call waits at most the deadline and the body read stops there too;
-- a size cap (`max_response_bytes`) on the body, counted while it streams in, so a `Content-Length` that lies
-  or is absent does not matter;
+- the endpoints, one request per call (`public_power`, `price`, `installed_power`);
 - a thread-safe rate limiter: at least `min_seconds_between_requests` between requests (the API publishes no
   limits; about one request per second is what others found safe);
-- a descriptive User-Agent;
 - errors mapped to `EnergyChartsApiError` carrying the server's message: a 400 plain-text body (unknown
   country or zone), a 404 (`/price`: no data for that zone/range), a 422 `{"detail": [...]}`, and 429/5xx
-  that persisted through all retries.
+  that persisted through the retries the request's deadline allowed (`client_retried=True`: the step's
+  retry policy need not repeat them).
+
+Defaults (`DEFAULT_BUDGET`): 5 s connect and 20 s read timeouts, 4 retries with 1 s exponential backoff, a
+`Retry-After` honoured up to 30 s, 45 s per request in all, 50 MiB per body.
 """
 
 from __future__ import annotations
@@ -30,25 +29,43 @@ from datetime import date
 from typing import Any
 
 import requests
-import urllib3
 
-from energy_assets.http import retrying_session, user_agent
+from energy_assets.http import (
+    RETRY_STATUSES,
+    Call,
+    HttpClient,
+    RequestBudget,
+    Transfer,
+    TransferInterrupted,
+    decoded_text,
+    retries_made,
+    user_agent,
+)
 from energy_assets.settings import DEFAULT_ENERGY_CHARTS_BASE_URL
 from energy_assets.sources.energy_charts import endpoints
 from energy_assets.sources.energy_charts.errors import (
     EnergyChartsApiError,
     EnergyChartsDeadlineError,
     EnergyChartsResponseTooLargeError,
+    EnergyChartsTransferError,
 )
 from energy_assets.sources.energy_charts.responses import parse_json_body
 
-# Five retries honouring `Retry-After: 19` plus backoff must fit in the deadline.
-DEFAULT_REQUEST_DEADLINE_S = 300.0
+# The API answers quick repeats with `429, Retry-After: 19`: two such waits fit in 45 s. With the step's one
+# retry (defs/policy.py) a dead API fails a step within 2 x 45 s + the step's pause (see energy_assets.http).
 # A 31-day /public_power response for Germany is about 0.7 MB; 50 MiB leaves room without inviting abuse.
-DEFAULT_MAX_RESPONSE_BYTES = 50 * 1024 * 1024
-# Error bodies are only quoted (500 characters), so only their start is read.
-_ERROR_BODY_BYTES = 64 * 1024
-_READ_CHUNK_BYTES = 64 * 1024
+DEFAULT_BUDGET = RequestBudget(
+    connect_timeout_s=5.0,
+    read_timeout_s=20.0,
+    max_retries=4,
+    backoff_factor_s=1.0,
+    backoff_max_s=15.0,
+    retry_after_max_s=30,
+    request_deadline_s=45.0,
+    max_response_bytes=50 * 1024 * 1024,
+)
+DEFAULT_REQUEST_DEADLINE_S = DEFAULT_BUDGET.request_deadline_s
+DEFAULT_MAX_RESPONSE_BYTES = DEFAULT_BUDGET.max_response_bytes
 
 
 def default_user_agent(contact: str | None = None) -> str:
@@ -132,178 +149,113 @@ class RateLimiter:
             return waited
 
 
-class LiveEnergyChartsClient(EnergyChartsClient):
-    """HTTP client for the real API (or anything speaking its shapes at `base_url`)."""
+class LiveEnergyChartsClient(HttpClient, EnergyChartsClient):
+    """HTTP client for the real API (or anything speaking its shapes at `base_url`).
+
+    Retries, the deadline and the body limit come from `HttpClient` (`energy_assets.http`); this class adds
+    the endpoints, the rate limit and the mapping to `EnergyChartsApiError`.
+    """
 
     def __init__(
         self,
         base_url: str = DEFAULT_ENERGY_CHARTS_BASE_URL,
         *,
-        connect_timeout_s: float = 5.0,
-        read_timeout_s: float = 60.0,
-        max_retries: int = 5,
-        backoff_factor_s: float = 2.0,
-        backoff_max_s: float = 60.0,
-        retry_after_max_s: int = 120,
+        connect_timeout_s: float = DEFAULT_BUDGET.connect_timeout_s,
+        read_timeout_s: float = DEFAULT_BUDGET.read_timeout_s,
+        max_retries: int = DEFAULT_BUDGET.max_retries,
+        backoff_factor_s: float = DEFAULT_BUDGET.backoff_factor_s,
+        backoff_max_s: float = DEFAULT_BUDGET.backoff_max_s,
+        retry_after_max_s: int = DEFAULT_BUDGET.retry_after_max_s,
         min_seconds_between_requests: float = 1.0,
         user_agent: str | None = None,
         request_deadline_s: float = DEFAULT_REQUEST_DEADLINE_S,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        super().__init__()
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
-        if not request_deadline_s > 0:
-            raise ValueError(f"request_deadline_s must be positive, got {request_deadline_s}")
-        if max_response_bytes < 1:
-            raise ValueError(f"max_response_bytes must be at least 1, got {max_response_bytes}")
-        self.base_url = base_url.rstrip("/")
-        self.timeout = (connect_timeout_s, read_timeout_s)
-        self.request_deadline_s = request_deadline_s
-        self.max_response_bytes = max_response_bytes
-        self.max_retries = max_retries
-        self.rate_limiter = RateLimiter(min_seconds_between_requests)
-        self.session, self.retry = retrying_session(
+        EnergyChartsClient.__init__(self)
+        budget = RequestBudget(
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
             max_retries=max_retries,
             backoff_factor_s=backoff_factor_s,
             backoff_max_s=backoff_max_s,
             retry_after_max_s=retry_after_max_s,
-            agent=user_agent or default_user_agent(),
+            request_deadline_s=request_deadline_s,
+            max_response_bytes=max_response_bytes,
         )
+        HttpClient.__init__(self, base_url, budget, agent=user_agent or default_user_agent())
+        self.rate_limiter = RateLimiter(min_seconds_between_requests)
         self.session.headers["Accept"] = "application/json"
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return self.budget.timeout
+
+    @property
+    def request_deadline_s(self) -> float:
+        return self.budget.request_deadline_s
+
+    @property
+    def max_response_bytes(self) -> int:
+        return self.budget.max_response_bytes
+
+    @property
+    def max_retries(self) -> int:
+        return self.budget.max_retries
 
     def describe(self) -> str:
         return f"LiveEnergyChartsClient({self.base_url})"
 
     def get_json(self, endpoint: str, params: Mapping[str, str]) -> dict[str, Any]:
         self.rate_limiter.acquire()
-        transfer = _Transfer(deadline=time.monotonic() + self.request_deadline_s)
-        # The request runs in a daemon thread so the deadline also bounds what no socket timeout can: urllib3's
-        # retry sleeps and a server dripping its headers. The worker stops reading the body at the deadline.
-        outcome: dict[str, Any] = {}
-        finished = threading.Event()
-
-        def fetch() -> None:
-            try:
-                outcome["body"] = self._fetch(endpoint, params, transfer)
-            except BaseException as exc:  # handed to the caller below
-                outcome["error"] = exc
-            finally:
-                finished.set()
-
-        threading.Thread(target=fetch, name=f"energy-charts-{endpoint}", daemon=True).start()
-        if not finished.wait(self.request_deadline_s):
-            transfer.abandoned = True
-            raise self._deadline_error(endpoint, params, transfer)
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["body"]
-
-    def _fetch(self, endpoint: str, params: Mapping[str, str], transfer: _Transfer) -> dict[str, Any]:
-        url = f"{self.base_url}/{endpoint}"
-        try:
-            response = self.session.get(url, params=dict(params), timeout=self.timeout, stream=True)
-        except requests.RequestException as exc:
-            raise EnergyChartsApiError(
-                endpoint, params, f"no response from {self.base_url} after {self.max_retries} retries ({exc})"
-            ) from exc
-        with response:
-            if response.status_code != 200:
-                body = self._read_body(response, endpoint, params, transfer, limit=_ERROR_BODY_BYTES)
-                raise _error_for_response(endpoint, params, response, self.max_retries, body=body)
-            declared = _declared_length(response)
-            if declared is not None and declared > self.max_response_bytes:
-                raise self._too_large_error(
-                    endpoint, params, response.status_code, f"its Content-Length is {declared} bytes"
-                )
-            body = self._read_body(response, endpoint, params, transfer, limit=self.max_response_bytes + 1)
-            if len(body) > self.max_response_bytes:
-                raise self._too_large_error(
-                    endpoint,
-                    params,
-                    response.status_code,
-                    f"more than {self.max_response_bytes} bytes arrived",
-                )
+        body = self.get_body(Call(f"{self.base_url}/{endpoint}", endpoint, dict(params)))
         return parse_json_body(body, endpoint=endpoint, partition=endpoints.partition_of(params))
 
-    def _read_body(
-        self,
-        response: requests.Response,
-        endpoint: str,
-        params: Mapping[str, str],
-        transfer: _Transfer,
-        *,
-        limit: int,
-    ) -> bytes:
-        """The (decoded) body, at most `limit` bytes, checking the deadline between reads."""
-        raw = response.raw
-        # `read1` returns whatever one socket read brings, so a dripping server cannot hold a read for long;
-        # `read` (urllib3 < 2.3) blocks until a whole chunk arrived, and the caller's deadline still holds.
-        read = getattr(raw, "read1", raw.read)
-        chunks: list[bytes] = []
-        received = 0
-        try:
-            while received < limit:
-                if transfer.abandoned or time.monotonic() >= transfer.deadline:
-                    raise self._deadline_error(endpoint, params, transfer)
-                chunk = read(min(_READ_CHUNK_BYTES, limit - received), decode_content=True)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                received += len(chunk)
-                transfer.bytes_received = received
-        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
-            raise EnergyChartsApiError(
-                endpoint,
-                params,
-                f"the connection broke after {received} bytes of the body ({exc})",
-                status=response.status_code,
-            ) from exc
-        return b"".join(chunks)
+    # ------------------------------------------------------------------ error hooks (HttpClient)
+    def server_message(self, response: requests.Response, body: bytes) -> str:
+        return server_message(response, body)
 
-    def _deadline_error(
-        self, endpoint: str, params: Mapping[str, str], transfer: _Transfer
-    ) -> EnergyChartsDeadlineError:
+    def error_for_response(
+        self, call: Call, response: requests.Response, body: bytes
+    ) -> EnergyChartsApiError:
+        return _error_for_response(
+            call.label, call.params, response, self.max_retries, body=body, deadline_s=self.request_deadline_s
+        )
+
+    def no_response_error(self, call: Call, exc: requests.RequestException) -> EnergyChartsApiError:
+        return EnergyChartsApiError(
+            call.label,
+            call.params,
+            f"no response from {self.base_url} after {self.max_retries} retries ({exc})",
+            client_retried=True,
+        )
+
+    def broken_body_error(
+        self, call: Call, status: int, interrupted: TransferInterrupted
+    ) -> EnergyChartsTransferError:
+        return EnergyChartsTransferError(call.label, call.params, str(interrupted), status=status)
+
+    def deadline_error(self, call: Call, transfer: Transfer) -> EnergyChartsDeadlineError:
         return EnergyChartsDeadlineError(
-            endpoint,
-            params,
+            call.label,
+            call.params,
             f"no complete response within the overall deadline of {self.request_deadline_s:g} s for partition"
-            f" {endpoints.partition_of(params)} ({transfer.bytes_received} bytes of the body had arrived);"
+            f" {endpoints.partition_of(call.params)} ({transfer.bytes_received} bytes of the body had arrived);"
             " the server is stalled or very slow. Retry later, or raise request_deadline_s in the"
             " energy_charts resource config (or ask for fewer days per request with max_days_per_request).",
             deadline_s=self.request_deadline_s,
         )
 
-    def _too_large_error(
-        self, endpoint: str, params: Mapping[str, str], status: int, evidence: str
-    ) -> EnergyChartsResponseTooLargeError:
+    def too_large_error(self, call: Call, status: int, evidence: str) -> EnergyChartsResponseTooLargeError:
         return EnergyChartsResponseTooLargeError(
-            endpoint,
-            params,
-            f"response body refused for partition {endpoints.partition_of(params)}: {evidence}, over the limit"
-            f" of max_response_bytes={self.max_response_bytes}; nothing of it was kept. Raise"
+            call.label,
+            call.params,
+            f"response body refused for partition {endpoints.partition_of(call.params)}: {evidence}, over the"
+            f" limit of max_response_bytes={self.max_response_bytes}; nothing of it was kept. Raise"
             " max_response_bytes in the energy_charts resource config, or ask for fewer days per request"
             " with max_days_per_request.",
             max_bytes=self.max_response_bytes,
             status=status,
         )
-
-    def close(self) -> None:
-        self.session.close()
-
-
-@dataclass
-class _Transfer:
-    """One call's deadline and progress, shared between the caller and the thread doing the request."""
-
-    deadline: float
-    bytes_received: int = 0
-    abandoned: bool = False
-
-
-def _declared_length(response: requests.Response) -> int | None:
-    value = response.headers.get("Content-Length", "").strip()
-    return int(value) if value.isdigit() else None
 
 
 def server_message(response: requests.Response, body: bytes | None = None) -> str:
@@ -311,11 +263,7 @@ def server_message(response: requests.Response, body: bytes | None = None) -> st
 
     `body` is the (possibly cut) body already read from a streamed response; without it, `response.content`.
     """
-    raw_body = response.content if body is None else body
-    try:
-        text = raw_body.decode(response.encoding or "utf-8", "replace").strip()
-    except LookupError:  # a charset Python does not know
-        text = raw_body.decode("utf-8", "replace").strip()
+    text = decoded_text(response, response.content if body is None else body)
     try:
         parsed = json.loads(text)
     except ValueError:
@@ -344,8 +292,16 @@ def _error_for_response(
     max_retries: int,
     *,
     body: bytes | None = None,
+    deadline_s: float | None = None,
 ) -> EnergyChartsApiError:
     status = response.status_code
+    retried = retries_made(response)
+    # Fewer retries than allowed: the next wait would have ended after the request's deadline.
+    cut_short = (
+        f"; the next wait would pass the request deadline of {deadline_s:g} s"
+        if retried < max_retries and deadline_s is not None
+        else ""
+    )
     if status == 400:
         problem = "the API rejected the request (check the country or bidding zone code)"
     elif status == 404:
@@ -354,13 +310,16 @@ def _error_for_response(
         problem = "the API found the parameters invalid"
     elif status == 429:
         retry_after = response.headers.get("Retry-After")
-        problem = (
-            f"still rate limited after {max_retries} retries (last Retry-After: {retry_after or 'none'})"
-        )
+        problem = f"still rate limited after {retried} retries (last Retry-After: {retry_after or 'none'}){cut_short}"
     elif status >= 500:
-        problem = f"server error persisted through {max_retries} retries"
+        problem = f"server error persisted through {retried} retries{cut_short}"
     else:
         problem = "unexpected response"
     return EnergyChartsApiError(
-        endpoint, params, problem, status=status, server_message=server_message(response, body)
+        endpoint,
+        params,
+        problem,
+        status=status,
+        server_message=server_message(response, body),
+        client_retried=status in RETRY_STATUSES,
     )

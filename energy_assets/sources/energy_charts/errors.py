@@ -13,7 +13,11 @@ def format_params(params: Mapping[str, object]) -> str:
 
 
 class EnergyChartsApiError(EnergyAssetsError):
-    """The API refused a request or could not be reached; carries the server's own message."""
+    """The API refused a request or could not be reached; carries the server's own message.
+
+    `client_retried` is True when the client already spent its retries (or its deadline) on this failure,
+    so a step retry would only repeat them.
+    """
 
     def __init__(
         self,
@@ -23,8 +27,10 @@ class EnergyChartsApiError(EnergyAssetsError):
         *,
         status: int | None = None,
         server_message: str | None = None,
+        client_retried: bool = False,
     ) -> None:
         self.endpoint = endpoint
+        self.client_retried = client_retried
         self.params = dict(params)
         self.status = status
         self.server_message = server_message
@@ -34,6 +40,13 @@ class EnergyChartsApiError(EnergyAssetsError):
         super().__init__(f"{where}{status_text}: {message}{server_text}")
 
 
+class EnergyChartsTransferError(EnergyChartsApiError):
+    """The connection broke, or stalled past the read timeout, while the body was arriving.
+
+    The client does not repeat the request itself (`client_retried` is False): the step's retry may.
+    """
+
+
 class EnergyChartsDeadlineError(EnergyChartsApiError):
     """A request (retries and body included) did not finish within the client's overall deadline."""
 
@@ -41,7 +54,7 @@ class EnergyChartsDeadlineError(EnergyChartsApiError):
         self, endpoint: str, params: Mapping[str, object], message: str, *, deadline_s: float
     ) -> None:
         self.deadline_s = deadline_s
-        super().__init__(endpoint, params, message)
+        super().__init__(endpoint, params, message, client_retried=True)
 
 
 class EnergyChartsResponseTooLargeError(EnergyChartsApiError):
@@ -56,6 +69,8 @@ class EnergyChartsResponseTooLargeError(EnergyChartsApiError):
 
 class SnapshotNotRecordedError(EnergyChartsApiError):
     """The snapshot client has no recorded response for the request."""
+
+    transient = False  # a recording that is not there will not appear on a retry
 
 
 class EnergyChartsResponseError(DataValidationError):

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from energy_assets.errors import ConfigurationError
-from energy_assets.settings import DataHome
+from energy_assets.errors import ConfigurationError, EnergyAssetsError
+from energy_assets.settings import ENV_HOME, DataHome, parse_switch
 
 ENV_INBOX = "ENERGY_ASSETS_INBOX"
 ENV_PROTECT_NMI = "ENERGY_METERS_PROTECT_NMI"
@@ -31,18 +31,7 @@ DEFAULT_BATCH_ROWS = 262_144
 # Small synthetic NEM12 files shipped with the package, for the offline demo: two NMIs with consumption and
 # solar export (30 min, a V day with 400 records), a revision of two estimated days, a zipped 15-minute meter.
 SAMPLE_DIR = Path(__file__).parent / "sample"
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"", "0", "false", "no", "off"}
-
-
-def parse_switch(value: str | None, setting: str) -> bool:
-    """`1/true/yes/on` -> True, `0/false/no/off`/unset -> False; anything else is a configuration error."""
-    text = (value or "").strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConfigurationError(f"{setting}={value!r}: expected 1/0, true/false, yes/no or on/off")
+__all__ = ["MeterSettings", "meter_settings_problems", "parse_switch", "sample_files"]
 
 
 @dataclass(frozen=True)
@@ -60,16 +49,55 @@ class MeterSettings:
         if inbox_text:
             inbox = Path(inbox_text).expanduser()
         else:
-            home = env.get("ENERGY_ASSETS_HOME")
+            home = env.get(ENV_HOME)
             inbox = (Path(home).expanduser() if home else DataHome.from_env().root) / "inbox"
-        batch_text = env.get(ENV_BATCH_ROWS, "").strip()
-        if batch_text and (not batch_text.isdigit() or int(batch_text) < 1):
-            raise ConfigurationError(f"{ENV_BATCH_ROWS}={batch_text!r}: expected a positive integer")
         return cls(
             inbox=inbox,
             protect_nmi=parse_switch(env.get(ENV_PROTECT_NMI), ENV_PROTECT_NMI),
-            batch_rows=int(batch_text) if batch_text else DEFAULT_BATCH_ROWS,
+            batch_rows=parse_batch_rows(env.get(ENV_BATCH_ROWS)),
         )
+
+
+def parse_batch_rows(value: str | None) -> int:
+    """A positive row count; unset or empty: `DEFAULT_BATCH_ROWS`."""
+    text = (value or "").strip()
+    if not text:
+        return DEFAULT_BATCH_ROWS
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigurationError(f"{ENV_BATCH_ROWS}={text!r}: expected a positive integer")
+    return int(text)
+
+
+def meter_settings_problems(environ: Mapping[str, str]) -> list[str]:
+    """Every problem with the meter settings, keys included (for `energy_assets.settings.environment_problems`).
+
+    Keys are checked when protection is on (then both are required) or when they are set.
+    """
+    # Imported here: the identifiers module imports this one for the variable names.
+    from energy_assets.sources.meters.identifiers import parse_fernet_keys, parse_hmac_key
+
+    problems = []
+    protect = False
+    try:
+        parse_batch_rows(environ.get(ENV_BATCH_ROWS))
+    except ConfigurationError as error:
+        problems.append(str(error))
+    try:
+        protect = parse_switch(environ.get(ENV_PROTECT_NMI), ENV_PROTECT_NMI)
+    except ConfigurationError as error:
+        problems.append(str(error))
+    inbox = environ.get(ENV_INBOX, "").strip()
+    if inbox and Path(inbox).expanduser().exists() and not Path(inbox).expanduser().is_dir():
+        problems.append(
+            f"{ENV_INBOX}={inbox} is not a folder; point it at the folder watched for NEM12 files."
+        )
+    for name, parse in ((ENV_NMI_HMAC_KEY, parse_hmac_key), (ENV_NMI_FERNET_KEYS, parse_fernet_keys)):
+        if protect or environ.get(name, "").strip():
+            try:
+                parse(environ.get(name))
+            except EnergyAssetsError as error:
+                problems.append(str(error))
+    return problems
 
 
 def sample_files() -> list[Path]:
