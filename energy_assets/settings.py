@@ -22,12 +22,10 @@ ENV_PG_SERVER_USER = "ENERGY_PG_SERVER_USER"
 ENV_PG_PORT = "ENERGY_PG_PORT"
 ENV_PG_BINDIR = "ENERGY_PG_BINDIR"
 ENV_SOURCE = "ENERGY_ASSETS_SOURCE"
-ENV_ENERGY_CHARTS_BASE_URL = "ENERGY_CHARTS_BASE_URL"
 ENV_LAKE = "ENERGY_ASSETS_LAKE"
 ENV_PG_LOG_CONNECTIONS = "ENERGY_PG_LOG_CONNECTIONS"
 ENV_PG_LOG_ROTATION_SIZE_KB = "ENERGY_PG_LOG_ROTATION_SIZE_KB"
 
-DEFAULT_ENERGY_CHARTS_BASE_URL = "https://api.energy-charts.info"
 DATA_DATABASE = "energy"
 DAGSTER_DATABASE = "dagster"
 SOURCES = ("sample", "live")
@@ -96,6 +94,7 @@ def _environment_checks() -> list[Callable[[Mapping[str, str]], object]]:
         ENV_ZENODO_BASE_URL,
         TimestampConvention,
     )
+    from energy_assets.sources.energy_charts.settings import ENV_ENERGY_CHARTS_BASE_URL
     from energy_assets.warehouse.object_store import is_object_storage, s3_filesystem, s3_root
 
     def optional(name: str, parse: Callable[[str], object]) -> Callable[[Mapping[str, str]], object]:

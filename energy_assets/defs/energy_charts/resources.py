@@ -18,13 +18,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
 from energy_assets.errors import ConfigurationError
-from energy_assets.settings import (
-    DEFAULT_ENERGY_CHARTS_BASE_URL,
-    ENV_ENERGY_CHARTS_BASE_URL,
-    ENV_SOURCE,
-    parse_http_url,
-    parse_source,
-)
+from energy_assets.settings import ENV_SOURCE, parse_http_url, parse_source
 from energy_assets.sources.energy_charts.areas import (
     normalize_bidding_zones,
     normalize_countries,
@@ -36,6 +30,10 @@ from energy_assets.sources.energy_charts.client import (
     DEFAULT_REQUEST_DEADLINE_S,
     EnergyChartsClient,
     LiveEnergyChartsClient,
+)
+from energy_assets.sources.energy_charts.settings import (
+    DEFAULT_ENERGY_CHARTS_BASE_URL,
+    ENV_ENERGY_CHARTS_BASE_URL,
 )
 from energy_assets.sources.energy_charts.snapshot import SAMPLE_DIR, SnapshotEnergyChartsClient
 

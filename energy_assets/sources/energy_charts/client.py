@@ -41,7 +41,6 @@ from energy_assets.http import (
     retries_made,
     user_agent,
 )
-from energy_assets.settings import DEFAULT_ENERGY_CHARTS_BASE_URL
 from energy_assets.sources.energy_charts import endpoints
 from energy_assets.sources.energy_charts.errors import (
     EnergyChartsApiError,
@@ -50,6 +49,7 @@ from energy_assets.sources.energy_charts.errors import (
     EnergyChartsTransferError,
 )
 from energy_assets.sources.energy_charts.responses import parse_json_body
+from energy_assets.sources.energy_charts.settings import DEFAULT_ENERGY_CHARTS_BASE_URL
 
 # The API answers quick repeats with `429, Retry-After: 19`: two such waits fit in 45 s. With the step's one
 # retry (defs/policy.py) a dead API fails a step within 2 x 45 s + the step's pause (see energy_assets.http).
