@@ -53,8 +53,8 @@ from psycopg import sql
 from sqlalchemy import event
 
 from benchmarks.energy_charts_replay import MW_SERIES, ReplayServer, SyntheticYear
-from energy_assets.dagster_instance import dagster_environment, write_dagster_yaml
-from energy_assets.dagster_storage import with_storage
+from energy_assets.instance.home import dagster_environment, write_dagster_yaml
+from energy_assets.instance.storage import with_storage
 from energy_assets.postgres.admin import create_database, drop_database
 from energy_assets.postgres.cluster import ManagedCluster
 from energy_assets.postgres.connection import PostgresSettings, connect

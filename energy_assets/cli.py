@@ -310,7 +310,7 @@ def cmd_db_drop(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- dagster
 def cmd_dagster_env(args: argparse.Namespace) -> int:
-    from energy_assets.dagster_instance import dagster_environment, write_dagster_yaml
+    from energy_assets.instance.home import dagster_environment, write_dagster_yaml
 
     home = _home()
     home.ensure()
@@ -324,7 +324,7 @@ def cmd_dagster_env(args: argparse.Namespace) -> int:
 
 
 def cmd_sample_run(args: argparse.Namespace) -> int:
-    from energy_assets.pipeline import run_sample_pipeline
+    from energy_assets.defs.sample import run_sample_pipeline
 
     summary = run_sample_pipeline(_home(), ephemeral_instance=args.ephemeral_instance)
     print(summary)
@@ -335,7 +335,7 @@ def cmd_sample_run(args: argparse.Namespace) -> int:
 def cmd_meters_ingest(args: argparse.Namespace) -> int:
     from energy_assets.defs.build import build_defs
     from energy_assets.defs.meters import ingest_files
-    from energy_assets.pipeline import dagster_instance
+    from energy_assets.defs.sample import dagster_instance
 
     home = _home()
     defs = build_defs()

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from energy_assets.dagster_instance import dagster_environment, write_dagster_yaml
 from energy_assets.defs.build import build_defs
 from energy_assets.defs.platform.assets import platform_tls_health, server_certificate_not_expiring
 from energy_assets.defs.resources import PostgresResource
+from energy_assets.instance.home import dagster_environment, write_dagster_yaml
 from energy_assets.postgres.cluster import ManagedCluster
 from energy_assets.postgres.connection import connect
 from energy_assets.settings import DataHome

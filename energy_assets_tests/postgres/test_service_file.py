@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from energy_assets.dagster_instance import dagster_storage_url
 from energy_assets.errors import ConfigurationError
+from energy_assets.instance.home import dagster_storage_url
 from energy_assets.postgres.connection import PostgresSettings, connect
 from energy_assets.postgres.service_file import service_parameters
 from energy_assets.postgres.settings_from_env import external_settings

@@ -36,7 +36,7 @@ Configure it in `dagster.yaml` instead of `storage: postgres:` (the same `postgr
 
     storage:
       custom:
-        module: energy_assets.dagster_storage
+        module: energy_assets.instance.storage
         class: PooledPostgresStorage
         config:
           postgres_url: {env: DAGSTER_PG_URL}
@@ -48,7 +48,7 @@ with `PooledPostgresRunStorage`, `PooledPostgresEventLogStorage`, `PooledPostgre
 This module is instance plumbing only: no asset logic, and nothing here reads project settings.
 
 Upgrading Dagster: the write paths above re-implement upstream code, and the pool replaces the engine that
-dagster-postgres' constructors build (no public hook exists). `energy_assets_tests/test_dagster_storage.py`
+dagster-postgres' constructors build (no public hook exists). `energy_assets_tests/test_storage.py`
 pins a sha256 of each upstream method involved and the columns of `AssetCheckExecutionsTable`; when it fails,
 re-check the method it names here against the new upstream code before updating the pin.
 """
@@ -84,7 +84,7 @@ from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 from sqlalchemy.dialects.postgresql import ARRAY
 
-MODULE = "energy_assets.dagster_storage"
+MODULE = "energy_assets.instance.storage"
 
 # Event kinds a batch may hold to be written in one INSERT by `PooledPostgresEventLogStorage`.
 _BATCHED_IN_ONE_STATEMENT = {
@@ -291,7 +291,7 @@ class _PooledEngineMixin(_PooledConfig):
     """Swaps a dagster-postgres storage's `NullPool` engine for a pooled one and closes it on dispose."""
 
     # dagster-postgres offers no public way to choose the pool: `__init__` builds `_engine` with NullPool and
-    # this replaces it (test_dagster_storage's tripwire pins the upstream code this relies on).
+    # this replaces it (test_storage's tripwire pins the upstream code this relies on).
     _engine: sqlalchemy.engine.Engine
     postgres_url: str
 

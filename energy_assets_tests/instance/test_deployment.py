@@ -21,14 +21,14 @@ from dagster._core.test_utils import create_test_daemon_workspace_context
 from dagster._core.workspace.load_target import EmptyWorkspaceTarget
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 
-from energy_assets.dagster_instance import dagster_storage_url
+from energy_assets.instance.home import dagster_storage_url
 from energy_assets.postgres.cluster import ManagedCluster
 from energy_assets.postgres.connection import PostgresSettings, connect
 from energy_assets.settings import DAGSTER_DATABASE, DataHome
 from energy_assets_tests.conftest import make_data_home
 from energy_assets_tests.test_run_queue import queue_run
 
-GUIDE = Path(__file__).resolve().parents[1] / "docs" / "deployment.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
 
 
 def guide_instance_config() -> dict:

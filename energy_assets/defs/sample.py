@@ -14,13 +14,13 @@ from contextlib import contextmanager
 
 import dagster as dg
 
-from energy_assets.dagster_instance import dagster_environment, write_dagster_yaml
 from energy_assets.defs.build import build_defs
 from energy_assets.defs.buildings.sample import materialize_buildings_sample
 from energy_assets.defs.energy_charts import SAMPLE_PARTITION_KEYS, materialize_sample
 from energy_assets.defs.meters.sample import ingest_meters_sample
 from energy_assets.defs.report import REPORT_KEY
 from energy_assets.errors import EnergyAssetsError
+from energy_assets.instance.home import dagster_environment, write_dagster_yaml
 from energy_assets.postgres.cluster import ManagedCluster
 from energy_assets.postgres.settings_from_env import external_settings
 from energy_assets.settings import DAGSTER_DATABASE, ENV_PG_URL, DataHome

@@ -26,7 +26,7 @@ def write_dagster_yaml(dagster_home: Path) -> Path:
     """Copy the bundled dagster.yaml into `dagster_home` (created if needed); returns its path."""
     dagster_home.mkdir(parents=True, exist_ok=True)
     target = dagster_home / "dagster.yaml"
-    source = resources.files("energy_assets.dagster_home").joinpath("dagster.yaml")
+    source = resources.files("energy_assets.instance").joinpath("dagster.yaml")
     with resources.as_file(source) as path:
         shutil.copyfile(path, target)
     return target

@@ -12,7 +12,7 @@ from datetime import date
 
 import pytest
 
-from energy_assets.pipeline import run_sample_pipeline
+from energy_assets.defs.sample import run_sample_pipeline
 from energy_assets.postgres.cluster import ManagedCluster
 from energy_assets.postgres.connection import connect
 from energy_assets.settings import DataHome

@@ -1,4 +1,4 @@
-"""The pooled Dagster instance storage (`energy_assets.dagster_storage`) on the session's managed cluster.
+"""The pooled Dagster instance storage (`energy_assets.instance.storage`) on the session's managed cluster.
 
 A real instance over verify-full TLS: a run and its events go through the pooled storages; writing 200 events
 opens a bounded number of server sessions where dagster-postgres' own storage opens about one per event; and
@@ -25,8 +25,8 @@ import sqlalchemy.event
 import yaml
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 
-from energy_assets.dagster_instance import dagster_environment, write_dagster_yaml
-from energy_assets.dagster_storage import (
+from energy_assets.instance.home import dagster_environment, write_dagster_yaml
+from energy_assets.instance.storage import (
     PooledPostgresEventLogStorage,
     PooledPostgresRunStorage,
     PooledPostgresScheduleStorage,
@@ -314,14 +314,14 @@ def test_a_connection_the_server_dropped_is_replaced(
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Upgrade tripwire: `energy_assets/dagster_storage.py` re-implements or wraps the upstream code below. A Dagster
+# Upgrade tripwire: `energy_assets/instance/storage.py` re-implements or wraps the upstream code below. A Dagster
 # upgrade that changes any of it (a new column, an index write, a different engine) would otherwise be
 # skipped silently: the pooled storage would keep writing the old way.
 
-STORAGE_MODULE = "energy_assets/dagster_storage.py"
+STORAGE_MODULE = "energy_assets/instance/storage.py"
 UPSTREAM_CODE: dict[tuple[str, str], tuple[str, str]] = {
     # (module, qualified name): (sha256 of inspect.getsource at dagster 1.13.27 / dagster-postgres 0.29.27,
-    #                            what to re-check in energy_assets/dagster_storage.py)
+    #                            what to re-check in energy_assets/instance/storage.py)
     ("dagster_postgres.event_log.event_log", "PostgresEventLogStorage.store_event"): (
         "4a2e37e5871bf2c87789192abc185ecfefa37938a9e0c3d2f915c2348a77641e",
         "PooledPostgresEventLogStorage.store_event (the same writes, without the NOTIFY)",
@@ -420,7 +420,7 @@ def test_upstream_code_the_pooled_storage_re_implements_is_unchanged(upstream: t
     assert digest == expected, (
         f"{module}.{qualified_name} changed upstream ({_versions()}). Re-check {ours} in {STORAGE_MODULE} "
         f"against the new code (new columns, index writes, engine arguments), then set its sha256 in "
-        f"energy_assets_tests/test_dagster_storage.py UPSTREAM_CODE to {digest}."
+        f"energy_assets_tests/test_storage.py UPSTREAM_CODE to {digest}."
     )
 
 
