@@ -87,13 +87,13 @@ def validate_environment(environ: Mapping[str, str] | None = None) -> None:
 def _environment_checks() -> list[Callable[[Mapping[str, str]], object]]:
     # Imported here: the source settings modules import this module for the shared names.
     from energy_assets.postgres.settings_from_env import external_settings
-    from energy_assets.sources.buildings.records import parse_record_id
     from energy_assets.sources.buildings.settings import (
         ENV_BDG2_TIMESTAMP_CONVENTION,
         ENV_BDG2_ZENODO_RECORD,
         ENV_ZENODO_BASE_URL,
         TimestampConvention,
     )
+    from energy_assets.sources.buildings.zenodo_records import parse_record_id
     from energy_assets.sources.energy_charts.settings import ENV_ENERGY_CHARTS_BASE_URL
     from energy_assets.warehouse.object_store import is_object_storage, s3_filesystem, s3_root
 

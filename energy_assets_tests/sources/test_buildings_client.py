@@ -20,8 +20,8 @@ from energy_assets.sources.buildings.errors import (
     ZenodoRecordGoneError,
     ZenodoRecordNotFoundError,
 )
-from energy_assets.sources.buildings.records import content_path, parse_record_id
 from energy_assets.sources.buildings.settings import BDG2_FILE_KEY
+from energy_assets.sources.buildings.zenodo_records import content_path, parse_record_id
 from energy_assets_tests.sources.zenodo_server import HTML_504, Scripted, ZenodoTestServer
 
 RECORD = 3887306

@@ -12,7 +12,7 @@ from energy_assets.errors import ConfigurationError, DataValidationError
 from energy_assets.sources.buildings.archive import METADATA_MEMBER, WEATHER_MEMBER, Bdg2Archive
 from energy_assets.sources.buildings.errors import Bdg2CsvError
 from energy_assets.sources.buildings.metadata import metadata_table
-from energy_assets.sources.buildings.quality import (
+from energy_assets.sources.buildings.rules import (
     METADATA_RULES,
     METER_READINGS_RULES,
     WEATHER_RULES,

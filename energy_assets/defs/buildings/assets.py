@@ -50,7 +50,7 @@ from energy_assets.sources.buildings.aggregates import (
     site_usage_daily_consumption as site_usage_sql,
 )
 from energy_assets.sources.buildings.ingest import meter_requests, reference_requests
-from energy_assets.sources.buildings.quality import METADATA_RULES, METER_READINGS_RULES, WEATHER_RULES
+from energy_assets.sources.buildings.rules import METADATA_RULES, METER_READINGS_RULES, WEATHER_RULES
 from energy_assets.sources.buildings.tables import (
     BUILDING_DAILY_CONSUMPTION,
     BUILDING_DAILY_WEATHER,

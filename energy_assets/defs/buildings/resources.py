@@ -21,8 +21,8 @@ from energy_assets.sources.buildings import BuildingsSettings, LiveZenodoClient,
 from energy_assets.sources.buildings.archive import MeterKind
 from energy_assets.sources.buildings.cache import DownloadCache
 from energy_assets.sources.buildings.client import DEFAULT_BUDGET, DEFAULT_DOWNLOAD_DEADLINE_S
-from energy_assets.sources.buildings.records import parse_record_id
 from energy_assets.sources.buildings.settings import TimestampConvention
+from energy_assets.sources.buildings.zenodo_records import parse_record_id
 
 
 class ZenodoResource(dg.ConfigurableResource):

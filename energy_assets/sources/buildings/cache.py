@@ -20,7 +20,7 @@ from pathlib import Path
 
 from energy_assets.files import fsync_directory
 from energy_assets.sources.buildings.errors import ChecksumMismatchError
-from energy_assets.sources.buildings.records import ZenodoFile
+from energy_assets.sources.buildings.zenodo_records import ZenodoFile
 
 HASH_CHUNK_BYTES = 4 << 20
 

@@ -51,14 +51,14 @@ from energy_assets.sources.buildings.errors import (
     ZenodoRecordGoneError,
     ZenodoRecordNotFoundError,
 )
-from energy_assets.sources.buildings.records import (
+from energy_assets.sources.buildings.settings import DEFAULT_ZENODO_BASE_URL
+from energy_assets.sources.buildings.zenodo_records import (
     RecordVersion,
     ZenodoFile,
     ZenodoRecord,
     parse_record,
     parse_record_id,
 )
-from energy_assets.sources.buildings.settings import DEFAULT_ZENODO_BASE_URL
 
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 # Record requests: 10 s to connect, 30 s per read, 4 retries, 60 s in all. Downloads: 4 h (595 MB at 40 kB/s).

@@ -18,13 +18,13 @@ import pyarrow.compute as pc
 from energy_assets.sources.buildings.archive import Bdg2Archive, MeterKind
 from energy_assets.sources.buildings.errors import MissingMemberError
 from energy_assets.sources.buildings.metadata import metadata_table
-from energy_assets.sources.buildings.quality import (
+from energy_assets.sources.buildings.readings import ConversionStats, convert_meter
+from energy_assets.sources.buildings.rules import (
     METADATA_RULES,
     METER_READINGS_RULES,
     WEATHER_RULES,
     audit_relations,
 )
-from energy_assets.sources.buildings.readings import ConversionStats, convert_meter
 from energy_assets.sources.buildings.settings import TimestampConvention
 from energy_assets.sources.buildings.tables import METADATA, METER_READINGS, WEATHER
 from energy_assets.sources.buildings.timestamps import clock_offsets

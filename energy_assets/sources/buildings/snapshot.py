@@ -19,7 +19,12 @@ from pathlib import Path
 from energy_assets.sources.buildings.cache import CachedFile, DownloadCache
 from energy_assets.sources.buildings.client import ZenodoClient
 from energy_assets.sources.buildings.errors import ZenodoRecordNotFoundError
-from energy_assets.sources.buildings.records import ZenodoFile, ZenodoRecord, parse_record, parse_record_id
+from energy_assets.sources.buildings.zenodo_records import (
+    ZenodoFile,
+    ZenodoRecord,
+    parse_record,
+    parse_record_id,
+)
 
 SAMPLE_DIR = Path(__file__).parent / "sample"
 INDEX_FILE = "index.json"
