@@ -13,16 +13,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
-import json
 import os
 import secrets
 import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from energy_assets.errors import DataValidationError, InsecureFileError
+from energy_assets.errors import InsecureFileError
 
 
 def fsync_directory(directory: str | Path) -> None:
@@ -100,18 +98,6 @@ def check_private_file(path: str | Path, *, what: str) -> None:
             f"{what} {path} has mode {mode:04o}, readable by group or others; run `chmod 600 {path}` "
             "(and check who could have copied it)."
         )
-
-
-def read_json_file(path: str | Path, *, what_to_do: str) -> Any:
-    """Parse the JSON document in `path`; a damaged file raises `DataValidationError` naming it."""
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise DataValidationError(
-            f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); {what_to_do}"
-        ) from error
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -19,7 +20,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from energy_assets.cli import build_parser, main
 from energy_assets.errors import DataValidationError
-from energy_assets.files import read_json_file
 from energy_assets.postgres.cluster import ManagedCluster
 from energy_assets.postgres.connection import connect
 from energy_assets.postgres.tls_probe import presented_certificate
@@ -132,7 +132,7 @@ def test_data_home_where_the_os_refuses_writes(monkeypatch, capsys) -> None:
 
 
 def test_damaged_json_file_is_named_even_inside_a_wrapped_error(tmp_path, monkeypatch, capsys) -> None:
-    """A damaged raw file read through `read_json_file`, wrapped as a Dagster step failure would be."""
+    """A damaged-file error naming the file, wrapped as a Dagster step failure would be."""
     damaged = tmp_path / "raw" / "public_power" / "DE" / "2024-06-15.json"
     damaged.parent.mkdir(parents=True)
     damaged.write_text('{"unix_seconds": [1, 2,, 3]}')
@@ -144,9 +144,13 @@ def test_damaged_json_file_is_named_even_inside_a_wrapped_error(tmp_path, monkey
 
     def run(args) -> int:
         try:
-            read_json_file(damaged, what_to_do="delete it and materialize the raw asset again.")
-        except DataValidationError as exc:
-            raise StepFailure(exc) from None
+            json.loads(damaged.read_text())
+        except json.JSONDecodeError as error:
+            problem = DataValidationError(
+                f"{damaged} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg});"
+                " delete it and materialize the raw asset again."
+            )
+            raise StepFailure(problem) from None
         return 0
 
     monkeypatch.setattr("energy_assets.cli.cmd_sample_run", run)

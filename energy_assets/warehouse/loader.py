@@ -352,19 +352,6 @@ class WarehouseLoader:
         )
         return self._load(table, "merge", data, body, options)
 
-    def load_parquet(
-        self, path: str | Path, table: TableName, *, disposition: str = "append", **options: Any
-    ) -> LoadResult:
-        """Load a Parquet file with the named disposition (`append`, `replace_partition`, `merge`)."""
-        methods: dict[str, Callable[..., LoadResult]] = {
-            "append": self.append,
-            "replace_partition": self.replace_partition,
-            "merge": self.merge,
-        }
-        if disposition not in methods:
-            raise ValueError(f"Unknown disposition {disposition!r}; use one of {sorted(methods)}.")
-        return methods[disposition](table, Path(path), **options)
-
     # ------------------------------------------------------------------ the shared load skeleton
     def _load(
         self,

@@ -12,13 +12,12 @@ import pytest
 
 from energy_assets.sources.energy_charts.client import LiveEnergyChartsClient
 from energy_assets.sources.energy_charts.errors import EnergyChartsResponseError
-from energy_assets.sources.energy_charts.local_days import local_day_window, local_days_window
+from energy_assets.sources.energy_charts.local_days import local_day_of, local_day_window, local_days_window
 from energy_assets.sources.energy_charts.responses import (
     normalize_installed_power,
     normalize_price,
     normalize_public_power,
     slice_response,
-    split_by_local_day,
 )
 from energy_assets.sources.energy_charts.snapshot import SAMPLE_DIR
 from energy_assets.sources.energy_charts.tables import DAY_AHEAD_PRICE, PUBLIC_POWER, PUBLIC_POWER_SHARE
@@ -149,9 +148,9 @@ def test_mixed_resolution_price_request_has_24_hourly_and_96_quarter_hourly_inte
     assert starts[-1] == 1759355100
     # Both days together cover exactly 48 hours.
     assert sum(minutes) == 2 * 24 * 60
-    by_day = split_by_local_day(table, [LAST_HOURLY_PRICE_DAY, FIRST_QUARTER_HOUR_PRICE_DAY])
-    assert by_day[LAST_HOURLY_PRICE_DAY].num_rows == 24
-    assert by_day[FIRST_QUARTER_HOUR_PRICE_DAY].num_rows == 96
+    local_days = [local_day_of(start) for start in table.column("interval_start").to_pylist()]
+    assert local_days.count(LAST_HOURLY_PRICE_DAY) == 24
+    assert local_days.count(FIRST_QUARTER_HOUR_PRICE_DAY) == 96
 
 
 def test_both_unit_spellings_are_eur_per_mwh(live_client: LiveEnergyChartsClient) -> None:

@@ -228,9 +228,9 @@ def test_a_file_that_is_not_parquet_is_named(
     path = tmp_path / "prices.parquet"
     path.write_text("interval_start,price\n2025-10-26T00:00:00Z,1.0\n")
     with pytest.raises(NotParquetError, match=str(path)):
-        loader.load_parquet(path, TableName(warehouse_schema, "prices"))
+        loader.append(TableName(warehouse_schema, "prices"), path)
     with pytest.raises(NotParquetError, match="no such file"):
-        loader.load_parquet(tmp_path / "missing.parquet", TableName(warehouse_schema, "prices"))
+        loader.append(TableName(warehouse_schema, "prices"), tmp_path / "missing.parquet")
 
 
 def test_hostile_and_reserved_names_are_quoted(loader: WarehouseLoader, warehouse_schema: str, query) -> None:

@@ -94,7 +94,7 @@ def test_a_repeated_key_in_the_first_load_is_refused_and_creates_no_table(
 def test_merge_counts_and_history(loader: WarehouseLoader, target: TableName, query, tmp_path: Path) -> None:
     path = tmp_path / "changes.parquet"
     pq.write_table(changes(), path)
-    result = loader.load_parquet(path, target, disposition="merge", key=KEY, keep_history=True)
+    result = loader.merge(target, path, key=KEY, keep_history=True)
     assert (result.rows_in, result.inserted, result.updated, result.unchanged) == (8, 1, 2, 5)
     assert result.strategy == "client-diff"
     rows = query(

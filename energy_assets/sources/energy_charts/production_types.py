@@ -95,10 +95,6 @@ def canonical_production_type(name: str) -> str:
     return _CANONICAL_BY_KEY.get(key, " ".join(name.split()))
 
 
-def same_production_type(left: str, right: str) -> bool:
-    return _match_key(left) == _match_key(right)
-
-
 def is_percent_series(name: str) -> bool:
     """`Renewable share of generation` and `Renewable share of load` are percentages, not MW."""
     return _match_key(name).startswith(PERCENT_SERIES_PREFIX)

@@ -37,17 +37,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from energy_assets.sources.energy_charts import endpoints
 from energy_assets.sources.energy_charts.errors import EnergyChartsResponseError
-from energy_assets.sources.energy_charts.local_days import LocalDayWindow, local_day_window
+from energy_assets.sources.energy_charts.local_days import LocalDayWindow
 from energy_assets.sources.energy_charts.production_types import (
     canonical_production_type,
     is_percent_series,
@@ -237,25 +236,6 @@ def normalize_installed_power(payload: Any, *, country: str, time_step: str) -> 
         last_update=datetime.fromtimestamp(last_update, tz=timezone.utc) if last_update is not None else None,
         deprecated=_deprecated(body, context),
     )
-
-
-def split_by_local_day(
-    table: pa.Table, days: Iterable[date], window_for: Callable[[date], LocalDayWindow] = local_day_window
-) -> dict[date, pa.Table]:
-    """Rows of `table` (with `interval_start`) grouped by local day, one entry per requested day.
-
-    A day without rows maps to an empty table, so a missing day shows up as a failed interval-count check
-    rather than silently vanishing.
-    """
-    result: dict[date, pa.Table] = {}
-    starts = table.column("interval_start")
-    for day in days:
-        window: LocalDayWindow = window_for(day)
-        low = pa.scalar(window.start_utc, UTC_TIMESTAMP)
-        high = pa.scalar(window.end_utc, UTC_TIMESTAMP)
-        mask = pc.and_(pc.greater_equal(starts, low), pc.less(starts, high))
-        result[day] = table.filter(mask)
-    return result
 
 
 def documented_fields(endpoint: str, payload: Mapping[str, Any]) -> dict[str, Any]:
