@@ -1,10 +1,10 @@
-"""Files the platform writes and reads: atomic writes, secret-file permissions, JSON, locks.
+"""Files the platform writes and reads: atomic writes, secret-file permissions, locks.
 
-Atomic writes are the one place that knows temp file + fsync + rename: readers see the old content
+`atomic_file` is the one place that knows temp file + fsync + rename: readers see the old content
 or the new, never half of it. The temporary file lives in the target's folder (so the rename is
 atomic on one filesystem) and is created with its final mode, so a private key is never readable by
 others, not even for a moment. Secret files (keys, passwords, passfiles) are refused when the group
-or others can read them; JSON files that fail to parse are reported with their path; `exclusive_lock`
+or others can read them (`check_private_file`, `read_private_file`); `exclusive_lock`
 serialises processes that change the same folder (the managed cluster's start, the CA).
 """
 
@@ -19,6 +19,7 @@ import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from energy_assets.errors import InsecureFileError
 
@@ -54,36 +55,74 @@ def sync_filesystem(path: str | Path) -> None:
         os.close(fd)
 
 
-def write_replace(path: Path, data: bytes) -> None:
-    """Write through a temporary file and a rename (readers never see half a file), without an fsync:
-    the caller makes a batch of such writes durable with one `sync_filesystem`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+@contextlib.contextmanager
+def atomic_file(
+    path: str | Path, mode: int = 0o644, *, owner: tuple[int, int] | None = None, durable: bool = True
+) -> Iterator[BinaryIO]:
+    """Write `path` through a temporary file in its folder: on a clean exit the file replaces `path`
+    (readers see the old content or the new, never half), on an error it is removed.
 
-
-def write_atomic(
-    path: str | Path, data: bytes, mode: int = 0o644, *, owner: tuple[int, int] | None = None
-) -> None:
-    """Write `data` to `path` atomically with `mode`, optionally owned by `owner` (uid, gid)."""
+    The temporary file is created with its final `mode` (and `owner`), so a secret is never readable by
+    others, not even for a moment. `durable`: fsync the file and the folder; without it, the caller makes a
+    batch of such writes durable with one `sync_filesystem`.
+    """
     path = Path(path)
-    temp_path = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as file:
             os.fchmod(file.fileno(), mode)  # the umask may have removed bits we asked for
             if owner is not None:
                 os.fchown(file.fileno(), *owner)
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp_path, path)
+            yield file
+            if durable:
+                file.flush()
+                os.fsync(file.fileno())
+        os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            temp_path.unlink()
+            temporary.unlink()
         raise
-    fsync_directory(path.parent)
+    if durable:
+        fsync_directory(path.parent)
+
+
+def write_atomic(
+    path: str | Path, data: bytes, mode: int = 0o644, *, owner: tuple[int, int] | None = None
+) -> None:
+    """Write `data` to `path` atomically and durably with `mode`, optionally owned by `owner` (uid, gid)."""
+    with atomic_file(path, mode, owner=owner) as file:
+        file.write(data)
+
+
+def write_replace(path: Path, data: bytes) -> None:
+    """Write `data` atomically without an fsync: the caller syncs a batch of writes with `sync_filesystem`."""
+    with atomic_file(path, durable=False) as file:
+        file.write(data)
+
+
+def read_private_file(
+    path: str | Path, *, what: str, error: type[InsecureFileError] = InsecureFileError
+) -> bytes:
+    """The bytes of a secret file (key, password), refused when the group or others can read it.
+
+    The mode is read from the opened file, so the file checked is the file read. Raises `error` (an
+    `InsecureFileError`) naming the file and the `chmod` that fixes it.
+    """
+    path = Path(path)
+    with open(path, "rb") as file:
+        mode = stat.S_IMODE(os.fstat(file.fileno()).st_mode)
+        if mode & 0o077:
+            raise error(_insecure_message(what, path, mode))
+        return file.read()
+
+
+def _insecure_message(what: str, path: Path, mode: int) -> str:
+    return (
+        f"{what} {path} has mode {mode:04o}, readable by group or others; run `chmod 600 {path}` "
+        "(and check who could have copied it)."
+    )
 
 
 def check_private_file(path: str | Path, *, what: str) -> None:
@@ -94,10 +133,7 @@ def check_private_file(path: str | Path, *, what: str) -> None:
     path = Path(path)
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        raise InsecureFileError(
-            f"{what} {path} has mode {mode:04o}, readable by group or others; run `chmod 600 {path}` "
-            "(and check who could have copied it)."
-        )
+        raise InsecureFileError(_insecure_message(what, path, mode))
 
 
 @contextlib.contextmanager

@@ -33,7 +33,6 @@ import ipaddress
 import json
 import os
 import shutil
-import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -48,7 +47,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from energy_assets.errors import CertificateError, InsecureFileError
-from energy_assets.files import exclusive_lock, write_atomic
+from energy_assets.files import exclusive_lock, read_private_file, write_atomic
 
 MAX_LEAF_VALIDITY_DAYS = 397
 """Longest validity accepted for server and client certificates (the CA/Browser Forum limit)."""
@@ -186,7 +185,7 @@ class CertificateAuthority:
             # Key first: a crash between the two writes leaves a key without a certificate, which `init`
             # reports instead of silently replacing.
             write_private_key(key_path, key)
-            write_pem_atomic(cert_path, certificate.public_bytes(serialization.Encoding.PEM))
+            write_atomic(cert_path, certificate.public_bytes(serialization.Encoding.PEM))
             ca = cls(directory)
             ca._write_index(ca._read_index())
             ca._write_trust_bundle()
@@ -384,7 +383,7 @@ class CertificateAuthority:
         with self._locked():
             _make_private_dir(self.issued_directory)
             write_private_key(issued.key_path, key)
-            write_pem_atomic(issued.cert_path, certificate.public_bytes(serialization.Encoding.PEM))
+            write_atomic(issued.cert_path, certificate.public_bytes(serialization.Encoding.PEM))
             index = self._read_index()
             index["certificates"].append(
                 {
@@ -458,7 +457,7 @@ class CertificateAuthority:
             pem = b""
             for certificate, key in self._trusted_roots():
                 pem += self._sign_crl(index, certificate, key, now, next_update_days)
-            write_pem_atomic(self.crl_path, pem)
+            write_atomic(self.crl_path, pem)
             self._write_index(index)
         return self.crl_path
 
@@ -559,12 +558,12 @@ class CertificateAuthority:
             shutil.rmtree(staging, ignore_errors=True)
             _make_private_dir(staging)
             write_private_key(staging / "ca.key", key)
-            write_pem_atomic(staging / "ca.crt", certificate.public_bytes(serialization.Encoding.PEM))
+            write_atomic(staging / "ca.crt", certificate.public_bytes(serialization.Encoding.PEM))
             previous = self.previous_directory
             shutil.rmtree(previous, ignore_errors=True)
             _make_private_dir(previous)
             write_private_key(previous / "ca.key", self._key)
-            write_pem_atomic(previous / "ca.crt", self.ca_cert_path.read_bytes())
+            write_atomic(previous / "ca.crt", self.ca_cert_path.read_bytes())
             self._finish_interrupted_rollover()
             self._previous = (self._certificate, self._key)
             self._certificate, self._key = certificate, key
@@ -588,7 +587,7 @@ class CertificateAuthority:
     def _retire(self, certificate: x509.Certificate) -> None:
         retired = self.directory / "retired"
         _make_private_dir(retired)
-        write_pem_atomic(
+        write_atomic(
             retired / f"{_serial_hex(certificate.serial_number)}.crt",
             certificate.public_bytes(serialization.Encoding.PEM),
         )
@@ -611,7 +610,7 @@ class CertificateAuthority:
 
     def _write_trust_bundle(self) -> None:
         pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c, _key in self._trusted_roots())
-        write_pem_atomic(self.trust_bundle_path, pem)
+        write_atomic(self.trust_bundle_path, pem)
 
     def maintain(self) -> list[str]:
         """Every renewal that is due: roll the root over, retire the previous root, re-sign the CRL.
@@ -765,21 +764,13 @@ def load_private_key(path: Path) -> CertificateIssuerPrivateKeyTypes:
     """Load an unencrypted PEM private key, refusing files readable by the group or by others."""
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY)
+        data = read_private_file(path, what="Private key", error=InsecureKeyFileError)
     except FileNotFoundError as error:
         raise CertificateError(f"Private key {path} does not exist; check the path.") from error
     except PermissionError as error:
         raise CertificateError(
             f"Cannot read private key {path}: permission denied; run as the file's owner."
         ) from error
-    with os.fdopen(fd, "rb") as file:
-        mode = stat.S_IMODE(os.fstat(file.fileno()).st_mode)
-        if mode & 0o077:
-            raise InsecureKeyFileError(
-                f"Private key {path} has mode {mode:04o}, readable by group or others; "
-                f"run `chmod 600 {path}` (and check who could have copied it)."
-            )
-        data = file.read()
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError as error:
@@ -797,11 +788,6 @@ def load_private_key(path: Path) -> CertificateIssuerPrivateKeyTypes:
             "channel binding. Re-issue the certificate (this CA uses ECDSA P-256)."
         )
     return key
-
-
-def write_pem_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write `data` to `path` atomically with the given mode (temp file, fsync, os.replace)."""
-    write_atomic(Path(path), data, mode)
 
 
 def certificate_serial_from_pem(path: Path) -> int:

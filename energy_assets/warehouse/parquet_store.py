@@ -17,6 +17,7 @@ inference, database loading, Dagster.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -33,7 +34,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from energy_assets.errors import DataValidationError
-from energy_assets.files import fsync_directory, sync_filesystem
+from energy_assets.files import atomic_file, fsync_directory, sync_filesystem
 from energy_assets.warehouse.schema_inference import InferredSchema
 
 PART_FILE = "part-0.parquet"
@@ -148,27 +149,23 @@ class ParquetStore:
             return None
 
     def _write_atomic(self, directory: str, name: str, write: Callable[[Any], Any]) -> str:
-        """Write `directory/name` through a temporary file in the same folder, fsync, rename."""
+        """Write `directory/name` so that readers see the old file or the new one, never half of it:
+        locally through `atomic_file` (temporary file, fsync, rename); on object storage, an upload to a
+        temporary key moved into place."""
         final = f"{directory}/{name}"
+        if self.is_local:
+            with atomic_file(final) as handle:
+                write(handle)
+            return final
         self.filesystem.create_dir(directory, recursive=True)
         temporary = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
         try:
-            if self.is_local:
-                with open(temporary, "wb") as handle:
-                    write(handle)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temporary, final)
-                fsync_directory(directory)
-            else:
-                with self.filesystem.open_output_stream(temporary) as stream:
-                    write(stream)
-                self.filesystem.move(temporary, final)
+            with self.filesystem.open_output_stream(temporary) as stream:
+                write(stream)
+            self.filesystem.move(temporary, final)
         except BaseException:
-            try:
+            with contextlib.suppress(FileNotFoundError, OSError):
                 self.filesystem.delete_file(temporary)
-            except (FileNotFoundError, OSError):
-                pass
             raise
         return final
 
