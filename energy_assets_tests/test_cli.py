@@ -20,11 +20,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from energy_assets.cli import build_parser, main
 from energy_assets.errors import DataValidationError
+from energy_assets.files import write_atomic
 from energy_assets.postgres.cluster import ManagedCluster
 from energy_assets.postgres.connection import connect
 from energy_assets.postgres.tls_probe import presented_certificate
 from energy_assets.settings import DataHome
-from energy_assets.tls.ca import CertificateAuthority, load_private_key, write_pem_atomic
+from energy_assets.tls.ca import CertificateAuthority, load_private_key
 
 
 def _all_command_paths(
@@ -363,7 +364,7 @@ def _write_expired_ca(directory: Path) -> None:
     )
     for extension in old.extensions:
         builder = builder.add_extension(extension.value, extension.critical)
-    write_pem_atomic(
+    write_atomic(
         directory / "ca.crt", builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
     )
 

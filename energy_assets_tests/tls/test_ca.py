@@ -19,6 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from energy_assets.errors import CertificateError
+from energy_assets.files import write_atomic
 from energy_assets.tls.ca import (
     CertificateAuthority,
     CorruptKeyFileError,
@@ -26,7 +27,6 @@ from energy_assets.tls.ca import (
     certificate_serial_from_pem,
     crl_next_update,
     load_private_key,
-    write_pem_atomic,
     write_private_key,
 )
 
@@ -124,7 +124,7 @@ def test_init_refuses_an_expired_ca(tmp_path: Path) -> None:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .sign(key, hashes.SHA256())
     )
-    write_pem_atomic(directory / "ca.crt", expired.public_bytes(serialization.Encoding.PEM))
+    write_atomic(directory / "ca.crt", expired.public_bytes(serialization.Encoding.PEM))
     before = (directory / "ca.crt").read_bytes()
     with pytest.raises(CertificateError, match=r"expired on 2021-01-01.*energy-assets ca init"):
         CertificateAuthority.init(directory)
@@ -391,7 +391,7 @@ def test_world_readable_key_is_refused(ca: CertificateAuthority) -> None:
 
 def test_corrupt_key_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "broken.key"
-    write_pem_atomic(path, b"-----BEGIN PRIVATE KEY-----\nnot base64!\n-----END PRIVATE KEY-----\n", 0o600)
+    write_atomic(path, b"-----BEGIN PRIVATE KEY-----\nnot base64!\n-----END PRIVATE KEY-----\n", 0o600)
     with pytest.raises(CorruptKeyFileError) as raised:
         load_private_key(path)
     assert str(path) in str(raised.value)
@@ -403,7 +403,7 @@ def test_corrupt_key_is_refused(tmp_path: Path) -> None:
 
 def test_corrupt_certificate_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "broken.crt"
-    write_pem_atomic(path, b"garbage")
+    write_atomic(path, b"garbage")
     with pytest.raises(CorruptKeyFileError, match="broken.crt is not a valid PEM certificate"):
         certificate_serial_from_pem(path)
 
@@ -505,7 +505,7 @@ def test_an_interrupted_rollover_is_finished_on_load(tmp_path: Path) -> None:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(new_key.public_key()), critical=False)
         .sign(new_key, hashes.SHA256())
     )
-    write_pem_atomic(staging / "ca.crt", new_cert.public_bytes(serialization.Encoding.PEM))
+    write_atomic(staging / "ca.crt", new_cert.public_bytes(serialization.Encoding.PEM))
     (ca.directory / "previous").mkdir(mode=0o700)
     shutil.copy2(ca.ca_cert_path, ca.directory / "previous" / "ca.crt")
     shutil.copy2(ca.ca_key_path, ca.directory / "previous" / "ca.key")
