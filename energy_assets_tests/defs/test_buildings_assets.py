@@ -11,12 +11,16 @@ import dagster as dg
 import pytest
 
 from energy_assets.defs.buildings import ZenodoResource
-from energy_assets.defs.buildings.assets import BUILDING_ASSETS, BUILDING_MARTS, READINGS_KEY
+from energy_assets.defs.buildings.assets import BUILDING_MARTS, READINGS_KEY, building_assets
+from energy_assets.defs.buildings.component import Bdg2Source
+from energy_assets.defs.buildings.sensors import new_version_sensor
 from energy_assets.defs.resources import LakeResource, PostgresResource
 from energy_assets.postgres.connection import PostgresSettings, connect
 from energy_assets.settings import DataHome
 
 SAMPLE_METERS = ("electricity", "chilledwater", "hotwater", "gas", "water")
+# The bundled declaration's assets, built by the product's factory as the component does.
+BUILDING_ASSETS = building_assets(Bdg2Source().meters)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +129,7 @@ def test_archive_is_cached_by_record_and_key(resources: dict) -> None:
 
 
 def test_new_version_sensor_reports_a_newer_record_and_never_switches(tmp_path: Path) -> None:
-    from energy_assets.defs.buildings import bdg2_new_version_sensor
+    bdg2_new_version_sensor = new_version_sensor(Bdg2Source().version_check_interval_hours)
     from energy_assets.sources.buildings.snapshot import SAMPLE_DIR as BUILDINGS_SAMPLE
     from energy_assets_tests.sources.zenodo_server import ZenodoTestServer
 

@@ -14,6 +14,7 @@ wide-to-long conversion and the publish requests (`ingest`), the audit rules and
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -200,24 +201,26 @@ def _meter_readings(context: dg.AssetExecutionContext, publish: Publish) -> Asse
     )
 
 
-meter_readings = table_asset(
-    name="buildings__meter_readings",
-    tables=[
-        TableDeclaration(
-            METER_READINGS,
-            "Hourly meter readings in long form, one row per non-empty cell of the wide BDG2 meter files"
-            " (`cleaned` by default): building_id, site_id, meter, timestamp (UTC, see BDG2_TIMESTAMP_CONVENTION),"
-            " reading and unit (kWh; water and irrigation in litres). One partition per meter:"
-            " buildings.meter_readings.",
-            rules=METER_READINGS_RULES,
-            deps=[ARCHIVE_KEY, METADATA_KEY],
-        )
-    ],
-    compute=_meter_readings,
-    group_name=GROUP,
-    partitions_def=meter_partitions,
-    resource_keys=["zenodo"],
-)
+def meter_readings_asset(partitions: dg.StaticPartitionsDefinition) -> dg.AssetsDefinition:
+    """buildings.meter_readings, one partition per declared meter."""
+    return table_asset(
+        name="buildings__meter_readings",
+        tables=[
+            TableDeclaration(
+                METER_READINGS,
+                "Hourly meter readings in long form, one row per non-empty cell of the wide BDG2 meter files"
+                " (`cleaned` by default): building_id, site_id, meter, timestamp (UTC, see BDG2_TIMESTAMP_CONVENTION),"
+                " reading and unit (kWh; water and irrigation in litres). One partition per meter:"
+                " buildings.meter_readings.",
+                rules=METER_READINGS_RULES,
+                deps=[ARCHIVE_KEY, METADATA_KEY],
+            )
+        ],
+        compute=_meter_readings,
+        group_name=GROUP,
+        partitions_def=partitions,
+        resource_keys=["zenodo"],
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -314,7 +317,12 @@ building_daily_weather = mart_asset(
     ),
 )
 
-BUILDING_ASSETS = [bdg2_archive, buildings__reference, meter_readings]
+
+def building_assets(meters: Sequence[str]) -> list[dg.AssetsDefinition]:
+    """The archive, the reference tables and the readings of the declared `meters`."""
+    return [bdg2_archive, buildings__reference, meter_readings_asset(meter_partitions(meters))]
+
+
 BUILDING_MARTS = [
     building_daily_consumption,
     site_usage_daily_consumption,

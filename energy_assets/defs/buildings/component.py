@@ -13,7 +13,7 @@ import os
 import dagster as dg
 from pydantic import Field, field_validator
 
-from energy_assets.sources.buildings.archive import MeterKind
+from energy_assets.sources.buildings.archive import METERS, MeterKind
 from energy_assets.sources.buildings.settings import ENV_ZENODO_ACCESS_TOKEN, TimestampConvention
 
 SOURCE_NAME = "buildings"
@@ -33,6 +33,29 @@ class Bdg2Source(dg.Component, dg.Model, dg.Resolvable):
         default=None,
         description="How BDG2 timestamps are read: `utc` or `site_standard_time`; empty: BDG2_TIMESTAMP_CONVENTION.",
     )
+    meters: list[str] = Field(
+        default=list(METERS), description="The meters to load, one partition each (electricity, gas, ...)."
+    )
+    version_check_interval_hours: int = Field(
+        default=24, description="How often the new-version sensor asks Zenodo for the latest version."
+    )
+
+    @field_validator("meters")
+    @classmethod
+    def _meters(cls, value: list[str]) -> list[str]:
+        unknown = [meter for meter in value if meter not in METERS]
+        if unknown or not value or len(set(value)) != len(value):
+            raise ValueError(
+                f"meters: {value!r} must name each BDG2 meter at most once, from: {', '.join(METERS)}."
+            )
+        return value
+
+    @field_validator("version_check_interval_hours")
+    @classmethod
+    def _interval(cls, value: int) -> int:
+        if not 1 <= value <= 24 * 31:
+            raise ValueError(f"version_check_interval_hours: {value} must be between 1 and 744 (31 days).")
+        return value
 
     @field_validator("meter_kind")
     @classmethod
@@ -68,4 +91,4 @@ class Bdg2Source(dg.Component, dg.Model, dg.Resolvable):
             if os.environ.get(ENV_ZENODO_ACCESS_TOKEN)
             else None,
         )
-        return buildings_definitions().with_resources({"zenodo": zenodo})
+        return buildings_definitions(self).with_resources({"zenodo": zenodo})

@@ -1,7 +1,10 @@
-"""Partitions of the buildings assets: one static partition per BDG2 meter (electricity, chilledwater, ...)."""
+"""Partitions of the buildings assets: one static partition per declared BDG2 meter (electricity, ...)."""
+
+from collections.abc import Sequence
 
 import dagster as dg
 
-from energy_assets.sources.buildings.archive import METERS
 
-meter_partitions = dg.StaticPartitionsDefinition(list(METERS))
+def meter_partitions(meters: Sequence[str]) -> dg.StaticPartitionsDefinition:
+    """One partition per meter, in the order the declaration lists them."""
+    return dg.StaticPartitionsDefinition(list(meters))

@@ -1,7 +1,8 @@
 """The new-version sensor: tells the UI when the configured BDG2 record has a newer version on Zenodo.
 
-It never switches versions by itself (a new version is a config change, BDG2_ZENODO_RECORD, which makes a
-new cache entry); each daily tick says which version is configured and which is the latest. Keep HTTP out
+It never switches versions by itself (a new version is a config change, the declaration's `record` or
+BDG2_ZENODO_RECORD, which makes a new cache entry); each tick (daily unless the declaration's
+`version_check_interval_hours` says otherwise) says which version is configured and which is the latest. Keep HTTP out
 of this module: the client lives in `energy_assets.sources.buildings`.
 """
 
@@ -10,17 +11,22 @@ import dagster as dg
 from energy_assets.defs.buildings.resources import ZenodoResource
 
 
-@dg.sensor(
-    name="bdg2_new_version_sensor",
-    minimum_interval_seconds=24 * 3600,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    asset_selection=dg.AssetSelection.assets(dg.AssetKey(["raw", "buildings", "bdg2_archive"])),
-    description=(
-        "Daily: asks Zenodo for the latest version of the configured BDG2 record and reports it in the tick"
-        " (no run is started; switch versions by setting BDG2_ZENODO_RECORD)."
-    ),
-)
-def bdg2_new_version_sensor(context: dg.SensorEvaluationContext, zenodo: ZenodoResource) -> dg.SensorResult:
+def new_version_sensor(interval_hours: int) -> dg.SensorDefinition:
+    """`bdg2_new_version_sensor`, ticking every `interval_hours`."""
+    return dg.sensor(
+        name="bdg2_new_version_sensor",
+        minimum_interval_seconds=interval_hours * 3600,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        asset_selection=dg.AssetSelection.assets(dg.AssetKey(["raw", "buildings", "bdg2_archive"])),
+        description=(
+            f"Every {interval_hours} h: asks Zenodo for the latest version of the configured BDG2 record and"
+            " reports it in the tick (no run is started; switch versions with the declaration's `record`)."
+        ),
+    )(check_new_version)
+
+
+def check_new_version(context: dg.SensorEvaluationContext, zenodo: ZenodoResource) -> dg.SensorResult:
+    """One tick: the configured record and the latest version of it, reported (never switched to)."""
     client = zenodo.client()
     configured = client.record(zenodo.settings().record)
     latest = client.latest_version(configured.record_id)
