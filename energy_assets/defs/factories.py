@@ -199,11 +199,11 @@ def table_asset(
 
     def _run(context: dg.AssetExecutionContext) -> Iterator[Any]:
         lake, postgres = context.resources.lake, context.resources.postgres
-        publisher = make_publisher(lake, postgres)
         shrink_allowed = allow_shrink(context.op_execution_context)
 
         def publish(requests: Sequence[PublishRequest]) -> list[PublishResult]:
-            return publisher.publish_all(
+            # The database is reached only once there is something to publish (a dead API fails first).
+            return make_publisher(lake, postgres).publish_all(
                 [replace(r, allow_shrink=True) if shrink_allowed else r for r in requests]
             )
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from energy_assets.defs.energy_charts.assets import price_assets
+from energy_assets.defs.energy_charts import EnergyChartsSource, energy_charts_assets
 from energy_assets.defs.energy_charts.resources import EnergyChartsResource
 from energy_assets.defs.policy import NETWORK_RETRY
 from energy_assets.defs.resources import LakeResource, PostgresResource
@@ -74,7 +74,7 @@ def test_a_dead_api_fails_the_materialization_within_the_budget(
 
     started = time.monotonic()
     result = dg.materialize(
-        [price_assets],
+        [energy_charts_assets(EnergyChartsSource()).price],
         partition_key="2025-03-30",
         resources={
             "energy_charts": energy_charts,
