@@ -68,7 +68,7 @@ BACKFILL_ASSETS = (
     ("marts", "daily_price_analysis"),
 )
 # One process per run (not one per step): the same code, far less start-up time on two cores. Step retries
-# (policy.NETWORK_RETRY: 15/30/60 s backoff) are off, so a broken run fails in seconds, not minutes.
+# (policy.NETWORK_RETRY: one retry after 5 s) are off, so a broken run fails at once.
 RUN_EXECUTION = {"execution": {"config": {"in_process": {"retries": {"disabled": {}}}}}}
 METER_SAMPLE = METERS_SAMPLE_DIR / "NEM12_DEMO0001_MDPDEMO_RETDEMO.csv"
 
