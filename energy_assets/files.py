@@ -6,12 +6,17 @@ atomic on one filesystem) and is created with its final mode, so a private key i
 others, not even for a moment. Secret files (keys, passwords, passfiles) are refused when the group
 or others can read them (`check_private_file`, `read_private_file`); `exclusive_lock`
 serialises processes that change the same folder (the managed cluster's start, the CA).
+
+Data files a user names or drops (NEM12 files, zips, the BDG2 archive) are opened with `open_regular_file`:
+a symbolic link, folder, fifo, socket or device is refused from its `lstat`, before anything opens it, so
+a link to `/etc/passwd` is never read and a fifo never blocks the reader.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import fcntl
 import os
 import secrets
@@ -21,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from energy_assets.errors import InsecureFileError
+from energy_assets.errors import DataValidationError, InsecureFileError
 
 
 def fsync_directory(directory: str | Path) -> None:
@@ -123,6 +128,64 @@ def _insecure_message(what: str, path: Path, mode: int) -> str:
         f"{what} {path} has mode {mode:04o}, readable by group or others; run `chmod 600 {path}` "
         "(and check who could have copied it)."
     )
+
+
+class NotARegularFileError(DataValidationError):
+    """A path given as a data file is a symbolic link, folder, fifo, socket or device; it was not read."""
+
+
+def _kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe (fifo)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _not_regular(path: str | os.PathLike[str], kind: str) -> NotARegularFileError:
+    return NotARegularFileError(
+        f"{path} is {kind}, not a regular file, and was not read; give the data file itself"
+        " (links are not followed)."
+    )
+
+
+def check_regular_file(path: str | os.PathLike[str]) -> os.stat_result:
+    """The `lstat` of `path` if it is a regular file; else `NotARegularFileError`, without opening it.
+
+    A symbolic link is judged as the link, never its target. A missing file raises `FileNotFoundError`.
+    """
+    status = os.lstat(path)
+    if not stat.S_ISREG(status.st_mode):
+        raise _not_regular(path, _kind(status.st_mode))
+    return status
+
+
+def open_regular_file(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a data file for binary reading; a link or non-regular file raises `NotARegularFileError` unread.
+
+    `lstat` first, so a fifo or device is never opened; then `O_NOFOLLOW | O_NONBLOCK` and an `fstat` of what
+    was opened, so a file swapped for a link or a fifo between the two is refused as well.
+    """
+    check_regular_file(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _not_regular(path, "a symbolic link") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, _kind(mode))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def check_private_file(path: str | Path, *, what: str) -> None:

@@ -471,3 +471,40 @@ def test_ca_revoke_of_the_served_certificate_rotates_it_first(
     assert main(["ca", "status"]) == 0
     status_lines = capsys.readouterr().out.splitlines()
     assert any(f"{served:040x}" in line and "REVOKED" in line for line in status_lines)
+
+
+def test_meters_ingest_of_a_link_prints_no_byte_of_its_target(
+    cli_home, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("ENERGY_ASSETS_INBOX", str(tmp_path / "inbox"))
+    secret = tmp_path / "passwd"
+    secret.write_text("root:x:0:0:Secret Marker:/root:/bin/bash\n")
+    link = tmp_path / "x.csv"
+    link.symlink_to(secret)
+
+    assert main(["meters", "ingest", "--ephemeral-instance", str(link)]) == 2
+
+    out, err = capsys.readouterr()
+    assert out == (
+        f"{link}: FAILED: {link} is a symbolic link, not a regular file, and was not read; give the data file"
+        " itself (links are not followed). It was left where it is.\n"
+    )
+    assert "Secret Marker" not in out + err
+    assert link.is_symlink() and not any((tmp_path / "quarantine").iterdir())
+
+
+def test_meters_ingest_with_a_bad_limit_setting_is_one_line_and_moves_nothing(
+    cli_home, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("ENERGY_ASSETS_INBOX", str(tmp_path / "inbox"))
+    monkeypatch.setenv("ENERGY_ASSETS_MAX_COMPRESSION_RATIO", "lots")
+    path = tmp_path / "a.csv"
+    path.write_text("100,NEM12,200506081149,UNITEDDP,NEMMCO\n900\n")
+
+    assert main(["meters", "ingest", "--ephemeral-instance", str(path)]) == 2
+
+    assert capsys.readouterr().err == (
+        "energy-assets: error: ENERGY_ASSETS_MAX_COMPRESSION_RATIO='lots' is not a number of at least 1; unset"
+        " it for the default (200).\n"
+    )
+    assert path.exists() and not (tmp_path / "inbox").exists()

@@ -150,3 +150,55 @@ def test_a_private_file_is_never_readable_by_others_not_even_before_its_chmod(
         os.umask(old_umask)
     assert modes_at_creation == [0o600, 0o644]
     assert stat.S_IMODE((tmp_path / "cluster.json").stat().st_mode) == 0o644
+
+
+# ------------------------------------------------------------------------------------ data files
+SECRET = b"root:x:0:0:Secret Marker:/root:/bin/bash\n"
+
+
+def test_a_regular_file_opens_for_reading(tmp_path: Path) -> None:
+    path = tmp_path / "meter.csv"
+    path.write_bytes(b"100,NEM12\n")
+    with files.open_regular_file(path) as handle:
+        assert handle.read() == b"100,NEM12\n"
+    assert files.check_regular_file(path).st_size == 10
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (lambda path, target: os.symlink(target, path), "a symbolic link"),
+        (lambda path, target: os.mkfifo(path), "a named pipe (fifo)"),
+        (lambda path, target: os.mkdir(path), "a folder"),
+    ],
+)
+def test_links_fifos_and_folders_are_refused_unread(tmp_path: Path, make, kind: str) -> None:
+    target = tmp_path / "passwd"
+    target.write_bytes(SECRET)
+    path = tmp_path / "x.csv"
+    make(path, target)
+    for call in (files.check_regular_file, files.open_regular_file):
+        with pytest.raises(files.NotARegularFileError) as raised:
+            call(path)
+        assert str(raised.value) == (
+            f"{path} is {kind}, not a regular file, and was not read; give the data file itself"
+            " (links are not followed)."
+        )
+
+
+def test_a_link_or_fifo_swapped_in_after_the_lstat_is_refused_by_the_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "passwd"
+    target.write_bytes(SECRET)
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    # As if each had been a regular file when `lstat` looked: O_NOFOLLOW and the fstat catch the swap, and
+    # O_NONBLOCK keeps the fifo (no writer) from blocking the open.
+    monkeypatch.setattr(files, "check_regular_file", lambda path: os.lstat(target))
+    with pytest.raises(files.NotARegularFileError, match="link.csv is a symbolic link"):
+        files.open_regular_file(link)
+    with pytest.raises(files.NotARegularFileError, match="fifo.csv is a named pipe"):
+        files.open_regular_file(fifo)

@@ -6,11 +6,13 @@ own (sample files are rewritten with a test-specific NMI prefix).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from energy_assets.settings import DataHome
 from energy_assets.sources.meters import ledger
 from energy_assets.sources.meters.identifiers import NmiProtector, generate_keys
 from energy_assets.sources.meters.settings import SAMPLE_DIR
+from energy_assets_tests.hostile_files import NEM12_MEMBER, fifo_with_a_writer, nem12_blank_lines_bomb
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nem12"
 FIRST = SAMPLE_DIR / "NEM12_DEMO0001_MDPDEMO_RETDEMO.csv"
@@ -343,3 +346,92 @@ def test_a_file_killed_after_its_commit_is_only_moved_on_retry(setup, nmi_prefix
     )
     with connect(pg_settings) as conn:
         assert ledger.lookup(conn, [sha])[sha].status == "processed"
+
+
+SECRET = "root:x:0:0:Secret Marker:/root:/bin/bash"
+
+
+def _inbox_folders(setup: dict) -> dict[str, list[str]]:
+    """The names in inbox/, processed/ and quarantine/ (absent folders as empty)."""
+    parent = setup["inbox"].parent
+    return {
+        name: sorted(path.name for path in (parent / name).iterdir()) if (parent / name).exists() else []
+        for name in ("inbox", "processed", "quarantine")
+    }
+
+
+def test_ingest_refuses_links_fifos_and_folders_unread_and_unmoved(setup, tmp_path):
+    secret = tmp_path / "passwd"
+    secret.write_text(SECRET + "\n")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    link = downloads / "x.csv"
+    link.symlink_to(secret)
+    fifo = downloads / "pipe.csv"
+    folder = downloads / "folder.csv"
+    folder.mkdir()
+    setup["inbox"].mkdir(parents=True)
+    inbox_link = setup["inbox"] / "in_inbox.csv"
+    inbox_link.symlink_to(secret)
+
+    with fifo_with_a_writer(fifo, (SECRET + "\n").encode()):
+        outcomes = ingest_files(setup["defs"], setup["instance"], [link, fifo, folder, inbox_link])
+
+    assert [outcome.ok for outcome in outcomes] == [False, False, False, False]
+    assert [outcome.message for outcome in outcomes] == [
+        f"{path} is {kind}, not a regular file, and was not read; give the data file itself (links are not"
+        " followed). It was left where it is."
+        for path, kind in [
+            (link, "a symbolic link"),
+            (fifo, "a named pipe (fifo)"),
+            (folder, "a folder"),
+            (inbox_link, "a symbolic link"),
+        ]
+    ]
+    assert link.is_symlink() and inbox_link.is_symlink() and fifo.exists() and folder.is_dir()
+    assert _inbox_folders(setup) == {"inbox": ["in_inbox.csv"], "processed": [], "quarantine": []}
+    assert all("Secret Marker" not in outcome.message for outcome in outcomes)
+
+
+def test_a_file_of_empty_lines_is_quarantined_not_loaded_as_zero_rows(setup, tmp_path):
+    path = tmp_path / "empty_lines.csv"
+    path.write_bytes(b"100,NEM12,200506081149,UNITEDDP,NEMMCO\n" + b"\n" * 100_000 + b"900\n")
+
+    [outcome] = ingest_files(setup["defs"], setup["instance"], [path])
+
+    assert not outcome.ok
+    assert "empty_lines.csv, line 100002: file holds no interval data" in outcome.message
+    quarantined = setup["inbox"].parent / "quarantine" / "empty_lines.csv"
+    assert outcome.message.endswith(f"; moved to {quarantined}")
+    assert _inbox_folders(setup) == {
+        "inbox": [],
+        "processed": [],
+        "quarantine": ["empty_lines.csv", "empty_lines.csv.report.json"],
+    }
+
+
+def test_a_zip_bomb_in_the_inbox_is_quarantined_with_its_report_fast(setup, pg_settings):
+    setup["inbox"].mkdir(parents=True)
+    bomb = nem12_blank_lines_bomb(setup["inbox"] / "bomb.zip")
+    cursor = tick(setup, None).cursor
+    [request] = tick(setup, cursor).run_requests
+
+    started = time.perf_counter()
+    result = run(setup, request)
+
+    assert not result.success and time.perf_counter() - started < 30
+    quarantined = setup["inbox"].parent / "quarantine" / "bomb.zip"
+    report = json.loads(quarantined.with_name("bomb.zip.report.json").read_text())
+    [problem] = report["problems"]
+    assert problem["line"] == 0 and problem["record"] == ""
+    assert problem["reason"].startswith(f"zip member '{NEM12_MEMBER}': compression ratio 1,029:1")
+    assert "ENERGY_ASSETS_MAX_COMPRESSION_RATIO" in problem["reason"]
+    assert not bomb.exists()
+    assert _inbox_folders(setup) == {
+        "inbox": [],
+        "processed": [],
+        "quarantine": ["bomb.zip", "bomb.zip.report.json"],
+    }
+    sha = request.run_config["ops"]["meters__meter_readings"]["config"]["sha256"]
+    with connect(pg_settings) as conn:
+        assert ledger.lookup(conn, [sha])[sha].status == "quarantined"

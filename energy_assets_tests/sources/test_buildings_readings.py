@@ -14,6 +14,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from energy_assets.archive_limits import FileLimitError, FileLimits
+from energy_assets.files import NotARegularFileError
 from energy_assets.sources.buildings import meter_blocks
 from energy_assets.sources.buildings.archive import METADATA_MEMBER, Bdg2Archive, meter_member
 from energy_assets.sources.buildings.errors import (
@@ -22,7 +24,7 @@ from energy_assets.sources.buildings.errors import (
     LfsPointerError,
     MissingMemberError,
 )
-from energy_assets.sources.buildings.readings import convert_meter
+from energy_assets.sources.buildings.readings import convert_meter, convert_meter_file
 from energy_assets.sources.buildings.sample_builder import (
     build_bdg2_zip,
     hourly,
@@ -30,6 +32,7 @@ from energy_assets.sources.buildings.sample_builder import (
     metadata_csv,
     wide_csv,
 )
+from energy_assets_tests.hostile_files import bdg2_long_line_bomb, fifo_with_a_writer, run_measured
 
 START = datetime(2016, 1, 1)
 ELECTRICITY = meter_member("electricity")
@@ -376,3 +379,109 @@ def test_site_standard_time_needs_every_site_in_the_metadata(tmp_path: Path) -> 
         convert_meter(archive, "electricity", tmp_path / "e.parquet", utc_offset_minutes={"Panther": -300})
 
     assert (raised.value.line, raised.value.column) == (1, "Fox_education_Ollie")
+
+
+# ------------------------------------------------------------------- hostile input and file limits
+def test_a_header_that_is_not_a_meter_header_is_not_quoted(tmp_path: Path) -> None:
+    secret = "root:x:0:0:Secret Marker:/root:/bin/bash"
+    path = make_zip(tmp_path, {ELECTRICITY: f"{secret}\n{secret}\n".encode()})
+
+    with Bdg2Archive(path) as archive, pytest.raises(Bdg2CsvError) as raised:
+        convert_meter(archive, "electricity", tmp_path / "e.parquet")
+
+    assert "the first column must be `timestamp` (not a BDG2 meter file?)" in str(raised.value)
+    assert "Secret Marker" not in str(raised.value)
+
+
+def test_a_field_the_csv_module_refuses_is_named_by_line(tmp_path: Path) -> None:
+    unclosed_quote = '2016-01-01 02:00:00,"1.0,,2.0,3.0'  # the quoted field runs on over 4,000 lines
+    path = make_zip(tmp_path, {ELECTRICITY: _broken({4: unclosed_quote}, hours=4000)})
+
+    with Bdg2Archive(path) as archive, pytest.raises(Bdg2CsvError) as raised:
+        convert_meter(archive, "electricity", tmp_path / "e.parquet")
+
+    assert (raised.value.member, raised.value.line) == (
+        "bdg2.zip:data/meters/cleaned/electricity_cleaned.csv",
+        4,
+    )
+    assert "cannot be read as CSV from this line on (field larger than field limit (131072)" in str(
+        raised.value
+    )
+
+
+def test_links_and_fifos_are_refused_as_archives_and_as_meter_files(tmp_path: Path) -> None:
+    real = make_zip(tmp_path, {ELECTRICITY: electricity_csv()})
+    link = tmp_path / "link.zip"
+    link.symlink_to(real)
+    with pytest.raises(NotARegularFileError, match="link.zip is a symbolic link"):
+        Bdg2Archive(link)
+    with (
+        fifo_with_a_writer(tmp_path / "fifo.csv", electricity_csv()) as fifo,
+        pytest.raises(NotARegularFileError, match="fifo.csv is a named pipe"),
+    ):
+        convert_meter_file(fifo, tmp_path / "e.parquet", meter="electricity")
+    plain = tmp_path / "electricity.csv"
+    plain.write_bytes(electricity_csv())
+    plain_link = tmp_path / "plain_link.csv"
+    plain_link.symlink_to(plain)
+    with pytest.raises(NotARegularFileError, match="plain_link.csv is a symbolic link"):
+        convert_meter_file(plain_link, tmp_path / "e.parquet", meter="electricity")
+    assert convert_meter_file(plain, tmp_path / "e.parquet", meter="electricity").rows == HOURS
+    assert leftovers(tmp_path / "out") == []
+
+
+def test_an_archive_with_too_many_entries_is_refused_before_its_directory_is_read(tmp_path: Path) -> None:
+    path = make_zip(tmp_path, {ELECTRICITY: electricity_csv()})  # 5 entries: 4 folders and the file
+
+    with pytest.raises(FileLimitError) as raised:
+        Bdg2Archive(path, limits=FileLimits(max_zip_members=4))
+
+    assert str(raised.value).startswith("bdg2.zip: the zip directory declares 5 entries")
+    assert raised.value.setting == "ENERGY_ASSETS_MAX_ZIP_MEMBERS"
+
+
+def test_a_long_line_is_refused_by_number_in_bounded_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(meter_blocks, "CHUNK_BYTES", 2048)
+    path = make_zip(tmp_path, {ELECTRICITY: _broken({300: "2016-01-13 10:00:00," + "1" * 9000}, hours=400)})
+    destination = tmp_path / "out" / "e.parquet"
+
+    with Bdg2Archive(path, limits=FileLimits(max_line_bytes=5000)) as archive:
+        with pytest.raises(FileLimitError) as raised:
+            convert_meter(archive, "electricity", destination)
+        assert str(raised.value).startswith(
+            "bdg2.zip:data/meters/cleaned/electricity_cleaned.csv, line 300: line longer than the limit of"
+            " 5,000 bytes (ENERGY_ASSETS_MAX_LINE_BYTES)"
+        )
+    with Bdg2Archive(path, limits=FileLimits(max_line_bytes=50)) as archive:
+        with pytest.raises(
+            FileLimitError, match=r"electricity_cleaned.csv, line 1: line longer than the limit of 50 "
+        ):
+            convert_meter(archive, "electricity", destination)
+    assert leftovers(destination.parent) == []
+
+
+def test_the_zip_bomb_is_refused_fast_in_bounded_memory_naming_the_member(tmp_path: Path) -> None:
+    bomb = bdg2_long_line_bomb(tmp_path / "bomb.zip")
+    assert bomb.stat().st_size < 1 << 20
+    snippet = f"""
+        from energy_assets.sources.buildings.archive import Bdg2Archive
+        from energy_assets.sources.buildings.readings import convert_meter
+        with Bdg2Archive({str(bomb)!r}) as archive:
+            convert_meter(archive, "solar", {str(tmp_path / "solar.parquet")!r})
+    """
+    result = run_measured(snippet)
+    assert result["outcome"].startswith(
+        "FileLimitError: bomb.zip:data/meters/cleaned/solar_cleaned.csv: compression ratio 1,029:1"
+    ), result
+    assert "ENERGY_ASSETS_MAX_COMPRESSION_RATIO" in result["outcome"]
+    assert result["seconds"] < 5 and result["peak_rss_mb"] < 500, result
+    # With the ratio limit out of the way, the 400 MiB line is refused once it passes the line limit.
+    result = run_measured(snippet, {"ENERGY_ASSETS_MAX_COMPRESSION_RATIO": "100000"})
+    assert result["outcome"].startswith(
+        "FileLimitError: bomb.zip:data/meters/cleaned/solar_cleaned.csv, line 2: line longer than the limit"
+        " of 1,048,576 bytes (ENERGY_ASSETS_MAX_LINE_BYTES)"
+    ), result
+    assert result["seconds"] < 5 and result["peak_rss_mb"] < 500, result
+    assert not (tmp_path / "solar.parquet").exists()

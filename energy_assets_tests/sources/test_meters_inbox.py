@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from energy_assets.files import NotARegularFileError
 from energy_assets.sources.meters.errors import Nem12Error
 from energy_assets.sources.meters.inbox import (
     FileObservation,
@@ -217,3 +218,19 @@ def test_the_same_file_dropped_twice_once_renamed_is_loaded_once(layout: InboxLa
 
 def test_identify_skips_files_that_vanished(layout: InboxLayout) -> None:
     assert identify(layout.inbox, [FileObservation("gone.csv", 3, 1)]) == []
+
+
+def test_links_and_fifos_in_the_inbox_are_never_candidates_nor_hashed(
+    layout: InboxLayout, tmp_path: Path
+) -> None:
+    secret = tmp_path / "passwd"
+    secret.write_bytes(b"root:x:0:0:Secret Marker:/root:/bin/bash\n")
+    (layout.inbox / "x.csv").symlink_to(secret)
+    os.mkfifo(layout.inbox / "pipe.csv")
+    drop(layout, "real.csv", b"100,NEM12\n")
+    assert [o.name for o in list_candidates(layout.inbox)] == ["real.csv"]
+    with pytest.raises(NotARegularFileError, match="x.csv is a symbolic link"):
+        sha256_of_file(layout.inbox / "x.csv")
+    # A file swapped for a link between the listing and the hashing is skipped, not followed.
+    listed = FileObservation("x.csv", secret.stat().st_size, 1)
+    assert identify(layout.inbox, [listed]) == []

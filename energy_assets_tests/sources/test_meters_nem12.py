@@ -4,6 +4,7 @@ and the readings equal those of the reference parser `nemreader`, value by value
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ import pyarrow as pa
 import pytest
 from nemreader import NEMFile
 
+from energy_assets.archive_limits import FileLimits
 from energy_assets.sources.meters.errors import Nem12Error, Nem13NotSupportedError
 from energy_assets.sources.meters.nem12 import iter_records, read_nem12_batches, read_nem12_table
 from energy_assets.sources.meters.records import (
@@ -23,6 +25,12 @@ from energy_assets.sources.meters.records import (
     NmiDataDetails,
 )
 from energy_assets.sources.meters.tables import METER_READINGS
+from energy_assets_tests.hostile_files import (
+    NEM12_MEMBER,
+    fifo_with_a_writer,
+    nem12_blank_lines_bomb,
+    run_measured,
+)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "nem12"
 GOOD_FILES = sorted(FIXTURES.glob("nem12_*"))
@@ -402,3 +410,156 @@ def test_zip_from_macos_with_a_resource_fork_reads_the_one_real_file() -> None:
         archive.writestr("__MACOSX/meter/._data.csv", b"\x00\x05\x16\x07")
     buffer.seek(0)
     assert read_nem12_table(buffer, source_file="mac.zip").num_rows == 144
+
+
+# ------------------------------------------------------------------- hostile input and file limits
+SECRET = "root:x:0:0:Secret Marker:/root:/bin/bash"
+
+
+def test_a_symbolic_link_is_refused_and_its_target_never_read(tmp_path: Path) -> None:
+    target = tmp_path / "passwd"
+    target.write_text(SECRET + "\n")
+    link = tmp_path / "x.csv"
+    link.symlink_to(target)
+    for read in (read_nem12_table, lambda path: list(iter_records(path))):
+        with pytest.raises(Nem12Error) as caught:
+            read(link)
+        assert (caught.value.file, caught.value.line, caught.value.record) == ("x.csv", 0, "")
+        assert "is a symbolic link, not a regular file, and was not read" in caught.value.reason
+        assert "Secret Marker" not in str(caught.value)
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    with (
+        fifo_with_a_writer(tmp_path / "meter.csv", SECRET.encode()) as fifo,
+        pytest.raises(Nem12Error) as caught,
+    ):
+        read_nem12_table(fifo)
+    assert "is a named pipe (fifo), not a regular file, and was not read" in caught.value.reason
+    assert "Secret Marker" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (SECRET + "\n", "file does not start with a 100 header record"),
+        (f"100,{SECRET}\n900\n", "bad VersionHeader in the 100 record (expected NEM12)"),
+        (f"250,{SECRET}\n", "NEM13 file"),
+    ],
+)
+def test_no_line_is_quoted_before_the_100_header_is_recognised(text: str, reason: str) -> None:
+    with pytest.raises(Nem12Error) as caught:
+        read_nem12_table(io.BytesIO(text.encode()), source_file="x.csv")
+    assert (caught.value.line, caught.value.record) == (1, "")
+    assert reason in caught.value.reason
+    assert "Secret Marker" not in str(caught.value) + json.dumps(caught.value.to_report())
+
+
+def test_a_line_after_the_header_is_quoted_as_before() -> None:
+    with pytest.raises(Nem12Error) as caught:
+        read_nem12_table(nem12_text(HEADER, SECRET, "900"))
+    assert (caught.value.line, caught.value.record) == (2, SECRET)
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        [HEADER, "900"],
+        [HEADER, "", "", "900"],
+        [HEADER, CHANNEL_30, "900"],
+    ],
+)
+def test_a_file_without_interval_data_is_refused(records: list[str]) -> None:
+    for read in (read_nem12_table, lambda source: list(iter_records(source))):
+        with pytest.raises(Nem12Error) as caught:
+            read(nem12_text(*records))
+        assert caught.value.line == len(records)
+        assert "file holds no interval data (no 300 record between its 100 and 900)" in caught.value.reason
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_megabytes_of_empty_lines_are_counted_without_splitting_them(newline: str) -> None:
+    blanks = 3_000_000
+    text = f"{HEADER}\n" + newline * blanks + f"{CHANNEL_30}\n{day_300('20050301', VALUES_48)}\nbad\n900\n"
+    with pytest.raises(Nem12Error) as caught:
+        read_nem12_table(io.BytesIO(text.encode()))
+    assert caught.value.line == blanks + 4 and caught.value.record == "bad"
+    table = read_nem12_table(io.BytesIO(text.replace("bad\n", "").encode()))
+    assert table.num_rows == 48
+
+
+def test_only_empty_lines_is_an_empty_file() -> None:
+    with pytest.raises(Nem12Error, match="file is empty"):
+        read_nem12_table(io.BytesIO(b"\r\n" * 2_000_000))
+
+
+def test_a_line_over_the_limit_is_refused_by_number_without_quoting_it() -> None:
+    limits = FileLimits(max_line_bytes=4000)
+    long_300 = day_300("20050301", VALUES_48).replace(",A,", "," + "9" * 4000 + ",A,")
+    for text in (
+        f"{HEADER}\n{CHANNEL_30}\n{long_300}\n900\n",
+        f"{HEADER}\n{CHANNEL_30}\n{long_300}",  # the last line, without a line end
+        "1" * (3 << 20),  # one line over several blocks
+    ):
+        with pytest.raises(Nem12Error) as caught:
+            read_nem12_table(io.BytesIO(text.encode()), source_file="long.csv", limits=limits)
+        assert caught.value.line == (1 if text.startswith("11") else 3)
+        assert caught.value.record == ""
+        assert (
+            "line longer than the limit of 4,000 bytes (ENERGY_ASSETS_MAX_LINE_BYTES)" in caught.value.reason
+        )
+    read_nem12_table(nem12_text(HEADER, CHANNEL_30, day_300("20050301", VALUES_48), "900"), limits=limits)
+
+
+def _zip_of(members: dict[str, bytes]) -> io.BytesIO:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    buffer.seek(0)
+    return buffer
+
+
+def test_a_highly_compressed_member_is_refused_before_it_is_inflated() -> None:
+    bomb = _zip_of({"inner.csv": (HEADER + "\n" * (20 << 20) + "900\n").encode()})
+    with pytest.raises(Nem12Error) as caught:
+        read_nem12_table(bomb, source_file="bomb.zip")
+    assert (caught.value.file, caught.value.line, caught.value.record) == ("bomb.zip", 0, "")
+    assert caught.value.reason.startswith("zip member 'inner.csv': compression ratio ")
+    assert "over the limit of 200:1 (ENERGY_ASSETS_MAX_COMPRESSION_RATIO)" in caught.value.reason
+    assert str(caught.value).startswith("bomb.zip: zip member 'inner.csv': compression ratio ")
+
+
+def test_size_and_member_count_limits_apply_to_zips_plain_files_and_streams(tmp_path: Path) -> None:
+    good = (FIXTURES / "nem12_30min_multiple_quality.csv").read_bytes()
+    limits = FileLimits(max_uncompressed_bytes=len(good) - 1, max_zip_members=2)
+    with pytest.raises(Nem12Error, match=r"zip member 'a.csv': uncompressed size .* \(declared in the zip"):
+        read_nem12_table(_zip_of({"a.csv": good}), limits=limits)
+    path = tmp_path / "a.csv"
+    path.write_bytes(good)
+    with pytest.raises(Nem12Error, match=r"uncompressed size .* \(from the file system\)"):
+        read_nem12_table(path, limits=limits)
+    with pytest.raises(Nem12Error, match="counted while reading"):
+        read_nem12_table(io.BytesIO(good), limits=limits)
+    with pytest.raises(Nem12Error, match="declares 3 entries, more than the limit of 2"):
+        read_nem12_table(_zip_of({"a.csv": good, "b.csv": good, "c.csv": good}), limits=limits)
+    assert read_nem12_table(path).num_rows == read_nem12_table(io.BytesIO(good)).num_rows > 0
+
+
+def test_the_zip_bomb_is_refused_fast_in_bounded_memory_naming_the_member(tmp_path: Path) -> None:
+    bomb = nem12_blank_lines_bomb(tmp_path / "bomb.zip")
+    assert bomb.stat().st_size < 1 << 20
+    snippet = f"""
+        from energy_assets.sources.meters.nem12 import read_nem12_table
+        read_nem12_table({str(bomb)!r})
+    """
+    result = run_measured(snippet)
+    assert result["outcome"].startswith(
+        f"Nem12Error: bomb.zip: zip member '{NEM12_MEMBER}': compression ratio 1,029:1"
+    ), result
+    assert "ENERGY_ASSETS_MAX_COMPRESSION_RATIO" in result["outcome"]
+    assert result["seconds"] < 5 and result["peak_rss_mb"] < 500, result
+    # With the ratio limit out of the way, the 400 MiB of empty lines are still read fast, and refused.
+    result = run_measured(snippet, {"ENERGY_ASSETS_MAX_COMPRESSION_RATIO": "100000"})
+    assert "file holds no interval data" in result["outcome"], result
+    assert result["seconds"] < 20 and result["peak_rss_mb"] < 500, result

@@ -3,7 +3,9 @@
 Keep parsing and publishing out of this module: each file goes through `meters_ingest_job`, exactly as a
 sensor run does (recorded in the Dagster instance, same audit, same quarantine and processed moves). A file
 outside the inbox is first moved into it (never overwriting), so every file ends in `processed/` or
-`quarantine/`. A file whose content was already loaded is moved to `processed/` without a run.
+`quarantine/`. A file whose content was already loaded is moved to `processed/` without a run. A symbolic
+link, fifo or folder is refused where it is, unread and unmoved; so is everything when a file-limit setting
+(`energy_assets.archive_limits`) is malformed.
 """
 
 import shutil
@@ -12,9 +14,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from energy_assets.archive_limits import FileLimits
 from energy_assets.defs.meters.resources import MetersResource
 from energy_assets.defs.meters.sensors import ingest_run_config, meters_ingest_job
 from energy_assets.defs.resources import PostgresResource
+from energy_assets.files import NotARegularFileError, open_regular_file
 from energy_assets.postgres.connection import connect
 from energy_assets.sources.meters import ledger
 from energy_assets.sources.meters.inbox import (
@@ -35,7 +39,11 @@ class IngestOutcome:
 def ingest_files(
     defs: dg.Definitions, instance: dg.DagsterInstance, paths: list[Path]
 ) -> list[IngestOutcome]:
-    """Load each file through the ingest job; one outcome per file, in order."""
+    """Load each file through the ingest job; one outcome per file, in order.
+
+    A malformed file-limit setting raises `ConfigurationError` before any file is touched.
+    """
+    FileLimits.from_env()
     # Resolved as a run resolves them (EnvVar values read now, never printed).
     resources = defs.resources or {}
     meters: MetersResource = resources["meters"].process_config_and_initialize()
@@ -44,12 +52,16 @@ def ingest_files(
     job = defs.resolve_job_def(meters_ingest_job.name)
     outcomes = []
     for given in paths:
-        if not given.is_file():
+        try:
+            sha = sha256_of_file(given)  # lstat first: a link or fifo is refused without being opened
+        except FileNotFoundError:
             outcomes.append(
                 IngestOutcome(given, False, f"{given}: no such file; give the path of a NEM12 file.")
             )
             continue
-        sha = sha256_of_file(given)
+        except NotARegularFileError as refused:
+            outcomes.append(IngestOutcome(given, False, f"{refused} It was left where it is."))
+            continue
         path = (
             given
             if given.resolve().parent == layout.inbox.resolve()
@@ -100,8 +112,13 @@ def _into_inbox(path: Path, inbox: Path, sha: str) -> Path:
     try:
         return move_without_overwrite(path, inbox, sha)
     except OSError:
+        # Another filesystem: copy (never over an inbox file), the original stays where it was.
         target = inbox / path.name
-        shutil.copy2(path, target)  # another filesystem: copy, the original stays where it was
+        if target.exists() or target.is_symlink():
+            target = inbox / f"{sha[:12]}_{path.name}"
+        with open_regular_file(path) as source, open(target, "xb") as copy:
+            shutil.copyfileobj(source, copy)
+        shutil.copystat(path, target, follow_symlinks=False)
         return target
 
 

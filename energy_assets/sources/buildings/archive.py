@@ -5,6 +5,11 @@ The Zenodo zip is a GitHub snapshot: one top folder (`buds-lab-building-data-gen
 `data/weather/weather.csv`. Members are located by the path below the top folder, whatever the folder is called
 (it changes with the commit), and never by substring. A file that is not a zip, a member that fails its CRC,
 a missing member and a Git LFS pointer standing in for data each raise their own `Bdg2ArchiveError`.
+
+The archive is opened as a regular file only (a symbolic link or fifo is refused unread), and within the
+limits of `energy_assets.archive_limits`: the entry count is checked before the directory is read, each
+member's declared size and compression ratio before it is opened, and its bytes are counted while it is read,
+so a zip bomb is refused fast and in bounded memory with a `FileLimitError` naming archive, member and setting.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import zlib
 from pathlib import Path
 from typing import IO
 
+from energy_assets.archive_limits import FileLimits
+from energy_assets.files import open_regular_file
 from energy_assets.sources.buildings.errors import CorruptArchiveError, LfsPointerError, MissingMemberError
 
 METERS: tuple[str, ...] = (
@@ -60,21 +67,26 @@ def lfs_pointer_message(where: str, head: bytes) -> str:
 
 
 class Bdg2Archive:
-    """An open BDG2 zip; use as a context manager or call `close()`."""
+    """An open BDG2 zip; use as a context manager or call `close()`. `limits` default to the environment's."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, limits: FileLimits | None = None) -> None:
         self.path = Path(path)
+        self.limits = FileLimits.from_env() if limits is None else limits
+        self._file = open_regular_file(self.path)
         try:
-            self._zip = zipfile.ZipFile(self.path)
-        except FileNotFoundError:
-            raise
+            self.limits.check_zip_entries(self._file, self.path.name)
+            self._zip = zipfile.ZipFile(self._file)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            head = _head(self.path)
+            head = _head(self._file)
+            self._file.close()
             if head.startswith(LFS_POINTER_PREFIX):
                 raise LfsPointerError(lfs_pointer_message(str(self.path), head)) from None
             raise CorruptArchiveError(
                 f"{self.path} is not a readable zip ({exc}); delete it from the download cache and download again"
             ) from exc
+        except BaseException:
+            self._file.close()
+            raise
         names = [info for info in self._zip.infolist() if not info.is_dir()]
         tops = {info.filename.split("/", 1)[0] for info in names}
         # `data/` at the root means there is no top folder to strip.
@@ -93,6 +105,7 @@ class Bdg2Archive:
 
     def close(self) -> None:
         self._zip.close()
+        self._file.close()
 
     def describe(self, member: str) -> str:
         """`<archive name>:<member>`, as errors name members."""
@@ -116,17 +129,19 @@ class Bdg2Archive:
         return [meter for meter in METERS if meter_member(meter, kind) in self.members]
 
     def open(self, member: str) -> IO[bytes]:
-        """A binary stream of the member; refuses Git LFS pointers and empty members."""
+        """A binary stream of the member, within the limits; refuses Git LFS pointers and empty members."""
         info = self.info(member)
         head = self.read_head(member)
         if head.startswith(LFS_POINTER_PREFIX):
             raise LfsPointerError(lfs_pointer_message(self.describe(member), head))
         if info.file_size == 0:
             raise CorruptArchiveError(f"{self.describe(member)} is empty (0 bytes)")
-        return self._zip.open(info)
+        return self.limits.open_member(self._zip, self.path.name, info, member=member)
 
     def read_head(self, member: str, size: int = 256) -> bytes:
+        """The first `size` bytes of the member (after checking its declared size and ratio)."""
         info = self.info(member)
+        self.limits.check_member(self.path.name, info, member=member)
         try:
             with self._zip.open(info) as stream:
                 return stream.read(size)
@@ -137,9 +152,9 @@ class Bdg2Archive:
         return self.info(member).file_size
 
 
-def _head(path: Path, size: int = 256) -> bytes:
+def _head(file: IO[bytes], size: int = 256) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            return handle.read(size)
+        file.seek(0)
+        return file.read(size)
     except OSError:
         return b""

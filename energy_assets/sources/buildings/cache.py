@@ -6,7 +6,8 @@ id, hence a new cache entry; the namespace (the server's host, or `sample`) keep
 the bundled sample apart. While downloading, bytes go to `<entry>.part` (kept across runs so a broken download
 resumes) with the server's validator (ETag or Last-Modified) in `<entry>.part.json` for `If-Range`. Only a file
 whose size and md5 match the record is renamed into place; a mismatch deletes the partial file, so nothing
-unverified is ever published.
+unverified is ever published. Cached files are read as regular files only: a symbolic link or fifo put in
+the cache is refused (`NotARegularFileError`), never followed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from energy_assets.files import fsync_directory
+from energy_assets.files import check_regular_file, fsync_directory, open_regular_file
 from energy_assets.sources.buildings.errors import ChecksumMismatchError
 from energy_assets.sources.buildings.zenodo_records import ZenodoFile
 
@@ -26,9 +27,9 @@ HASH_CHUNK_BYTES = 4 << 20
 
 
 def file_md5(path: str | Path) -> str:
-    """The md5 of a file as lower-case hex, read in chunks."""
+    """The md5 of a file as lower-case hex, read in chunks (a link or fifo is refused unread)."""
     digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
+    with open_regular_file(path) as handle:
         while chunk := handle.read(HASH_CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
@@ -71,7 +72,7 @@ class DownloadCache:
         """
         path = self.path_for(file)
         try:
-            size = path.stat().st_size
+            size = check_regular_file(path).st_size
         except FileNotFoundError:
             return None
         if size == file.size and (not verify_md5 or file_md5(path) == file.md5):

@@ -2,9 +2,11 @@
 
 The stream is read in chunks of about `CHUNK_BYTES` cut at line ends (`line_chunks`, into buffers from Arrow's
 memory pool); `PARSE_THREADS` threads turn chunks into `LongBlock`s (`long_blocks`), handed out in file order,
-so memory stays at a few chunks whatever the file size. A block holds the chunk's naive timestamps (one per
-line, checked in file order by the caller) and its non-empty cells as long columns `building_id, site_id,
-meter, timestamp, reading, unit` in file order: hour by hour, buildings in header order.
+so memory stays at a few chunks whatever the file size (a line longer than the limit given raises
+`LineTooLongError` once the blocks before it are handed out, instead of growing a buffer for it). A block
+holds the chunk's naive timestamps (one per line, checked in file order by the caller) and its non-empty cells
+as long columns `building_id, site_id, meter, timestamp, reading, unit` in file order: hour by hour,
+buildings in header order.
 
 `BlockParser` parses a chunk in one of two ways, with the same result:
 - **the tokenizer** (nearly every chunk): numpy finds the delimiters, every line must have exactly one field
@@ -26,11 +28,10 @@ to refuse) on both ways.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, TypeVar
 
@@ -47,6 +48,10 @@ _COMMA, _LF, _CR = ord(","), ord("\n"), ord("\r")
 _MAX_TOKENIZED_BYTES = (1 << 31) - 1  # Arrow string offsets are int32
 
 _T = TypeVar("_T")
+
+
+class LineTooLongError(Exception):
+    """A line of the stream is longer than the limit given to `line_chunks`; the caller names file and line."""
 
 
 @dataclass(frozen=True)
@@ -252,24 +257,44 @@ class BlockParser:
         return pa.Table.from_arrays(columns, schema=self.schema)
 
 
-def long_blocks(stream: IO[bytes], parse: Callable[[pa.Buffer], _T | None]) -> Iterator[_T]:
+def long_blocks(
+    stream: IO[bytes], parse: Callable[[pa.Buffer], _T | None], *, max_line_bytes: int | None = None
+) -> Iterator[_T]:
     """`parse(chunk)` of each chunk of the stream (from where it stands: after the header), in file order.
 
     `PARSE_THREADS` chunks are parsed at once (pyarrow and numpy's large operations release the GIL) while
     the caller handles the one before: one thread would leave a core idle. At most `PARSE_THREADS + 2`
     chunks are held (in flight, and the one handed out), so memory stays bounded whatever the file size.
+    A line longer than `max_line_bytes` raises `LineTooLongError` after the blocks of the lines before it, so
+    the caller knows its line number.
     """
-    chunks = line_chunks(stream, CHUNK_BYTES)
+    chunks = line_chunks(stream, CHUNK_BYTES, max_line_bytes=max_line_bytes)
     pool = ThreadPoolExecutor(max_workers=PARSE_THREADS, thread_name_prefix="bdg2-csv")
+    pending: deque[Future[_T | None]] = deque()
+    too_long: LineTooLongError | None = None
+
+    def submit_next() -> None:
+        nonlocal too_long
+        if too_long is not None:
+            return
+        try:
+            chunk = next(chunks, None)
+        except LineTooLongError as exc:
+            too_long = exc
+            return
+        if chunk is not None:
+            pending.append(pool.submit(parse, chunk))
+
     try:
-        pending = deque(pool.submit(parse, chunk) for chunk in itertools.islice(chunks, PARSE_THREADS + 1))
+        for _ in range(PARSE_THREADS + 1):
+            submit_next()
         while pending:
             parsed = pending.popleft().result()
-            following = next(chunks, None)
-            if following is not None:
-                pending.append(pool.submit(parse, following))
+            submit_next()
             if parsed is not None:
                 yield parsed
+        if too_long is not None:
+            raise too_long
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -288,11 +313,14 @@ def per_thread(make: Callable[[], _T]) -> Callable[[], _T]:
     return get
 
 
-def line_chunks(stream: IO[bytes], size: int) -> Iterator[pa.Buffer]:
+def line_chunks(stream: IO[bytes], size: int, *, max_line_bytes: int | None = None) -> Iterator[pa.Buffer]:
     """The stream in pieces of about `size` bytes, each ending at a line end (the last one wherever it ends).
 
     Each piece is read (`readinto`: no copy in Python) into a buffer from Arrow's memory pool, which keeps
-    freed memory for the next piece, after the unfinished line the previous buffer ended with.
+    freed memory for the next piece, after the unfinished line the previous buffer ended with. A line longer
+    than `max_line_bytes` (line end not counted) raises `LineTooLongError` where a piece ends, before more of
+    it is read: lines are measured at piece boundaries only (measuring every line would add a pass over every
+    byte), so one shorter than `size` inside a piece passes; memory stays within two pieces either way.
     """
     rest = b""
     while True:
@@ -314,10 +342,14 @@ def line_chunks(stream: IO[bytes], size: int) -> Iterator[pa.Buffer]:
         else:
             cut = _after_last_line_end(np.frombuffer(buffer, dtype=np.uint8, count=filled))
         if cut == 0:  # no line end yet (a line longer than the buffer): read on with a larger one
+            if max_line_bytes is not None and filled > max_line_bytes:
+                raise LineTooLongError(f"a line is longer than {max_line_bytes:,} bytes")
             rest = bytes(view[:filled])
             continue
         rest = bytes(view[cut:filled])
         yield buffer.slice(0, cut)
+        if max_line_bytes is not None and len(rest) > max_line_bytes:
+            raise LineTooLongError(f"a line is longer than {max_line_bytes:,} bytes")
 
 
 def _after_last_line_end(data: np.ndarray) -> int:

@@ -25,13 +25,16 @@ member extracted to disk first and was slower on two cores, so this path is the 
 
 Any parse problem (ragged row, non-numeric reading, unparseable timestamp) is located by re-reading the member
 with Python's `csv` module, so the error names the member, the line and the column.
+
+Every read stays within `energy_assets.archive_limits` (`FileLimits`: the archive's, or the environment's for
+a plain file): a line longer than `ENERGY_ASSETS_MAX_LINE_BYTES` raises `FileLimitError` naming member and line,
+in the fast path and while locating a problem alike, and is never read whole.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import os
 import re
 import secrets
@@ -48,12 +51,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from energy_assets.archive_limits import FileLimits
+from energy_assets.files import check_regular_file, open_regular_file
 from energy_assets.sources.buildings.archive import Bdg2Archive, MeterKind, meter_member
 from energy_assets.sources.buildings.errors import Bdg2CsvError, CorruptArchiveError
 from energy_assets.sources.buildings.meter_blocks import (
     TIMESTAMP_COLUMN,
     TIMESTAMP_FORMAT,
     BlockParser,
+    LineTooLongError,
     LongBlock,
     long_blocks,
     per_thread,
@@ -115,16 +121,20 @@ def site_of(building_id: str) -> str | None:
 
 
 def parse_header(line: bytes, member: str) -> MeterHeader:
-    """Check the header line of a meter file and split it into building ids and sites."""
+    """Check the header line of a meter file and split it into building ids and sites.
+
+    Until the first column reads `timestamp`, nothing of the line is quoted: it may not be a meter file at all.
+    """
     try:
         text = line.decode("utf-8").lstrip("\ufeff").rstrip("\r\n")
-    except UnicodeDecodeError as exc:
-        raise Bdg2CsvError(member, f"the header is not UTF-8 ({exc})", line=1) from None
-    names = next(csv.reader([text]))
+    except UnicodeDecodeError:
+        raise Bdg2CsvError(member, "the header is not UTF-8 text (not a BDG2 meter file?)", line=1) from None
+    try:
+        names = next(csv.reader([text]))
+    except (csv.Error, StopIteration):
+        names = []
     if not names or names[0] != TIMESTAMP_COLUMN:
-        raise Bdg2CsvError(
-            member, f"the first column must be `timestamp`, found {names[0] if names else ''!r}", line=1
-        )
+        raise Bdg2CsvError(member, "the first column must be `timestamp` (not a BDG2 meter file?)", line=1)
     buildings = names[1:]
     if not buildings:
         raise Bdg2CsvError(member, "no building columns after `timestamp`", line=1)
@@ -168,6 +178,7 @@ def convert_meter(
         member=archive.describe(member),
         csv_bytes=archive.member_size(member),
         utc_offset_minutes=utc_offset_minutes,
+        limits=archive.limits,
     )
 
 
@@ -178,15 +189,23 @@ def convert_meter_file(
     meter: str,
     utc_offset_minutes: Mapping[str, int] | None = None,
 ) -> ConversionStats:
-    """Convert a plain (extracted) meter CSV file; see `convert_meter`."""
+    """Convert a plain (extracted) meter CSV file; see `convert_meter`. A link or fifo is refused unread."""
     path = Path(path)
+    limits = FileLimits.from_env()
+
+    def open_stream() -> IO[bytes]:
+        return limits.counted(open_regular_file(path), str(path))
+
+    csv_bytes = check_regular_file(path).st_size
+    limits.check_file_size(str(path), csv_bytes)
     return convert_meter_csv(
-        lambda: open(path, "rb"),
+        open_stream,
         destination,
         meter=meter,
         member=str(path),
-        csv_bytes=path.stat().st_size,
+        csv_bytes=csv_bytes,
         utc_offset_minutes=utc_offset_minutes,
+        limits=limits,
     )
 
 
@@ -198,8 +217,10 @@ def convert_meter_csv(
     member: str,
     csv_bytes: int,
     utc_offset_minutes: Mapping[str, int] | None = None,
+    limits: FileLimits | None = None,
 ) -> ConversionStats:
     """The conversion itself, over any binary stream (`open_stream` is called once per pass)."""
+    limits = FileLimits.from_env() if limits is None else limits
     if meter not in METER_UNITS:
         raise ValueError(f"unknown BDG2 meter {meter!r}; the meters are: {', '.join(METER_UNITS)}")
     started = time.perf_counter()
@@ -209,14 +230,14 @@ def convert_meter_csv(
     try:
         with _translate_archive_errors(member):
             with open_stream() as stream:
-                header = parse_header(stream.readline(64 << 20), member)
+                header = parse_header(read_header_line(stream, member, limits), member)
             offsets_us = _offsets_us(header, utc_offset_minutes, member)
             try:
                 with open_stream() as stream:
-                    counts = _stream_convert(stream, temp, header, meter, offsets_us, member)
+                    counts = _stream_convert(stream, temp, header, meter, offsets_us, member, limits)
             except pa.ArrowInvalid as exc:
                 with open_stream() as stream:
-                    located = locate_csv_problem(stream, member)
+                    located = locate_csv_problem(stream, member, limits=limits)
                 raise (located or Bdg2CsvError(member, f"cannot be parsed: {exc}")) from None
         os.replace(temp, destination)
     except BaseException:
@@ -252,6 +273,14 @@ def _translate_archive_errors(member: str) -> Iterator[None]:
         ) from exc
 
 
+def read_header_line(stream: IO[bytes], member: str, limits: FileLimits) -> bytes:
+    """The first line of the stream; one longer than the line limit raises `FileLimitError`, unread."""
+    line = stream.readline(limits.max_line_bytes + 1)
+    if len(line.rstrip(b"\r\n")) > limits.max_line_bytes:
+        raise limits.line_too_long(member, 1)
+    return line
+
+
 def _offsets_us(header: MeterHeader, offsets: Mapping[str, int] | None, member: str) -> np.ndarray | None:
     """Per building column, microseconds to subtract from the naive timestamp; None when all are 0 (UTC)."""
     if not offsets or not any(offsets.values()):
@@ -277,6 +306,7 @@ def _stream_convert(
     meter: str,
     offsets_us: np.ndarray | None,
     member: str,
+    limits: FileLimits,
 ) -> tuple[int, int, np.ndarray, datetime | None, datetime | None]:
     site_names = sorted(set(header.site_ids))
     site_index = np.array([site_names.index(site) for site in header.site_ids], dtype=np.int32)
@@ -304,8 +334,11 @@ def _stream_convert(
         write_statistics=["timestamp"],
     )
     try:
-        stream.readline(64 << 20)  # the header, checked by `parse_header`
-        for block in long_blocks(stream, lambda chunk: parser().parse(chunk)):
+        read_header_line(stream, member, limits)  # checked by `parse_header`
+        blocks = long_blocks(
+            stream, lambda chunk: parser().parse(chunk), max_line_bytes=limits.max_line_bytes
+        )
+        for block in blocks:
             # In file order: each hour on the grid and later than the line before (raises otherwise).
             _check_seconds(block, rows, previous_s, member)
             if block.seconds.size:
@@ -316,6 +349,8 @@ def _stream_convert(
             per_building += block.per_building
             rows += block.seconds.size
             values += block.table.num_rows
+    except LineTooLongError:
+        raise limits.line_too_long(member, rows + 2) from None  # the header, then the rows read before it
     finally:
         writer.close()
     return rows, values, per_building, _utc(first_s), _utc(previous_s)
@@ -362,17 +397,27 @@ def _show(seconds: np.integer) -> str:
 
 
 def locate_csv_problem(
-    stream: IO[bytes], member: str, *, text_columns: frozenset[str] = frozenset()
+    stream: IO[bytes],
+    member: str,
+    *,
+    text_columns: frozenset[str] = frozenset(),
+    limits: FileLimits | None = None,
 ) -> Bdg2CsvError | None:
     """The first ragged row, bad timestamp or non-numeric value, by line and column (slow; error path only).
 
-    Every column except `timestamp` and `text_columns` must hold numbers or be empty.
+    Every column except `timestamp` and `text_columns` must hold numbers or be empty. Lines are read one by
+    one within the line limit (`FileLimitError` beyond it), and a record the `csv` module refuses (an unclosed
+    quote running on past its field size limit) is named by the line it starts on.
     """
-    text = io.TextIOWrapper(stream, encoding="utf-8", newline="", errors="strict")
+    limits = FileLimits.from_env() if limits is None else limits
+    reader = csv.reader(_bounded_lines(stream, member, limits))
+    lines_done = 0
     try:
-        reader = csv.reader(text)
-        header = next(reader)
+        header = next(reader, None)
+        if header is None:
+            return Bdg2CsvError(member, "no header line", line=1)
         header[0] = header[0].lstrip("\ufeff")
+        lines_done = reader.line_num
         for line, row in enumerate(reader, start=2):
             if len(row) != len(header):
                 return Bdg2CsvError(
@@ -392,9 +437,32 @@ def locate_csv_problem(
                     return Bdg2CsvError(
                         member, f"value {cell[:40]!r} is not a number", line=line, column=name
                     )
-    except UnicodeDecodeError as exc:
-        return Bdg2CsvError(member, f"not UTF-8 text ({exc})")
+            lines_done = reader.line_num
+    except Bdg2CsvError as exc:  # a line that is not UTF-8
+        return exc
+    except csv.Error as exc:
+        return Bdg2CsvError(
+            member,
+            f"cannot be read as CSV from this line on ({exc}; an unclosed quote?)",
+            line=lines_done + 1,
+        )
     return None
+
+
+def _bounded_lines(stream: IO[bytes], member: str, limits: FileLimits) -> Iterator[str]:
+    """The stream's lines as text, with their line ends (for `csv`), none longer than the line limit."""
+    number = 0
+    while line := stream.readline(limits.max_line_bytes + 1):
+        number += 1
+        if len(line.rstrip(b"\r\n")) > limits.max_line_bytes:
+            raise limits.line_too_long(member, number)
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Bdg2CsvError(
+                member, f"not UTF-8 text ({exc.reason} at byte {exc.start})", line=number
+            ) from None
+        yield text
 
 
 _NUMBER = re.compile(

@@ -11,6 +11,8 @@ crash at any point leaves it there for the next tick, which is the whole recover
 sha256 of the content, so the same bytes under another name are recognised. Readiness is decided by two
 observations: a file whose size and modification time did not change between two ticks is stable; its
 modification time is never compared with a clock, so an old file copied in with its old mtime is picked up.
+Only regular files are candidates: a symbolic link, fifo or folder dropped in the inbox is never opened
+(hashing refuses one swapped in after the listing too), and a move renames the link itself, not its target.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from energy_assets.files import fsync_directory, write_atomic
+from energy_assets.files import NotARegularFileError, fsync_directory, open_regular_file, write_atomic
 from energy_assets.sources.meters.errors import Nem12Error
 
 PROCESSED_DIR = "processed"
@@ -145,9 +147,9 @@ def decode_observations(text: str | None) -> dict[str, FileObservation]:
 
 
 def sha256_of_file(path: str | Path) -> str:
-    """SHA-256 of the file's bytes, hex, read in 1 MiB chunks."""
+    """SHA-256 of the file's bytes, hex, read in 1 MiB chunks; a link or fifo raises `NotARegularFileError`."""
     digest = hashlib.sha256()
-    with open(path, "rb") as file:
+    with open_regular_file(path) as file:
         while chunk := file.read(_HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -186,7 +188,7 @@ def identify(inbox: str | Path, stable: Sequence[FileObservation]) -> list[Inbox
         path = Path(inbox) / observation.name
         try:
             files.append(InboxFile(path, observation.size, sha256_of_file(path)))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotARegularFileError):  # gone, or swapped for a link since the listing
             continue
     return sorted(files, key=lambda file: file.name)
 
@@ -237,7 +239,7 @@ def move_without_overwrite(path: Path, folder: Path, sha256: str) -> Path:
     while True:
         target = _free_target(folder, path.name, sha256)
         try:
-            os.link(path, target)
+            os.link(path, target, follow_symlinks=False)  # a link is moved as a link, never its target
         except FileExistsError:
             continue  # another process took the name in between; pick the next one
         except OSError as exc:

@@ -6,8 +6,9 @@ Interval *i* (1-based) of a 300 record dated D with IntervalLength L ends at `D 
 (UTC+10, no daylight saving) and is stored as a UTC timestamp; interval 1 of a 30-minute day ends at 00:30.
 A 400 record overrides quality, method and reason for its range of intervals of the preceding 300.
 
-Memory stays bounded whatever the file size: the file is read in 1 MiB blocks and a batch is emitted once
-it holds about `batch_rows` intervals (never separating a 300 record from its 400 records). Per 300 record
+Memory stays bounded whatever the file size: the file is read in 1 MiB blocks (a block of nothing but empty
+lines is counted, not split), a line longer than `ENERGY_ASSETS_MAX_LINE_BYTES` is refused, and a batch is
+emitted once it holds about `batch_rows` intervals (never separating a 300 record from its 400s). Per 300 record
 only its raw bytes are kept; at the end of a batch the records go to Arrow as one array, are split into
 fields and cast to float64 in C++, and times are computed with numpy, so no Python object is made per
 value. Distinct dates and quality flags (a handful per batch) go through the exact field parsers. When any
@@ -20,10 +21,13 @@ What is accepted, because real files do it: CRLF or LF, no newline after 900, a 
 blank lines and Excel's trailing commas, `.144`, any unit case, 5/15/30-minute channels mixed in one file,
 a 500 after every 300, the same channel in several 200 blocks in any date order, empty RegisterID or
 NMISuffix, 200 records without NextScheduledReadDate, alphanumeric NMIs, a zip holding one file.
-What is refused: no 100 header, a second 100, a 300 whose value count does not match its 200, bad dates,
-non-numeric or non-finite values, a `V` day whose 400 records leave intervals uncovered, a missing or
-repeated 900 or records after it, lines that do not start with a record indicator (hard-wrapped or glued
-records), a truncated or multi-file zip, NEM13.
+What is refused: a symbolic link, fifo or folder (unread), a file or zip over the limits of
+`energy_assets.archive_limits` (a zip bomb is refused from the zip directory, before inflating it), a file
+without interval data (no 300 record), no 100 header, a second 100, a 300 whose value count does not match
+its 200, bad dates, non-numeric or non-finite values, a `V` day whose 400 records leave intervals uncovered,
+a missing or repeated 900 or records after it, lines that do not start with a record indicator (hard-wrapped
+or glued records), a truncated or multi-file zip, NEM13. An error quotes a line of the file only once the 100 header
+was recognised: the first line of something that is not NEM12 is never echoed.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from energy_assets.archive_limits import FileLimitError, FileLimits
+from energy_assets.files import NotARegularFileError, open_regular_file
 from energy_assets.sources.meters.errors import Nem12Error, Nem13NotSupportedError
 from energy_assets.sources.meters.records import (
     B2BDetails,
@@ -91,16 +97,24 @@ def source_name(source: Source) -> str:
 
 
 class _Lines:
-    """Binary lines of a NEM12 text, a zip holding one, or a text stream; container errors become Nem12Error."""
+    """Binary lines of a NEM12 text, a zip holding one, or a text stream, within `limits`; container errors
+    (and a link or fifo given as the path, a file over the limits) become Nem12Error."""
 
-    def __init__(self, source: Source, name: str, stack: ExitStack) -> None:
+    def __init__(self, source: Source, name: str, stack: ExitStack, limits: FileLimits) -> None:
         self.name = name
         self.line_no = 0
-        self._stream = self._open(source, stack)
+        self.limits = limits
+        try:
+            self._stream = self._open(source, stack)
+        except FileLimitError as exc:
+            raise self._limit_error(exc) from exc
+        except NotARegularFileError as exc:
+            raise self._error(str(exc)) from None
 
     def _open(self, source: Source, stack: ExitStack) -> Iterable[bytes]:
         if isinstance(source, (str, os.PathLike)):
-            binary: IO[bytes] = stack.enter_context(open(source, "rb"))
+            binary: IO[bytes] = stack.enter_context(open_regular_file(source))
+            self.limits.check_file_size(self.name, os.fstat(binary.fileno()).st_size)
         elif isinstance(source, io.TextIOBase):
             return (line.encode("utf-8") for line in source)  # lines with their newline: split again
         else:
@@ -111,10 +125,11 @@ class _Lines:
             binary.seek(start)
             if magic == _ZIP_MAGIC:
                 return self._open_zip(binary, stack)
-        return binary
+        return self.limits.counted(binary, self.name, close_stream=False)
 
     def _open_zip(self, binary: IO[bytes], stack: ExitStack) -> Iterable[bytes]:
         try:
+            self.limits.check_zip_entries(binary, self.name)
             archive = stack.enter_context(zipfile.ZipFile(binary))
             # macOS adds `__MACOSX/._name` resource forks next to the real file; they are not data.
             members = [
@@ -126,17 +141,22 @@ class _Lines:
             ]
             if len(members) != 1:
                 raise self._error(f"zip archive holds {len(members)} files; expected exactly one NEM12 file")
-            return stack.enter_context(archive.open(members[0]))
+            return stack.enter_context(self.limits.open_member(archive, self.name, members[0]))
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
             raise self._error(f"truncated or corrupt zip archive ({type(exc).__name__})") from None
 
     def _error(self, reason: str) -> Nem12Error:
         return Nem12Error(self.name, self.line_no, "", reason)
 
+    def _limit_error(self, exc: FileLimitError) -> Nem12Error:
+        reason = f"zip member {exc.member!r}: {exc.detail}" if exc.member else exc.detail
+        return Nem12Error(self.name, exc.line or 0, "", reason)
+
     def __iter__(self) -> Iterator[bytes]:
         """Lines without their CR/LF, read in 1 MiB blocks (much cheaper than one read per line)."""
         read = getattr(self._stream, "read", None)
         blocks = iter(lambda: read(_BLOCK_BYTES), b"") if read is not None else iter(self._stream)
+        longest = self.limits.max_line_bytes
         carry = b""
         first = True
         while True:
@@ -146,17 +166,35 @@ class _Lines:
                 break
             except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
                 raise self._error(f"truncated or corrupt zip archive ({type(exc).__name__})") from None
+            except FileLimitError as exc:
+                raise self._limit_error(exc) from exc
             if first:
                 block = block.removeprefix(_BOM)
                 first = False
+            if not carry and block[:1] in (b"\n", b"\r") and self._skip_empty_lines(block):
+                carry = block[block.rfind(b"\n") + 1 :]
+                continue
             lines = (carry + block).split(b"\n") if carry else block.split(b"\n")
             carry = lines.pop()
+            if len(carry) > longest or (lines and max(map(len, lines)) > longest):
+                too_long = next((i for i, raw in enumerate(lines) if len(raw) > longest), len(lines))
+                raise self._limit_error(self.limits.line_too_long(self.name, self.line_no + too_long + 1))
             for raw in lines:
                 self.line_no += 1
                 yield raw[:-1] if raw[-1:] == b"\r" else raw
         if carry:
             self.line_no += 1
             yield carry[:-1] if carry[-1:] == b"\r" else carry
+
+    def _skip_empty_lines(self, block: bytes) -> bool:
+        """Count the lines of a block holding nothing but empty LF or CRLF lines (True), without splitting it."""
+        if block.strip(b"\r\n"):
+            return False
+        body = block[: block.rfind(b"\n") + 1]
+        if body.count(b"\r") != body.count(b"\r\n"):
+            return False  # a bare CR is not an empty line for the parser
+        self.line_no += body.count(b"\n")
+        return True
 
 
 # ---------------------------------------------------------------------------- per-record parsing
@@ -182,7 +220,7 @@ def parse_header(fields: list[str], line: int) -> HeaderRecord:
     if version == "NEM13":
         raise FieldError(_NEM13_MESSAGE)
     if version != "NEM12":
-        raise FieldError(f"bad VersionHeader {version!r} (expected NEM12)")
+        raise FieldError("bad VersionHeader in the 100 record (expected NEM12)")
     _no_extra_fields(fields, 5, "ToParticipant")
     return HeaderRecord(
         line,
@@ -308,11 +346,13 @@ class Nem12Reader:
         source_file: str | None = None,
         batch_rows: int = DEFAULT_BATCH_ROWS,
         protect_nmi: bool = False,
+        limits: FileLimits | None = None,
     ) -> None:
         self.source = source
         self.source_file = source_file or source_name(source)
         self.batch_rows = batch_rows
         self.protect_nmi = protect_nmi
+        self.limits = FileLimits.from_env() if limits is None else limits
         self.header: HeaderRecord | None = None
         self.line_count = 0
         self.value_count = 0
@@ -326,6 +366,8 @@ class Nem12Reader:
         record = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
         if raw and record.split(",", 1)[0].strip() in _NEM13_RECORDS or reason == _NEM13_MESSAGE:
             cls = Nem13NotSupportedError
+        if self.header is None:
+            record = ""  # not recognised as NEM12: none of its content is echoed
         if record.startswith("200,"):
             self._nmis.add(record.split(",")[1].strip())
         error = cls(self.source_file, line, record, reason)
@@ -351,7 +393,7 @@ class Nem12Reader:
     def _run(self, on_300: _BatchBuilder | None) -> Iterator[Any]:
         with ExitStack() as stack:
             try:
-                lines = _Lines(self.source, self.source_file, stack)
+                lines = _Lines(self.source, self.source_file, stack, self.limits)
             except OSError as exc:
                 raise Nem12Error(self.source_file, 0, "", f"cannot read file ({exc.strerror})") from None
             yield from self._parse_lines(lines, on_300)
@@ -370,6 +412,7 @@ class Nem12Reader:
         details: NmiDataDetails | None = None
         variable_day: tuple[int, bytes, bytearray] | None = None  # records mode: a V 300 awaiting its 400s
         last_300_seen = False
+        any_300 = False
         end_line = 0
         last_line, last_raw = 0, b""
         for raw in lines:
@@ -382,7 +425,7 @@ class Nem12Reader:
                     if batch.pending >= self.batch_rows:
                         yield batch.flush()
                     batch.add_300(raw, line_no)
-                    last_300_seen = True
+                    last_300_seen = any_300 = True
                     last_line, last_raw = line_no, raw
                     continue
                 if indicator_bytes == b"500," and _plain_b2b(raw):
@@ -430,7 +473,7 @@ class Nem12Reader:
                     self.value_count += len(record.values)
                     if record.quality == "V":
                         variable_day = (line_no, raw, bytearray(len(record.values)))
-                    last_300_seen = True
+                    last_300_seen = any_300 = True
                     if batch is not None:  # an oddly written 300 (" 300,..."): same conversion as the rest
                         batch.add_300(raw, line_no)
                     yield record
@@ -472,6 +515,12 @@ class Nem12Reader:
         if not end_line:
             raise self._error(
                 last_line, last_raw, "file ends without a 900 end-of-data record (truncated file?)"
+            )
+        if not any_300:
+            raise self._error(
+                end_line,
+                b"",
+                "file holds no interval data (no 300 record between its 100 and 900): nothing to load",
             )
 
 
@@ -743,18 +792,25 @@ def read_nem12_batches(
     source_file: str | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     protect_nmi: bool = False,
+    limits: FileLimits | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Stream the readings of one NEM12 file (path, binary or text stream, zip) as record batches."""
     return Nem12Reader(
-        source, source_file=source_file, batch_rows=batch_rows, protect_nmi=protect_nmi
+        source, source_file=source_file, batch_rows=batch_rows, protect_nmi=protect_nmi, limits=limits
     ).batches()
 
 
 def read_nem12_table(
-    source: Source, *, source_file: str | None = None, protect_nmi: bool = False
+    source: Source,
+    *,
+    source_file: str | None = None,
+    protect_nmi: bool = False,
+    limits: FileLimits | None = None,
 ) -> pa.Table:
-    """All readings of one NEM12 file as one table (for tests and small files; use batches for big ones)."""
-    batches = list(read_nem12_batches(source, source_file=source_file, protect_nmi=protect_nmi))
+    """All readings of one NEM12 file as one table (`limits` default to the environment's settings)."""
+    batches = list(
+        read_nem12_batches(source, source_file=source_file, protect_nmi=protect_nmi, limits=limits)
+    )
     return pa.Table.from_batches(batches, schema=METER_READINGS.arrow_schema)
 
 
