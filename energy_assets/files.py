@@ -93,6 +93,17 @@ def atomic_file(
         fsync_directory(path.parent)
 
 
+def promote_file(temporary: str | Path, final: str | Path, *, durable: bool = True) -> None:
+    """Move a finished temporary file (a verified download, a staged partition) over `final` in one
+    rename; `durable`: its bytes are fsynced first and the rename after."""
+    if durable:
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+    os.replace(temporary, final)
+    if durable:
+        fsync_directory(Path(final).parent)
+
+
 def write_atomic(
     path: str | Path, data: bytes, mode: int = 0o644, *, owner: tuple[int, int] | None = None
 ) -> None:

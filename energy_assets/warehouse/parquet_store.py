@@ -249,8 +249,9 @@ class ParquetStore:
         final = self.partition_path(dataset, partition)
         staged = self.staged_path(dataset, partition, tag)
         if self.is_local:
+            # The staged bytes were synced when staged (or are synced with the batch by the caller).
             os.replace(staged, final)
-            if durable:  # else the caller syncs the batch
+            if durable:
                 fsync_directory(os.path.dirname(final))
         else:
             self.filesystem.move(staged, final)

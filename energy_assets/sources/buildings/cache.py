@@ -15,11 +15,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from energy_assets.files import check_regular_file, fsync_directory, open_regular_file
+from energy_assets.files import check_regular_file, open_regular_file, promote_file
 from energy_assets.sources.buildings.errors import ChecksumMismatchError
 from energy_assets.sources.buildings.zenodo_records import ZenodoFile
 
@@ -115,11 +114,8 @@ class DownloadCache:
         if actual != file.md5:
             self.discard_partial(file)
             raise ChecksumMismatchError(file.key, "md5", file.md5, actual)
-        with open(part, "rb+") as handle:
-            os.fsync(handle.fileno())
         final = self.path_for(file)
-        os.replace(part, final)
-        fsync_directory(final.parent)
+        promote_file(part, final)
         self.write_validator(file, None)
         return CachedFile(
             path=final, file=file, downloaded=True, resumed_from_bytes=resumed_from_bytes, restarts=restarts

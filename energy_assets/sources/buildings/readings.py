@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import os
 import re
-import secrets
 import time
 import zipfile
 import zlib
@@ -45,14 +43,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from energy_assets.archive_limits import FileLimits
-from energy_assets.files import check_regular_file, open_regular_file
+from energy_assets.files import atomic_file, check_regular_file, open_regular_file
 from energy_assets.sources.buildings.archive import Bdg2Archive, MeterKind, meter_member
 from energy_assets.sources.buildings.errors import Bdg2CsvError, CorruptArchiveError
 from energy_assets.sources.buildings.meter_blocks import (
@@ -224,26 +222,18 @@ def convert_meter_csv(
     if meter not in METER_UNITS:
         raise ValueError(f"unknown BDG2 meter {meter!r}; the meters are: {', '.join(METER_UNITS)}")
     started = time.perf_counter()
-    destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temp = destination.with_name(f".{destination.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with _translate_archive_errors(member):
+    # A working copy the publish path re-encodes into the lake: written atomically, not fsynced.
+    with atomic_file(destination, durable=False) as output, _translate_archive_errors(member):
+        with open_stream() as stream:
+            header = parse_header(read_header_line(stream, member, limits), member)
+        offsets_us = _offsets_us(header, utc_offset_minutes, member)
+        try:
             with open_stream() as stream:
-                header = parse_header(read_header_line(stream, member, limits), member)
-            offsets_us = _offsets_us(header, utc_offset_minutes, member)
-            try:
-                with open_stream() as stream:
-                    counts = _stream_convert(stream, temp, header, meter, offsets_us, member, limits)
-            except pa.ArrowInvalid as exc:
-                with open_stream() as stream:
-                    located = locate_csv_problem(stream, member, limits=limits)
-                raise (located or Bdg2CsvError(member, f"cannot be parsed: {exc}")) from None
-        os.replace(temp, destination)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
-        raise
+                counts = _stream_convert(stream, output, header, meter, offsets_us, member, limits)
+        except pa.ArrowInvalid as exc:
+            with open_stream() as stream:
+                located = locate_csv_problem(stream, member, limits=limits)
+            raise (located or Bdg2CsvError(member, f"cannot be parsed: {exc}")) from None
     rows, values, per_building, first, last = counts
     return ConversionStats(
         member=member,
@@ -258,7 +248,7 @@ def convert_meter_csv(
         first_timestamp=first,
         last_timestamp=last,
         csv_bytes=csv_bytes,
-        parquet_bytes=destination.stat().st_size,
+        parquet_bytes=Path(destination).stat().st_size,
         seconds=time.perf_counter() - started,
     )
 
@@ -301,7 +291,7 @@ def _offsets_us(header: MeterHeader, offsets: Mapping[str, int] | None, member: 
 
 def _stream_convert(
     stream: IO[bytes],
-    temp: Path,
+    output: BinaryIO,
     header: MeterHeader,
     meter: str,
     offsets_us: np.ndarray | None,
@@ -324,7 +314,7 @@ def _stream_convert(
     previous_s: int | None = None
     first_s: int | None = None
     writer = pq.ParquetWriter(
-        temp,
+        output,
         _FILE_SCHEMA,
         compression=PARQUET_COMPRESSION,
         store_schema=False,
