@@ -20,8 +20,9 @@ import dagster as dg
 import pytest
 from cryptography.fernet import Fernet
 
-from energy_assets.defs.meters import MetersResource, ingest_files, meters_inbox_sensor, meters_ingest_job
+from energy_assets.defs.meters import MetersResource, inbox_sensor, ingest_files, meters_ingest_job
 from energy_assets.defs.meters.assets import METER_ASSETS
+from energy_assets.defs.meters.component import Nem12Inbox
 from energy_assets.defs.resources import LakeResource, PostgresResource
 from energy_assets.postgres.connection import PostgresSettings, connect
 from energy_assets.settings import DataHome
@@ -33,6 +34,8 @@ from energy_assets_tests.hostile_files import NEM12_MEMBER, fifo_with_a_writer, 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nem12"
 FIRST = SAMPLE_DIR / "NEM12_DEMO0001_MDPDEMO_RETDEMO.csv"
 REVISION = SAMPLE_DIR / "NEM12_DEMO0002_MDPDEMO_RETDEMO.csv"
+# The bundled declaration's sensor, built by the product's factory as the component does.
+meters_inbox_sensor = inbox_sensor(Nem12Inbox().sensor_interval_seconds)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from nemreader import NEMFile
 from energy_assets.archive_limits import FileLimits
 from energy_assets.sources.meters.errors import Nem12Error, Nem13NotSupportedError
 from energy_assets.sources.meters.nem12 import iter_records, read_nem12_batches, read_nem12_table
-from energy_assets.sources.meters.records import (
+from energy_assets.sources.meters.nem12_records import (
     B2BDetails,
     EndOfData,
     HeaderRecord,

@@ -26,7 +26,7 @@ from energy_assets.defs.meters.resources import MetersResource
 from energy_assets.defs.publishing import table_asset_key
 from energy_assets.sources.meters import aggregates
 from energy_assets.sources.meters.ingest import ingest_file
-from energy_assets.sources.meters.quality import METER_READINGS_RULES
+from energy_assets.sources.meters.rules import METER_READINGS_RULES
 from energy_assets.sources.meters.tables import METER_READINGS, NMI_DAILY_CONSUMPTION
 from energy_assets.warehouse.publish import Candidate, read_published
 

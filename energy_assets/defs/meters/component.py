@@ -36,6 +36,18 @@ class Nem12Inbox(dg.Component, dg.Model, dg.Resolvable):
         description="Store NMIs as pseudonyms with the originals encrypted; empty: ENERGY_METERS_PROTECT_NMI.",
     )
 
+    sensor_interval_seconds: int = Field(
+        default=30,
+        description="How often the inbox sensor looks; a file is loaded once it is unchanged over two looks.",
+    )
+
+    @field_validator("sensor_interval_seconds")
+    @classmethod
+    def _interval(cls, value: int) -> int:
+        if not 5 <= value <= 86400:
+            raise ValueError(f"sensor_interval_seconds: {value} must be between 5 and 86400 (a day).")
+        return value
+
     @field_validator("inbox")
     @classmethod
     def _inbox(cls, value: str | None) -> str | None:
@@ -65,4 +77,4 @@ class Nem12Inbox(dg.Component, dg.Model, dg.Resolvable):
             hmac_key=dg.EnvVar(ENV_NMI_HMAC_KEY) if os.environ.get(ENV_NMI_HMAC_KEY) else None,
             fernet_keys=dg.EnvVar(ENV_NMI_FERNET_KEYS) if os.environ.get(ENV_NMI_FERNET_KEYS) else None,
         )
-        return meters_definitions().with_resources({"meters": meters})
+        return meters_definitions(self).with_resources({"meters": meters})

@@ -15,8 +15,8 @@ from pathlib import Path
 import dagster as dg
 
 from energy_assets.archive_limits import FileLimits
+from energy_assets.defs.meters.jobs import ingest_run_config, meters_ingest_job
 from energy_assets.defs.meters.resources import MetersResource
-from energy_assets.defs.meters.sensors import ingest_run_config, meters_ingest_job
 from energy_assets.defs.resources import PostgresResource
 from energy_assets.files import NotARegularFileError, open_regular_file
 from energy_assets.postgres.connection import connect

@@ -10,7 +10,7 @@ it requested.
 
 import dagster as dg
 
-from energy_assets.defs.meters.assets import meter_readings, nmi_daily_consumption
+from energy_assets.defs.meters.jobs import ingest_run_config, meters_ingest_job
 from energy_assets.defs.meters.resources import MetersResource
 from energy_assets.defs.resources import PostgresResource
 from energy_assets.postgres.connection import connect
@@ -28,14 +28,6 @@ from energy_assets.sources.meters.inbox import (
     stable_files,
 )
 
-meters_ingest_job = dg.define_asset_job(
-    name="meters_ingest_job",
-    # The file's table and its mart; the report follows by declarative automation.
-    selection=dg.AssetSelection.assets(meter_readings, nmi_daily_consumption),
-    description="Load one NEM12 file (run config: path and sha256) into meters.meter_readings, then the NMI mart.",
-)
-
-INGEST_OP = meter_readings.op.name
 SHA_TAG = "meters/sha256"
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -50,23 +42,22 @@ def _runs_of(instance: dg.DagsterInstance, sha256: str, statuses: list[dg.Dagste
     return len(instance.get_run_ids(filters=dg.RunsFilter(tags={SHA_TAG: sha256}, statuses=statuses)))
 
 
-def ingest_run_config(path: str, sha256: str) -> dict:
-    """The run config of `meters_ingest_job` for one file (the sensor and the CLI use the same)."""
-    return {"ops": {INGEST_OP: {"config": {"path": path, "sha256": sha256}}}}
+def inbox_sensor(interval_seconds: int) -> dg.SensorDefinition:
+    """`meters_inbox_sensor`, ticking every `interval_seconds` (a file is stable after two equal ticks)."""
+    return dg.sensor(
+        name="meters_inbox_sensor",
+        job=meters_ingest_job,
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Watches the NEM12 inbox (ENERGY_ASSETS_INBOX): a file whose size and modification time did not change"
+            " between two ticks is hashed; new content gets one run (run key nem12-<sha256>-<attempt>), content"
+            " already loaded under another name is moved to processed/ without loading it again."
+        ),
+    )(check_inbox)
 
 
-@dg.sensor(
-    name="meters_inbox_sensor",
-    job=meters_ingest_job,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description=(
-        "Watches the NEM12 inbox (ENERGY_ASSETS_INBOX): a file whose size and modification time did not change"
-        " between two ticks is hashed; new content gets one run (run key nem12-<sha256>-<attempt>), content"
-        " already loaded under another name is moved to processed/ without loading it again."
-    ),
-)
-def meters_inbox_sensor(
+def check_inbox(
     context: dg.SensorEvaluationContext, meters: MetersResource, postgres: PostgresResource
 ) -> dg.SensorResult | dg.SkipReason:
     layout = meters.layout()

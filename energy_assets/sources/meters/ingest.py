@@ -41,7 +41,7 @@ from energy_assets.sources.meters.inbox import (
     sha256_of_file,
 )
 from energy_assets.sources.meters.nem12 import read_nem12_table
-from energy_assets.sources.meters.quality import METER_READINGS_RULES
+from energy_assets.sources.meters.rules import METER_READINGS_RULES
 from energy_assets.sources.meters.tables import METER_READINGS
 from energy_assets.warehouse.audit import AuditFailedError
 from energy_assets.warehouse.identifiers import TableName

@@ -50,7 +50,7 @@ import pyarrow.compute as pc
 from energy_assets.archive_limits import FileLimitError, FileLimits
 from energy_assets.files import NotARegularFileError, open_regular_file
 from energy_assets.sources.meters.errors import Nem12Error, Nem13NotSupportedError
-from energy_assets.sources.meters.records import (
+from energy_assets.sources.meters.nem12_records import (
     B2BDetails,
     EndOfData,
     FieldError,

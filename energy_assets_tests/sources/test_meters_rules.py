@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import pytest
 
 from energy_assets.sources.meters.nem12 import read_nem12_table
-from energy_assets.sources.meters.quality import METER_READINGS_RULES
+from energy_assets.sources.meters.rules import METER_READINGS_RULES
 from energy_assets.sources.meters.tables import METER_READINGS
 from energy_assets.warehouse.audit import run_audit, spec_rules
 

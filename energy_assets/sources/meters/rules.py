@@ -16,7 +16,7 @@ the `ColumnSpec` bounds such as `value >= 0`) come from `tables.METER_READINGS`;
 
 from __future__ import annotations
 
-from energy_assets.sources.meters.records import INTERVAL_QUALITY_FLAGS, UNITS
+from energy_assets.sources.meters.nem12_records import INTERVAL_QUALITY_FLAGS, UNITS
 from energy_assets.warehouse.audit import AuditRule
 
 _NEM_OFFSET_US = 10 * 3600 * 1_000_000
