@@ -13,7 +13,8 @@ partitions at once (a one-year backfill is one audit, one merge, one records wri
 4. **Audit** the staged candidate with DuckDB: the table's own rules (`audit.spec_rules`), the
    source's rules, and "no partition shrinks" (unless `allow_shrink`): no fewer rows or series than
    the publish record, and no published value replaced by a missing one (per series and value column,
-   no fewer non-NULL values than the published lake file, read only for partitions whose content changed).
+   no fewer non-NULL values than the published version: the lake file, read only for partitions whose
+   content changed, or PostgreSQL's rows where the lake file is not the recorded version).
    A refusal moves the candidate and a JSON report under `rejected/` and publishes nothing.
 5. **Commit** the changed partitions' rows to PostgreSQL (`WarehouseLoader.merge`; with `replace`
    the partitions are the whole truth for their scopes) together with one publish record per partition
@@ -72,7 +73,7 @@ from energy_assets.warehouse.loader import LoadResult, WarehouseLoader
 from energy_assets.warehouse.meta import META_SCHEMA, ensure_meta_tables, published_partitions_table
 from energy_assets.warehouse.parquet_store import ParquetStore
 from energy_assets.warehouse.schema_inference import InferredSchema, infer_arrow
-from energy_assets.warehouse.scopes import Scope, coalesce_scopes
+from energy_assets.warehouse.scopes import Scope, coalesce_scopes, scope_condition
 from energy_assets.warehouse.table_spec import TableSpec
 from energy_assets.warehouse.timing import StepTimes
 
@@ -169,6 +170,15 @@ class _Prepared:
     def audit(self) -> AuditReport:
         assert self.report is not None, "audited in _prepare"
         return self.report
+
+
+@dataclass
+class _PublishedSources:
+    """Where the shrink rule reads the published values: lake files, or PostgreSQL for partitions whose
+    lake file is not the version their publish record names."""
+
+    files: list[tuple[Mapping[str, str], str]] = field(default_factory=list)
+    in_postgres: list[Candidate] = field(default_factory=list)
 
 
 @contextmanager
@@ -284,7 +294,7 @@ class Publisher:
                 records,
                 request.rules,
                 request.relations,
-                self._published_files(spec, candidates, records, digests) if guard else None,
+                self._published_sources(spec, candidates, records, digests) if guard else None,
             )
         for candidate in candidates:
             digest = digests[candidate.label]
@@ -416,29 +426,27 @@ class Publisher:
         table = self.store.read_partition(spec.qualified_name, partition)
         return _with_partition_columns(spec, table, partition)
 
-    def _published_files(
+    def _published_sources(
         self,
         spec: TableSpec,
         candidates: Sequence[Candidate],
         records: Mapping[str, Mapping[str, Any]],
         digests: Mapping[str, str],
-    ) -> list[tuple[Mapping[str, str], str]]:
-        """The published lake files the candidates' values are compared with: those of partitions whose
-        candidate differs from the publish record, where the lake file is the version the record names.
-
-        A partition whose candidate equals its record loses nothing; one whose lake file is not its
-        recorded version (lost or changed outside the publish path) keeps only the row and series check.
-        """
-        files = []
+    ) -> _PublishedSources:
+        """Where the published values of the partitions whose candidate differs from its record are read:
+        the lake file where it is the version the record names, else PostgreSQL's rows in the partition's
+        scope (committed with the record). A partition equal to its record loses nothing."""
+        sources = _PublishedSources()
         for candidate in candidates:
             record = records.get(candidate.label)
             if record is None or record["content_sha256"] == digests[candidate.label]:
                 continue
             if self._lake_matches(spec, candidate, record["content_sha256"]):
-                files.append(
-                    (candidate.partition, self.store.partition_path(spec.qualified_name, candidate.partition))
-                )
-        return files
+                path = self.store.partition_path(spec.qualified_name, candidate.partition)
+                sources.files.append((candidate.partition, path))
+            else:
+                sources.in_postgres.append(candidate)
+        return sources
 
     def _audit(
         self,
@@ -448,14 +456,14 @@ class Publisher:
         records: Mapping[str, Mapping[str, Any]],
         rules: Sequence[AuditRule],
         relations: Mapping[str, Any] | None,
-        published_files: Sequence[tuple[Mapping[str, str], str]] | None,
+        published_sources: _PublishedSources | None,
     ) -> tuple[AuditReport, dict[str, tuple[int, int]]]:
-        """Run the audit; the shrink rules only with `published_files` (None with allow_shrink or upsert).
+        """Run the audit; the shrink rules only with `published_sources` (None with allow_shrink or upsert).
 
         Returns the report and each partition's (rows, series) from one per-series aggregate of the
         candidate, which the shrink rules read too.
         """
-        guard = published_files is not None
+        guard = published_sources is not None
         counted = counted_value_columns(spec) if guard else []
         con = duckdb.connect()
         try:
@@ -474,13 +482,24 @@ class Publisher:
                 CANDIDATE_SERIES: series_counts_sql(spec, "candidate", counted, with_rows=True),
             }
             all_rules = [*spec_rules(spec), *rules]
-            if guard:
+            if published_sources is not None:
                 all_rules.append(shrink_rule(spec))
-            if published_files and counted:
-                scan = partition_files_sql(con, self.store, spec, published_files, name="published_files")
-                present = {str(row[0]) for row in con.sql(f"DESCRIBE {scan}").fetchall()}
-                extra[PUBLISHED_SERIES] = series_counts_sql(spec, f"({scan})", counted, present=present)
-                all_rules.append(lost_values_rule(spec))
+                parts = []
+                if published_sources.files and counted:
+                    scan = partition_files_sql(
+                        con, self.store, spec, published_sources.files, name="published_files"
+                    )
+                    present = {str(row[0]) for row in con.sql(f"DESCRIBE {scan}").fetchall()}
+                    parts.append(series_counts_sql(spec, f"({scan})", counted, present=present))
+                if published_sources.in_postgres and counted:
+                    con.register(
+                        "published_postgres",
+                        self._postgres_series_counts(spec, published_sources.in_postgres, counted),
+                    )
+                    parts.append("SELECT * FROM published_postgres")
+                if parts:
+                    extra[PUBLISHED_SERIES] = " UNION ALL BY NAME ".join(parts)
+                    all_rules.append(lost_values_rule(spec))
             report = run_audit(
                 spec,
                 relation,
@@ -497,6 +516,50 @@ class Publisher:
         finally:
             con.close()
         return report, counts
+
+    def _postgres_series_counts(
+        self, spec: TableSpec, candidates: Sequence[Candidate], counted: Sequence[str]
+    ) -> pa.Table:
+        """`series_counts_sql` of PostgreSQL's rows in the candidates' scopes (one query for them all); a
+        column the table does not have yet counts 0."""
+        table = TableName(spec.schema, spec.name)
+        grouping = series_key_columns(spec)
+        with connect(self.settings) as conn:
+            present = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+                    (spec.schema, spec.name),
+                ).fetchall()
+            }
+            measures = [
+                sql.SQL("count({})").format(sql.Identifier(name)) if name in present else sql.SQL("0")
+                for name in counted
+            ]
+            selects, params = [], []
+            for candidate in candidates:
+                condition, values = scope_condition(candidate.scope)
+                selects.append(
+                    sql.SQL(
+                        "SELECT %s::text, {columns} FROM {table} WHERE {condition} GROUP BY {grouping}"
+                    ).format(
+                        columns=sql.SQL(", ").join([*(sql.Identifier(n) for n in grouping), *measures]),
+                        table=table.sql(),
+                        condition=condition,
+                        grouping=sql.SQL(", ").join([sql.SQL("1"), *(sql.Identifier(n) for n in grouping)]),
+                    )
+                )
+                params += [candidate.label, *values]
+            found = conn.execute(sql.SQL(" UNION ALL ").join(selects), params).fetchall()
+        names = [PARTITION_COLUMN, *grouping, *counted]
+        schema = pa.schema(
+            [
+                (PARTITION_COLUMN, pa.string()),
+                *((name, spec.column(name).arrow_type) for name in grouping),
+                *((name, pa.int64()) for name in counted),
+            ]
+        )
+        return pa.table({name: [row[i] for row in found] for i, name in enumerate(names)}, schema=schema)
 
     def _candidate_sql(
         self,

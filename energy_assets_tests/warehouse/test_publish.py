@@ -379,6 +379,35 @@ def test_refetch_with_nulls_is_refused_naming_series_partition_and_lost_values(p
     assert [row[3] for row in pg_values(pg_settings, spec)] == [1.0, 2.0, 3.0, 1.0, None, None]
 
 
+@pytest.mark.parametrize("lake_file", ["deleted", "changed outside the publish path"])
+def test_without_the_recorded_lake_file_the_values_are_counted_in_postgres(
+    publisher, spec, pg_settings, lake_file
+):
+    good = day_candidate(0, [1.0, 2.0, 3.0], series=("x", "y"))
+    publisher.publish(spec, [good])
+    path = Path(publisher.store.partition_path(spec.qualified_name, good.partition))
+    if lake_file == "deleted":
+        path.unlink()
+    else:
+        pq.write_table(pq.read_table(path).slice(0, 5), path)
+    before_pg = pg_values(pg_settings, spec)
+    values = good.data.column("value_mw").to_pylist()
+    values[0] = None
+    nulled = Candidate(good.partition, good.scope, good.data.set_column(3, "value_mw", pa.array(values)))
+
+    with pytest.raises(AuditFailedError) as raised:
+        publisher.publish(spec, [nulled])
+
+    [failure] = raised.value.report.failures
+    assert [(row["series"], row["published_values"], row["lost_values"]) for row in failure.sample] == [
+        ("site=a/series=x", 3, 1)
+    ]
+    assert pg_values(pg_settings, spec) == before_pg
+    repaired = publisher.publish(spec, [good])  # the published content again: the lake file is rewritten
+    assert [p.status for p in repaired.partitions] == ["changed"]
+    assert pq.read_table(path).num_rows == 6
+
+
 def test_values_moved_between_series_are_refused_although_the_totals_match(publisher, spec):
     def with_values(values: list[float | None]) -> Candidate:
         base = day_candidate(0, [0.0, 0.0], series=("x", "y"))
@@ -421,16 +450,22 @@ def test_a_table_without_series_counts_values_per_key(publisher, warehouse_schem
         return Candidate({"part": "all"}, {"site": ["a", "b"]}, table)
 
     publisher.publish(keyed, [sites([10.0, None], ["x", "y"])])
-    with pytest.raises(AuditFailedError) as raised:
-        publisher.publish(keyed, [sites([None, 20.0], ["x", "y"])])  # a's area lost, b's new
-    [failure] = raised.value.report.failures
-    assert [(row["series"], row["value_column"], row["lost_values"]) for row in failure.sample] == [
-        ("site=a", "area_m2", 1)
-    ]
+    for lake_file in ("as published", "deleted"):  # counted in the lake file, then in PostgreSQL
+        if lake_file == "deleted":
+            Path(publisher.store.partition_path(keyed.qualified_name, {"part": "all"})).unlink()
+        with pytest.raises(AuditFailedError) as raised:
+            publisher.publish(keyed, [sites([None, 20.0], ["x", "y"])])  # a's area lost, b's new
+        [failure] = raised.value.report.failures
+        assert [(row["series"], row["value_column"], row["lost_values"]) for row in failure.sample] == [
+            ("site=a", "area_m2", 1)
+        ], lake_file
 
 
-def test_a_column_the_published_file_lacks_counts_as_no_values(publisher, spec, pg_settings):
+@pytest.mark.parametrize("lake_file", ["as published", "deleted"])
+def test_a_column_the_published_version_lacks_counts_as_no_values(publisher, spec, pg_settings, lake_file):
     publisher.publish(spec, [day_candidate(0, [1.0, 2.0])])
+    if lake_file == "deleted":  # then PostgreSQL is read, whose table does not have the column yet
+        Path(publisher.store.partition_path(spec.qualified_name, day_candidate(0, []).partition)).unlink()
     wider = TableSpec(
         schema=spec.schema,
         name=spec.name,
