@@ -78,7 +78,7 @@ from energy_assets.warehouse.table_spec import TableSpec
 from energy_assets.warehouse.timing import StepTimes
 
 SHRINK_RULE = "no_shrinking_partition"
-# Audit relations: the candidate's and the published lake files' non-NULL counts per partition and series.
+# Audit relations: the candidate's and the published version's non-NULL counts per partition and series.
 CANDIDATE_SERIES = "candidate_series"
 PUBLISHED_SERIES = "published_series"
 SERIES_ROWS = "__series_rows"
@@ -750,7 +750,7 @@ def shrink_rule(spec: TableSpec) -> AuditRule:
 
 def lost_values_rule(spec: TableSpec) -> AuditRule:
     """No published value may be replaced by a missing one: per partition, series and value column, the
-    candidate has at least the non-NULL values of the published lake file (`PUBLISHED_SERIES`).
+    candidate has at least the non-NULL values of the published version (`PUBLISHED_SERIES`).
 
     Each offending row names the partition, the series (`country=de/production_type=Solar`, or the key of
     a row for tables without series), the column and how many values would be lost.
