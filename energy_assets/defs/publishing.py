@@ -232,8 +232,18 @@ def publish_or_fail(
             report = by_table.get(request.spec.qualified_name)
             if report is not None:
                 yield from audit_check_results(key, report, specs)
+        shrunk = any(
+            check_family(outcome.rule) == SHRINK_RULE
+            for report in refused.reports
+            for outcome in report.failures
+        )
+        advice = (
+            f" If the smaller partition or the missing values are right, re-run with the tag {ALLOW_SHRINK_TAG}=true."
+            if shrunk
+            else ""
+        )
         raise dg.Failure(
-            description=str(refused),
+            description=str(refused) + advice,
             allow_retries=False,  # the same data would be refused again
             metadata={
                 "rejected_candidates": dg.MetadataValue.json(refused.rejected),

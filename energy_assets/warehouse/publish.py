@@ -782,6 +782,7 @@ def lost_values_rule(spec: TableSpec) -> AuditRule:
             " has at least the non-NULL values of its published version (re-run with allow_shrink to accept"
             " fewer)"
         ),
+        counted_as="series and column(s) losing values",
         sql=(
             f"WITH p AS (UNPIVOT (SELECT {keys}, {counted} FROM {PUBLISHED_SERIES}) ON {counted}"
             f" INTO NAME value_column VALUE published_values),"

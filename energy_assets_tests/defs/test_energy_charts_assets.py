@@ -810,6 +810,10 @@ def test_a_refetch_that_nulls_published_values_is_refused_unless_the_run_carries
             and "country=de/production_type=Solar" in message
             and '"lost_values": 10' in message
         )
+        assert "rule no_shrinking_partition:values failed for 1 series and column(s) losing values" in message
+        assert (
+            "re-run with the tag energy_assets/allow_shrink=true." in failure.step_failure_data.error.message
+        )
 
         server.script("public_power", [Scripted(200, body)])
         accepted = dg.materialize(
