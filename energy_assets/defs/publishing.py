@@ -11,7 +11,8 @@ Keep data logic out of this module: auditing and publishing live in `energy_asse
   new/changed/unchanged partitions with inserted/updated/unchanged/deleted rows;
 - `refusal_failure`: the step failure of a refused audit (the table-asset factory records the failed checks,
   naming partition, rule and first offending rows, before raising it, so nothing downstream runs);
-- `ALLOW_SHRINK_TAG`: the documented run tag that accepts a partition smaller than its published version.
+- `ALLOW_SHRINK_TAG`: the documented run tag that accepts a partition smaller than its published version
+  (fewer rows, series or non-NULL values).
 """
 
 from collections.abc import Mapping, Sequence
@@ -40,8 +41,9 @@ _FAMILY_DESCRIPTIONS = {
     "finite": "Every number is finite (no NaN or infinity).",
     "bounds": "Every value lies within the column's physical or market bounds.",
     SHRINK_RULE: (
-        "A re-fetched partition has at least the rows and series of its published version; run with the tag "
-        f"{ALLOW_SHRINK_TAG}=true to accept a smaller one."
+        "A re-fetched partition has at least the rows and series of its published version, and no published"
+        " value is replaced by a missing one (per series and column, no fewer non-NULL values); run with the"
+        f" tag {ALLOW_SHRINK_TAG}=true to accept a smaller partition or fewer values."
     ),
     LAKE_MATCHES_POSTGRES: "The lake partitions and PostgreSQL hold the same keys and values (row by row).",
 }
@@ -211,9 +213,18 @@ def publish_metadata(result: PublishResult, preview: pa.Table | None = None) -> 
 
 
 def refusal_failure(refused: AuditFailedError) -> dg.Failure:
-    """The step failure of a refused audit: not retried (the same data would be refused again)."""
+    """The step failure of a refused audit: not retried (the same data would be refused again); a refused
+    shrink says which tag accepts it."""
+    shrunk = any(
+        check_family(outcome.rule) == SHRINK_RULE for report in refused.reports for outcome in report.failures
+    )
+    advice = (
+        f" If the smaller partition or the missing values are right, re-run with the tag {ALLOW_SHRINK_TAG}=true."
+        if shrunk
+        else ""
+    )
     return dg.Failure(
-        description=str(refused),
+        description=str(refused) + advice,
         allow_retries=False,
         metadata={
             "rejected_candidates": dg.MetadataValue.json(refused.rejected),

@@ -45,6 +45,8 @@ class AuditRule:
     description: str
     sql: str
     column: str | None = None
+    # What one offending row stands for, as reports count them ("3 row(s)", "2 series and column(s)").
+    counted_as: str = "row(s)"
 
 
 @dataclass
@@ -58,6 +60,7 @@ class RuleOutcome:
     offending_rows: int = 0
     partitions: list[str] = field(default_factory=list)
     sample: list[dict[str, Any]] = field(default_factory=list)
+    counted_as: str = "row(s)"
 
     def summary(self, table: str) -> str:
         if self.passed:
@@ -67,7 +70,7 @@ class RuleOutcome:
         first = json.dumps(self.sample[0], default=str) if self.sample else ""
         return (
             f"{table} partition {where or '(none)'}: rule {self.rule}{column} failed for "
-            f"{self.offending_rows} row(s) ({self.description}); first: {first}"
+            f"{self.offending_rows} {self.counted_as} ({self.description}); first: {first}"
         )
 
 
@@ -226,7 +229,7 @@ def _run_rule(con: duckdb.DuckDBPyConnection, rule: AuditRule) -> RuleOutcome:
         f"SELECT count(*) OVER () AS __offending, * FROM ({rule.sql}) LIMIT {SAMPLE_ROWS}"
     ).to_arrow_table()
     if found.num_rows == 0:
-        return RuleOutcome(rule.name, rule.description, rule.column, passed=True)
+        return RuleOutcome(rule.name, rule.description, rule.column, passed=True, counted_as=rule.counted_as)
     offending = int(found.column("__offending")[0].as_py())
     sample = found.drop_columns(["__offending"]).to_pylist()
     partitions: list[str] = []
@@ -243,6 +246,7 @@ def _run_rule(con: duckdb.DuckDBPyConnection, rule: AuditRule) -> RuleOutcome:
         offending_rows=offending,
         partitions=partitions,
         sample=[{key: _plain(value) for key, value in row.items()} for row in sample],
+        counted_as=rule.counted_as,
     )
 
 

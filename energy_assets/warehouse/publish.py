@@ -11,7 +11,10 @@ partitions at once (a one-year backfill is one audit, one merge, one records wri
    key, so identical content gives identical bytes and the same sha256), without an fsync per file:
    one `syncfs` makes the whole batch durable before the commit names it.
 4. **Audit** the staged candidate with DuckDB: the table's own rules (`audit.spec_rules`), the
-   source's rules, and "no partition shrinks" against the publish records (unless `allow_shrink`).
+   source's rules, and "no partition shrinks" (unless `allow_shrink`): no fewer rows or series than
+   the publish record, and no published value replaced by a missing one (per series and value column,
+   no fewer non-NULL values than the published version: the lake file, read only for partitions whose
+   content changed, or PostgreSQL's rows where the lake file is not the recorded version).
    A refusal moves the candidate and a JSON report under `rejected/` and publishes nothing.
 5. **Commit** the changed partitions' rows to PostgreSQL (`WarehouseLoader.merge`; with `replace`
    the partitions are the whole truth for their scopes) together with one publish record per partition
@@ -65,16 +68,20 @@ from energy_assets.warehouse.audit import (
 )
 from energy_assets.warehouse.identifiers import TableName
 from energy_assets.warehouse.lake_comparison import cast_partition_columns
-from energy_assets.warehouse.lake_sql import partition_files_sql, partition_label
+from energy_assets.warehouse.lake_sql import partition_files_sql, partition_label, sql_text
 from energy_assets.warehouse.loader import LoadResult, WarehouseLoader
 from energy_assets.warehouse.meta import META_SCHEMA, ensure_meta_tables, published_partitions_table
 from energy_assets.warehouse.parquet_store import ParquetStore
 from energy_assets.warehouse.schema_inference import InferredSchema, infer_arrow
-from energy_assets.warehouse.scopes import Scope, coalesce_scopes
+from energy_assets.warehouse.scopes import Scope, coalesce_scopes, scope_condition
 from energy_assets.warehouse.table_spec import TableSpec
 from energy_assets.warehouse.timing import StepTimes
 
 SHRINK_RULE = "no_shrinking_partition"
+# Audit relations: the candidate's and the published version's non-NULL counts per partition and series.
+CANDIDATE_SERIES = "candidate_series"
+PUBLISHED_SERIES = "published_series"
+SERIES_ROWS = "__series_rows"
 STAGING_THREADS = 2
 Mode = Literal["replace", "upsert"]
 
@@ -163,6 +170,15 @@ class _Prepared:
     def audit(self) -> AuditReport:
         assert self.report is not None, "audited in _prepare"
         return self.report
+
+
+@dataclass
+class _PublishedSources:
+    """Where the shrink rule reads the published values: lake files, or PostgreSQL for partitions whose
+    lake file is not the version their publish record names."""
+
+    files: list[tuple[Mapping[str, str], str]] = field(default_factory=list)
+    in_postgres: list[Candidate] = field(default_factory=list)
 
 
 @contextmanager
@@ -268,7 +284,9 @@ class Publisher:
                 raise
             # One flush for every staged file: they must be on disk before the commit names them.
             self.store.sync()
+            digests = {c.label: self.store.file_sha256(item.staged[c.label]) for c in candidates}
         with timings.step("audit"):
+            guard = not request.allow_shrink and request.mode == "replace"
             item.report, counts = self._audit(
                 spec,
                 candidates,
@@ -276,11 +294,10 @@ class Publisher:
                 records,
                 request.rules,
                 request.relations,
-                request.allow_shrink,
-                request.mode,
+                self._published_sources(spec, candidates, records, digests) if guard else None,
             )
         for candidate in candidates:
-            digest = self.store.file_sha256(item.staged[candidate.label])
+            digest = digests[candidate.label]
             rows, series = counts.get(candidate.label, (0, 0))
             record = records.get(candidate.label)
             if record is None:
@@ -409,6 +426,28 @@ class Publisher:
         table = self.store.read_partition(spec.qualified_name, partition)
         return _with_partition_columns(spec, table, partition)
 
+    def _published_sources(
+        self,
+        spec: TableSpec,
+        candidates: Sequence[Candidate],
+        records: Mapping[str, Mapping[str, Any]],
+        digests: Mapping[str, str],
+    ) -> _PublishedSources:
+        """Where the published values of the partitions whose candidate differs from its record are read:
+        the lake file where it is the version the record names, else PostgreSQL's rows in the partition's
+        scope (committed with the record). A partition equal to its record loses nothing."""
+        sources = _PublishedSources()
+        for candidate in candidates:
+            record = records.get(candidate.label)
+            if record is None or record["content_sha256"] == digests[candidate.label]:
+                continue
+            if self._lake_matches(spec, candidate, record["content_sha256"]):
+                path = self.store.partition_path(spec.qualified_name, candidate.partition)
+                sources.files.append((candidate.partition, path))
+            else:
+                sources.in_postgres.append(candidate)
+        return sources
+
     def _audit(
         self,
         spec: TableSpec,
@@ -417,9 +456,15 @@ class Publisher:
         records: Mapping[str, Mapping[str, Any]],
         rules: Sequence[AuditRule],
         relations: Mapping[str, Any] | None,
-        allow_shrink: bool,
-        mode: Mode,
+        published_sources: _PublishedSources | None,
     ) -> tuple[AuditReport, dict[str, tuple[int, int]]]:
+        """Run the audit; the shrink rules only with `published_sources` (None with allow_shrink or upsert).
+
+        Returns the report and each partition's (rows, series) from one per-series aggregate of the
+        candidate, which the shrink rules read too.
+        """
+        guard = published_sources is not None
+        counted = counted_value_columns(spec) if guard else []
         con = duckdb.connect()
         try:
             con.sql("SET threads = 2")
@@ -431,26 +476,90 @@ class Publisher:
                     "series_count": pa.array([r["series_count"] for r in records.values()], pa.int64()),
                 }
             )
+            # Registered after `candidate`, in this order: each is materialized from the ones before it.
+            extra: dict[str, Any] = {
+                "published": published,
+                CANDIDATE_SERIES: series_counts_sql(spec, "candidate", counted, with_rows=True),
+            }
             all_rules = [*spec_rules(spec), *rules]
-            if not allow_shrink and mode == "replace":
+            if published_sources is not None:
                 all_rules.append(shrink_rule(spec))
+                parts = []
+                if published_sources.files and counted:
+                    scan = partition_files_sql(
+                        con, self.store, spec, published_sources.files, name="published_files"
+                    )
+                    present = {str(row[0]) for row in con.sql(f"DESCRIBE {scan}").fetchall()}
+                    parts.append(series_counts_sql(spec, f"({scan})", counted, present=present))
+                if published_sources.in_postgres and counted:
+                    con.register(
+                        "published_postgres",
+                        self._postgres_series_counts(spec, published_sources.in_postgres, counted),
+                    )
+                    parts.append("SELECT * FROM published_postgres")
+                if parts:
+                    extra[PUBLISHED_SERIES] = " UNION ALL BY NAME ".join(parts)
+                    all_rules.append(lost_values_rule(spec))
             report = run_audit(
                 spec,
                 relation,
                 all_rules,
-                relations={"published": published, **(relations or {})},
+                relations={**extra, **(relations or {})},
                 connection=con,
             )
-            series = series_expression(spec)
             counts = {
-                row[0]: (int(row[1]), int(row[2]))
+                row[0]: (int(row[1]), int(row[2]) if spec.series_columns else 1)
                 for row in con.sql(
-                    f"SELECT {PARTITION_COLUMN}, count(*), count(DISTINCT {series}) FROM candidate GROUP BY 1"
+                    f"SELECT {PARTITION_COLUMN}, sum({SERIES_ROWS}), count(*) FROM {CANDIDATE_SERIES} GROUP BY 1"
                 ).fetchall()
             }
         finally:
             con.close()
         return report, counts
+
+    def _postgres_series_counts(
+        self, spec: TableSpec, candidates: Sequence[Candidate], counted: Sequence[str]
+    ) -> pa.Table:
+        """`series_counts_sql` of PostgreSQL's rows in the candidates' scopes (one query for them all); a
+        column the table does not have yet counts 0."""
+        table = TableName(spec.schema, spec.name)
+        grouping = series_key_columns(spec)
+        with connect(self.settings) as conn:
+            present = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+                    (spec.schema, spec.name),
+                ).fetchall()
+            }
+            measures = [
+                sql.SQL("count({})").format(sql.Identifier(name)) if name in present else sql.SQL("0")
+                for name in counted
+            ]
+            selects, params = [], []
+            for candidate in candidates:
+                condition, values = scope_condition(candidate.scope)
+                selects.append(
+                    sql.SQL(
+                        "SELECT %s::text, {columns} FROM {table} WHERE {condition} GROUP BY {grouping}"
+                    ).format(
+                        columns=sql.SQL(", ").join([*(sql.Identifier(n) for n in grouping), *measures]),
+                        table=table.sql(),
+                        condition=condition,
+                        grouping=sql.SQL(", ").join([sql.SQL("1"), *(sql.Identifier(n) for n in grouping)]),
+                    )
+                )
+                params += [candidate.label, *values]
+            found = conn.execute(sql.SQL(" UNION ALL ").join(selects), params).fetchall()
+        names = [PARTITION_COLUMN, *grouping, *counted]
+        schema = pa.schema(
+            [
+                (PARTITION_COLUMN, pa.string()),
+                *((name, spec.column(name).arrow_type) for name in grouping),
+                *((name, pa.int64()) for name in counted),
+            ]
+        )
+        return pa.table({name: [row[i] for row in found] for i, name in enumerate(names)}, schema=schema)
 
     def _candidate_sql(
         self,
@@ -585,20 +694,41 @@ class Publisher:
 # Rules and SQL pieces that depend on the publish records
 
 
-def series_expression(spec: TableSpec) -> str:
-    """DuckDB expression naming a row's series (for distinct-series counts)."""
-    if not spec.series_columns:
-        return "1"
-    if len(spec.series_columns) == 1:
-        return quote(spec.series_columns[0])
-    return (
-        "concat_ws(chr(31), " + ", ".join(f"CAST({quote(c)} AS VARCHAR)" for c in spec.series_columns) + ")"
-    )
+def series_key_columns(spec: TableSpec) -> list[str]:
+    """The columns a partition's values are counted by: the spec's series, else its key (one row each)."""
+    return list(spec.series_columns or spec.primary_key)
+
+
+def counted_value_columns(spec: TableSpec) -> list[str]:
+    """Every column outside the key and the series: those whose non-NULL values may not go missing."""
+    grouping = set(series_key_columns(spec))
+    return [name for name in spec.value_columns() if name not in grouping]
+
+
+def series_counts_sql(
+    spec: TableSpec,
+    source: str,
+    counted: Sequence[str],
+    *,
+    present: set[str] | None = None,
+    with_rows: bool = False,
+) -> str:
+    """Per partition and series (`series_key_columns`): each counted column's non-NULL values (0 for a
+    column `source` lacks, such as one added to the table after an older file was written), and with
+    `with_rows` the series' rows as `SERIES_ROWS`."""
+    keys = ", ".join([PARTITION_COLUMN, *(quote(name) for name in series_key_columns(spec))])
+    measures = [f"count(*) AS {SERIES_ROWS}"] if with_rows else []
+    for name in counted:
+        present_here = present is None or name in present
+        measures.append(
+            f"{f'count({quote(name)})' if present_here else 'CAST(0 AS BIGINT)'} AS {quote(name)}"
+        )
+    return f"SELECT {', '.join([keys, *measures])} FROM {source} GROUP BY {keys}"
 
 
 def shrink_rule(spec: TableSpec) -> AuditRule:
     """A re-fetched partition may not have fewer rows or series than its published version."""
-    series = series_expression(spec)
+    series = "count(*)" if spec.series_columns else "1"
     return AuditRule(
         name=SHRINK_RULE,
         description=(
@@ -606,14 +736,64 @@ def shrink_rule(spec: TableSpec) -> AuditRule:
             " (re-run with allow_shrink to accept a smaller one)"
         ),
         sql=(
-            f"WITH c AS (SELECT {PARTITION_COLUMN}, count(*) AS candidate_rows, count(DISTINCT {series})"
-            f" AS candidate_series FROM candidate GROUP BY 1)"
+            f"WITH c AS (SELECT {PARTITION_COLUMN}, sum({SERIES_ROWS}) AS candidate_rows, {series}"
+            f" AS candidate_series FROM {CANDIDATE_SERIES} GROUP BY 1)"
             f" SELECT p.{PARTITION_COLUMN}, p.row_count AS published_rows,"
             f" coalesce(c.candidate_rows, 0) AS candidate_rows, p.series_count AS published_series,"
             f" coalesce(c.candidate_series, 0) AS candidate_series"
             f" FROM published p LEFT JOIN c USING ({PARTITION_COLUMN})"
             f" WHERE coalesce(c.candidate_rows, 0) < p.row_count OR coalesce(c.candidate_series, 0) < p.series_count"
             f" ORDER BY 1"
+        ),
+    )
+
+
+def lost_values_rule(spec: TableSpec) -> AuditRule:
+    """No published value may be replaced by a missing one: per partition, series and value column, the
+    candidate has at least the non-NULL values of the published version (`PUBLISHED_SERIES`).
+
+    Each offending row names the partition, the series (`country=de/production_type=Solar`, or the key of
+    a row for tables without series), the column and how many values would be lost.
+    """
+    counted = ", ".join(quote(name) for name in counted_value_columns(spec))
+    grouping = series_key_columns(spec)
+    keys = ", ".join([PARTITION_COLUMN, *(quote(name) for name in grouping)])
+    on = " AND ".join(
+        [
+            f"p.{PARTITION_COLUMN} = c.{PARTITION_COLUMN}",
+            *(f"p.{quote(name)} IS NOT DISTINCT FROM c.{quote(name)}" for name in grouping),
+            "p.value_column = c.value_column",
+        ]
+    )
+    label = (
+        "concat_ws('/', "
+        + ", ".join(
+            f"{sql_text(name + '=')} || coalesce(CAST(p.{quote(name)} AS VARCHAR), 'NULL')"
+            for name in grouping
+        )
+        + ")"
+        if grouping
+        else "'(whole partition)'"
+    )
+    return AuditRule(
+        name=f"{SHRINK_RULE}:values",
+        description=(
+            "no published value is replaced by a missing one: per series and column, a re-fetched partition"
+            " has at least the non-NULL values of its published version (re-run with allow_shrink to accept"
+            " fewer)"
+        ),
+        counted_as="series and column(s) losing values",
+        sql=(
+            f"WITH p AS (UNPIVOT (SELECT {keys}, {counted} FROM {PUBLISHED_SERIES}) ON {counted}"
+            f" INTO NAME value_column VALUE published_values),"
+            f" c AS (UNPIVOT (SELECT {keys}, {counted} FROM {CANDIDATE_SERIES}) ON {counted}"
+            f" INTO NAME value_column VALUE candidate_values)"
+            f" SELECT p.{PARTITION_COLUMN}, {label} AS series, p.value_column, p.published_values,"
+            f" coalesce(c.candidate_values, 0) AS candidate_values,"
+            f" p.published_values - coalesce(c.candidate_values, 0) AS lost_values"
+            f" FROM p LEFT JOIN c ON {on}"
+            f" WHERE coalesce(c.candidate_values, 0) < p.published_values"
+            f" ORDER BY lost_values DESC, 1, 2, 3"
         ),
     )
 

@@ -749,3 +749,111 @@ def test_a_40_day_backfill_makes_the_same_database_round_trips_as_a_5_day_one(
     assert used["40 days"][0] == used["5 days"][0], used  # sessions (connections) do not grow with the range
     assert used["40 days"][1] <= used["5 days"][1] + 2, used  # nor do transactions
     assert used["40 days"][0] <= 40, used
+
+
+def _published_record(settings: PostgresSettings, table: str, label: str) -> tuple:
+    return tuple(
+        rows(
+            settings,
+            "SELECT content_sha256, row_count, series_count, load_id FROM energy_meta.published_partitions"
+            " WHERE table_schema || '.' || table_name = %s AND lake_partition = %s",
+            table,
+            label,
+        )[0]
+    )
+
+
+def test_a_refetch_that_nulls_published_values_is_refused_unless_the_run_carries_the_tag(
+    resources: dict, instance: dg.DagsterInstance, pg_settings: PostgresSettings, lake_root: Path
+) -> None:
+    """The same timestamps with Solar 40-49 as null: nothing changes (raw, lake, PostgreSQL, publish record,
+    marts) unless the run carries the documented tag, written out here as the README names it."""
+    assets = [public_power_assets, price_assets, *MART_ASSETS[:2]]
+    raw_root = resources["lake"].raw_dir()
+    label = "country=de/date=2025-10-01"
+    server = EnergyChartsTestServer().start()
+    try:
+        live = {
+            **resources,
+            "energy_charts": EnergyChartsResource(
+                source="live", base_url=server.base_url, min_seconds_between_requests=0.0
+            ),
+        }
+        assert dg.materialize(assets, partition_key="2025-10-01", resources=live, instance=instance).success
+        before = _state(pg_settings, lake_root, raw_root)
+        record = _published_record(pg_settings, "energy_charts.public_power", label)
+        body = json.loads((SAMPLE_DIR / "public_power_de_2025-10-01.json").read_text())
+        solar = next(series for series in body["production_types"] if series["name"] == "Solar")
+        assert solar["data"][40] == 15192.7 and None not in solar["data"]
+        solar["data"][40:50] = [None] * 10
+
+        server.script("public_power", [Scripted(200, body)])
+        refused = dg.materialize(
+            assets, partition_key="2025-10-01", resources=live, instance=instance, raise_on_error=False
+        )
+
+        assert not refused.success
+        assert _state(pg_settings, lake_root, raw_root) == before
+        assert _published_record(pg_settings, "energy_charts.public_power", label) == record
+        assert materializations_of(refused, MARTS) == []
+        [shrink] = [
+            e
+            for e in refused.get_asset_check_evaluations()
+            if e.check_name == "no_shrinking_partition" and e.asset_key == PUBLIC_POWER_KEY
+        ]
+        assert not shrink.passed
+        assert shrink.metadata["failed_partitions"].value == [label]
+        assert shrink.metadata["first_offending_rows"].value == {
+            "no_shrinking_partition:values": [
+                {
+                    "lake_partition": label,
+                    "series": "country=de/production_type=Solar",
+                    "value_column": "value_mw",
+                    "published_values": 96,
+                    "candidate_values": 86,
+                    "lost_values": 10,
+                }
+            ]
+        }
+        [failure] = [event for event in refused.all_events if event.is_step_failure]
+        message = failure.step_failure_data.error.cause.message
+        assert (
+            label in message
+            and "country=de/production_type=Solar" in message
+            and '"lost_values": 10' in message
+        )
+        assert "rule no_shrinking_partition:values failed for 1 series and column(s) losing values" in message
+        assert (
+            "re-run with the tag energy_assets/allow_shrink=true." in failure.step_failure_data.error.message
+        )
+
+        server.script("public_power", [Scripted(200, body)])
+        accepted = dg.materialize(
+            assets,
+            partition_key="2025-10-01",
+            resources=live,
+            instance=instance,
+            tags={"energy_assets/allow_shrink": "true"},
+        )
+    finally:
+        server.stop()
+
+    assert accepted.success
+    assert all(evaluation.passed for evaluation in accepted.get_asset_check_evaluations())
+    assert metadata_of(accepted, PUBLIC_POWER_KEY)["updated"] == 10
+    solar_values = rows(
+        pg_settings,
+        "SELECT count(*), count(value_mw) FROM energy_charts.public_power WHERE production_type = 'Solar'"
+        " AND interval_start >= %s AND interval_start < %s",
+        datetime(2025, 10, 1, tzinfo=BERLIN),
+        datetime(2025, 10, 2, tzinfo=BERLIN),
+    )
+    assert solar_values == [(96, 86)]
+    assert rows(
+        pg_settings,
+        "SELECT interval_count FROM marts.daily_production_trend WHERE local_date = '2025-10-01'"
+        " AND production_type = 'Solar'",
+    ) == [(86,)]
+    raw = json.loads(raw_path(resources["lake"], "public_power", "de", "2025-10-01").read_text())
+    assert next(s for s in raw["production_types"] if s["name"] == "Solar")["data"][40:50] == [None] * 10
+    assert _published_record(pg_settings, "energy_charts.public_power", label)[0] != record[0]

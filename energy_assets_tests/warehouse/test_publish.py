@@ -337,3 +337,187 @@ def test_comparison_sees_a_timestamp_moved_by_a_quarter_hour(publisher, spec, pg
         pg_settings, publisher.store, spec, [(good.partition, good.scope)]
     )
     assert [p.differing_columns for p in comparison.partitions] == [["interval_start"]]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A published value may not be replaced by a missing one
+
+
+def test_refetch_with_nulls_is_refused_naming_series_partition_and_lost_values(publisher, spec, pg_settings):
+    good = day_candidate(0, [1.0, 2.0, 3.0], series=("x", "y"))
+    publisher.publish(spec, [good])
+    before_lake, before_pg = lake_bytes(publisher, spec, good), pg_values(pg_settings, spec)
+    values = good.data.column("value_mw").to_pylist()
+    values[4] = values[5] = None  # series y loses two of its three values; rows and series stay
+    nulled = Candidate(good.partition, good.scope, good.data.set_column(3, "value_mw", pa.array(values)))
+
+    with pytest.raises(AuditFailedError) as raised:
+        publisher.publish(spec, [nulled])
+
+    [failure] = raised.value.report.failures
+    assert failure.rule == "no_shrinking_partition:values"
+    assert failure.partitions == ["site=a/date=2024-03-01"]
+    assert failure.sample == [
+        {
+            "lake_partition": "site=a/date=2024-03-01",
+            "series": "site=a/series=y",
+            "value_column": "value_mw",
+            "published_values": 3,
+            "candidate_values": 1,
+            "lost_values": 2,
+        }
+    ]
+    message = str(raised.value)
+    assert '"series": "site=a/series=y"' in message and '"lost_values": 2' in message
+    assert lake_bytes(publisher, spec, good) == before_lake
+    assert pg_values(pg_settings, spec) == before_pg
+    assert publisher.store.staged_tags(spec.qualified_name, good.partition) == []
+
+    accepted = publisher.publish(spec, [nulled], allow_shrink=True)
+
+    assert [p.status for p in accepted.partitions] == ["changed"]
+    assert [row[3] for row in pg_values(pg_settings, spec)] == [1.0, 2.0, 3.0, 1.0, None, None]
+
+
+@pytest.mark.parametrize("lake_file", ["deleted", "changed outside the publish path"])
+def test_without_the_recorded_lake_file_the_values_are_counted_in_postgres(
+    publisher, spec, pg_settings, lake_file
+):
+    good = day_candidate(0, [1.0, 2.0, 3.0], series=("x", "y"))
+    publisher.publish(spec, [good])
+    path = Path(publisher.store.partition_path(spec.qualified_name, good.partition))
+    if lake_file == "deleted":
+        path.unlink()
+    else:
+        pq.write_table(pq.read_table(path).slice(0, 5), path)
+    before_pg = pg_values(pg_settings, spec)
+    values = good.data.column("value_mw").to_pylist()
+    values[0] = None
+    nulled = Candidate(good.partition, good.scope, good.data.set_column(3, "value_mw", pa.array(values)))
+
+    with pytest.raises(AuditFailedError) as raised:
+        publisher.publish(spec, [nulled])
+
+    [failure] = raised.value.report.failures
+    assert [(row["series"], row["published_values"], row["lost_values"]) for row in failure.sample] == [
+        ("site=a/series=x", 3, 1)
+    ]
+    assert pg_values(pg_settings, spec) == before_pg
+    repaired = publisher.publish(spec, [good])  # the published content again: the lake file is rewritten
+    assert [p.status for p in repaired.partitions] == ["changed"]
+    assert pq.read_table(path).num_rows == 6
+
+
+def test_values_moved_between_series_are_refused_although_the_totals_match(publisher, spec):
+    def with_values(values: list[float | None]) -> Candidate:
+        base = day_candidate(0, [0.0, 0.0], series=("x", "y"))
+        return Candidate(base.partition, base.scope, base.data.set_column(3, "value_mw", pa.array(values)))
+
+    publisher.publish(spec, [with_values([1.0, 2.0, None, None])])
+
+    with pytest.raises(AuditFailedError) as raised:
+        # Same rows, series and number of values in the partition: x loses one, y gains one.
+        publisher.publish(spec, [with_values([1.0, None, 3.0, None])])
+
+    [failure] = raised.value.report.failures
+    assert [(row["series"], row["lost_values"]) for row in failure.sample] == [("site=a/series=x", 1)]
+
+
+def test_more_values_and_an_unchanged_rerun_pass(publisher, spec, pg_settings):
+    publisher.publish(spec, [day_candidate(0, [1.0, None])])
+    filled = publisher.publish(spec, [day_candidate(0, [1.0, 2.0])])
+    again = publisher.publish(spec, [day_candidate(0, [1.0, 2.0])])
+    assert [p.status for p in filled.partitions + again.partitions] == ["changed", "unchanged"]
+    assert [row[3] for row in pg_values(pg_settings, spec)] == [1.0, 2.0]
+    assert filled.audit.outcome("no_shrinking_partition:values").passed
+
+
+def test_a_table_without_series_counts_values_per_key(publisher, warehouse_schema, pg_settings):
+    keyed = TableSpec(
+        schema=warehouse_schema,
+        name="sites",
+        description="one row per site",
+        columns=(
+            column("site", pa.string(), "site", False),
+            column("area_m2", pa.float64(), "floor area"),
+            column("label", pa.string(), "label"),
+        ),
+        primary_key=("site",),
+    )
+
+    def sites(area: list[float | None], label: list[str | None]) -> Candidate:
+        table = pa.table({"site": ["a", "b"], "area_m2": area, "label": label}, schema=keyed.arrow_schema)
+        return Candidate({"part": "all"}, {"site": ["a", "b"]}, table)
+
+    publisher.publish(keyed, [sites([10.0, None], ["x", "y"])])
+    for lake_file in ("as published", "deleted"):  # counted in the lake file, then in PostgreSQL
+        if lake_file == "deleted":
+            Path(publisher.store.partition_path(keyed.qualified_name, {"part": "all"})).unlink()
+        with pytest.raises(AuditFailedError) as raised:
+            publisher.publish(keyed, [sites([None, 20.0], ["x", "y"])])  # a's area lost, b's new
+        [failure] = raised.value.report.failures
+        assert [(row["series"], row["value_column"], row["lost_values"]) for row in failure.sample] == [
+            ("site=a", "area_m2", 1)
+        ], lake_file
+
+
+@pytest.mark.parametrize("lake_file", ["as published", "deleted"])
+def test_a_column_the_published_version_lacks_counts_as_no_values(publisher, spec, pg_settings, lake_file):
+    publisher.publish(spec, [day_candidate(0, [1.0, 2.0])])
+    if lake_file == "deleted":  # then PostgreSQL is read, whose table does not have the column yet
+        Path(publisher.store.partition_path(spec.qualified_name, day_candidate(0, []).partition)).unlink()
+    wider = TableSpec(
+        schema=spec.schema,
+        name=spec.name,
+        description=spec.description,
+        columns=(*spec.columns, column("quality", pa.string(), "flag")),
+        primary_key=spec.primary_key,
+        series_columns=spec.series_columns,
+    )
+    base = day_candidate(0, [1.0, 2.0])
+    table = base.data.append_column("quality", pa.array([None, "A"], pa.string()))
+
+    result = publisher.publish(wider, [Candidate(base.partition, base.scope, table)])
+
+    assert [p.status for p in result.partitions] == ["changed"]
+    assert result.audit.outcome("no_shrinking_partition:values").passed
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The lake comparison sees rows on one side only
+
+
+def test_comparison_fails_for_a_row_deleted_from_the_lake_file(publisher, spec, pg_settings):
+    good = day_candidate(0, [1.0, 2.0, 3.0])
+    publisher.publish(spec, [good])
+    path = publisher.store.partition_path(spec.qualified_name, good.partition)
+    pq.write_table(pq.read_table(path).slice(0, 2), path)
+
+    comparison = compare_lake_with_postgres(
+        pg_settings, publisher.store, spec, [(good.partition, good.scope)]
+    )
+
+    assert not comparison.passed
+    assert [(p.lake_rows, p.postgres_rows) for p in comparison.partitions] == [(2, 3)]
+    assert "lake 2 rows, PostgreSQL 3" in comparison.summary()
+
+
+@pytest.mark.parametrize(("series", "day"), [("x", 0), ("z", 0), ("x", 1)])
+def test_comparison_fails_for_one_extra_row_in_postgres(publisher, spec, pg_settings, series, day):
+    first, second = day_candidate(0, [1.0, 2.0]), day_candidate(1, [3.0, 4.0])
+    publisher.publish(spec, [first, second])
+    with connect(pg_settings, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {}.{} (site, series, interval_start, value_mw) VALUES ('a', %s, %s, 9)"
+            ).format(sql.Identifier(spec.schema), sql.Identifier(spec.name)),
+            (series, DAY0 + timedelta(days=day, hours=5)),
+        )
+    partitions = [(first.partition, first.scope), (second.partition, second.scope)]
+
+    comparison = compare_lake_with_postgres(pg_settings, publisher.store, spec, partitions)
+
+    assert not comparison.passed, comparison.summary()
+    assert [(p.lake_rows, p.postgres_rows) for p in comparison.partitions] == (
+        [(2, 3), (2, 2)] if day == 0 else [(2, 2), (2, 3)]
+    )

@@ -142,6 +142,7 @@ def test_publish_to_s3_then_unchanged_rerun_writes_nothing(publisher, spec, pg_s
 
     changed = publisher.publish(spec, [day_candidate(1, [3.0, 5.0])])
     assert [p.status for p in changed.partitions] == ["changed"]
+    assert changed.audit.outcome("no_shrinking_partition:values").passed  # counted in the S3 object
     assert (changed.load.updated, changed.load.unchanged) == (1, 1)
     assert [row[3] for row in pg_values(pg_settings, spec)] == [1.0, 2.0, 3.0, 5.0]
     published = read_published(publisher.store, spec, [c.partition for c in candidates])
@@ -170,6 +171,21 @@ def test_refused_audit_leaves_s3_as_it_was(publisher, spec, pg_settings, s3_endp
     refused = pq.read_table(folder / "site=a__date=2024-03-01.parquet")
     assert refused.num_rows == 2
     assert publisher.store.staged_tags(spec.qualified_name, good.partition) == []
+
+
+def test_a_refetch_with_a_null_is_refused_against_the_s3_object(
+    publisher, spec, pg_settings, s3_endpoint, prefix
+):
+    good = day_candidate(0, [1.0, 2.0])
+    publisher.publish(spec, [good])
+    before_lake = live_objects(s3_endpoint, prefix)
+    before_pg = pg_values(pg_settings, spec)
+    with pytest.raises(AuditFailedError) as raised:
+        publisher.publish(spec, [day_candidate(0, [1.0, None])])
+    [failure] = raised.value.report.failures
+    assert [(row["series"], row["lost_values"]) for row in failure.sample] == [("site=a/series=x", 1)]
+    assert live_objects(s3_endpoint, prefix) == before_lake
+    assert pg_values(pg_settings, spec) == before_pg
 
 
 def test_recovery_promotes_a_committed_staged_object_and_drops_the_rest(publisher, spec, pg_settings):
