@@ -62,10 +62,13 @@ def bdg2_long_line_bomb(path: Path, mib: int = BOMB_MIB) -> Path:
 
 def run_measured(snippet: str, env: Mapping[str, str] | None = None, timeout: float = 60) -> dict:
     """Run `snippet` in a child interpreter; returns `outcome` ("accepted" or "<error type>: <message>"),
-    `seconds` (wall, the snippet only) and `peak_rss_mb` (the child's own peak resident set)."""
+    `seconds` (wall, the snippet only) and `peak_rss_mb` (the child's own peak resident set).
+
+    The peak is the child's VmHWM: `getrusage`'s ru_maxrss survives exec on Linux, so it would report a
+    large parent (the pytest process, at fork) instead of the child."""
     code = textwrap.dedent(
         """
-        import json, resource, time
+        import json, time
         started = time.perf_counter()
         try:
         {body}
@@ -75,7 +78,9 @@ def run_measured(snippet: str, env: Mapping[str, str] | None = None, timeout: fl
         print(json.dumps({{
             "outcome": outcome,
             "seconds": time.perf_counter() - started,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": next(
+                int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")
+            ) / 1024,
         }}))
         """
     ).format(body=textwrap.indent(textwrap.dedent(snippet).strip(), "    "))
