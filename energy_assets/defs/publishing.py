@@ -45,7 +45,10 @@ _FAMILY_DESCRIPTIONS = {
         " value is replaced by a missing one (per series and column, no fewer non-NULL values); run with the"
         f" tag {ALLOW_SHRINK_TAG}=true to accept a smaller partition or fewer values."
     ),
-    LAKE_MATCHES_POSTGRES: "The lake partitions and PostgreSQL hold the same keys and values (row by row).",
+    LAKE_MATCHES_POSTGRES: (
+        "The lake partitions and PostgreSQL hold the same content: row counts and, per column, non-NULL"
+        " counts and sums (or lengths and min/max)."
+    ),
 }
 
 
