@@ -43,12 +43,38 @@ class DeclarationError(ConfigurationError):
     """A `defs.yaml` declaration does not load: wrong attribute, wrong type, unknown component, duplicate."""
 
 
+# Names a source cannot take: shared resource keys, groups and schemas the platform owns.
+RESERVED_SOURCE_NAMES = frozenset(
+    {
+        "postgres",
+        "lake",
+        "certificate_authority",
+        "zenodo",
+        "meters",
+        "buildings",
+        "marts",
+        "raw",
+        "platform",
+        "energy_meta",
+        "public",
+        "dagster",
+        "information_schema",
+        "io_manager",
+    }
+)
+
+
 def valid_source_name(name: str) -> str:
-    """A source name becomes a PostgreSQL schema, a folder and an asset-key prefix: snake_case only."""
+    """A source name becomes a PostgreSQL schema, a resource key, a folder and an asset-key prefix."""
     if not re.fullmatch(DEFAULT_SOURCE_NAME_PATTERN, name):
         raise ConfigurationError(
             f"name: {name!r} is not a source name; use lower-case letters, digits and _ (pattern"
             f" {DEFAULT_SOURCE_NAME_PATTERN}), e.g. energy_charts_fr."
+        )
+    if name in RESERVED_SOURCE_NAMES or name.startswith("pg_"):
+        raise ConfigurationError(
+            f"name: {name!r} is taken by the platform (a shared resource, group or schema); choose another,"
+            " e.g. energy_charts_fr."
         )
     return name
 
@@ -60,16 +86,43 @@ def valid_cron(cron: str) -> str:
 
 
 def operator_sources_dir(home: DataHome | None = None) -> Path:
-    """$ENERGY_ASSETS_SOURCES_DIR, else `<data home>/sources`."""
-    configured = os.environ.get(ENV_SOURCES_DIR)
-    return Path(configured).expanduser() if configured else (home or DataHome.from_env()).root / "sources"
+    """$ENERGY_ASSETS_SOURCES_DIR (an absolute path), else `<data home>/sources`."""
+    configured = os.environ.get(ENV_SOURCES_DIR, "").strip()
+    if not configured:
+        return (home or DataHome.from_env()).root / "sources"
+    path = Path(configured).expanduser()
+    if not path.is_absolute():
+        raise DeclarationError(
+            f"{ENV_SOURCES_DIR}={configured!r} is relative; give an absolute path, so that the daemon, the"
+            " webserver and the CLI see the same sources."
+        )
+    if not path.is_dir():
+        raise DeclarationError(
+            f"{ENV_SOURCES_DIR}={configured!r} is not a folder; create it, or unset the variable to use"
+            " <data home>/sources."
+        )
+    return path
 
 
 def declaration_folders(root: Path) -> list[Path]:
-    """The folders directly under `root` that hold a `defs.yaml`, in name order."""
+    """The folders directly under `root` that hold a `defs.yaml`, in name order (hidden folders skipped).
+
+    A `defs.yaml` that is not a regular file (a folder, a dangling link) is refused, not skipped.
+    """
     if not root.is_dir():
         return []
-    return sorted(path.parent for path in root.glob(f"*/{DECLARATION_FILE}") if path.is_file())
+    folders = []
+    for folder in sorted(root.iterdir()):
+        declaration = folder / DECLARATION_FILE
+        if folder.name.startswith(".") or not folder.is_dir() or not os.path.lexists(declaration):
+            continue
+        if not declaration.is_file():
+            raise DeclarationError(
+                f"{declaration}: not a readable file (a folder or a broken link); make it the source's YAML"
+                " declaration or remove it."
+            )
+        folders.append(folder)
+    return folders
 
 
 @dataclass(frozen=True)
@@ -101,22 +154,55 @@ def load_declarations(folders: Iterable[Path]) -> list[DeclaredSource]:
 
 
 def declared_sources(home: DataHome | None = None) -> list[DeclaredSource]:
-    """The bundled declarations, then the operator's (ENERGY_ASSETS_SOURCES_DIR)."""
-    return load_declarations(
-        [*declaration_folders(BUNDLED_DIR), *declaration_folders(operator_sources_dir(home))]
-    )
+    """The bundled declarations and the operator's (ENERGY_ASSETS_SOURCES_DIR).
+
+    An operator's declaration of a bundled source (same name, same component type) replaces it: that is
+    how a deployment reconfigures, say, the inbox path without touching the package.
+    """
+    bundled = load_declarations(declaration_folders(BUNDLED_DIR))
+    operator = load_declarations(declaration_folders(operator_sources_dir(home)))
+    replaced = {
+        source.name
+        for source in operator
+        for original in bundled
+        if source.name == original.name and type(source.component) is type(original.component)
+    }
+    return load_order([source for source in bundled if source.name not in replaced], operator)
+
+
+def load_order(bundled: list[DeclaredSource], operator: list[DeclaredSource]) -> list[DeclaredSource]:
+    """Bundled then operator sources; a name declared by both (and not a replacement) is refused."""
+    for source in operator:
+        twin = next((other for other in bundled if other.name == source.name), None)
+        if twin is not None:
+            raise DeclarationError(
+                f"{source.folder / DECLARATION_FILE}: source name {source.name!r} is the bundled"
+                f" {type(twin.component).__name__} source ({twin.folder / DECLARATION_FILE}); declare the same"
+                " component type to reconfigure it, or give this one another `name:` attribute."
+            )
+    return [*bundled, *operator]
 
 
 def _load_folder(folder: Path) -> DeclaredSource:
     tree = ComponentTree(defs_module=_module_for(folder), project_root=PROJECT_ROOT)
     try:
-        component = tree.load_root_component()
-        defs = tree.build_defs()
+        root = tree.load_root_component()
+        # The folder's own components (the tree's root is Dagster's wrapper around them).
+        found = tree.get_all_components(of_type=dg.Component)  # type: ignore[type-abstract]
+        # Dagster lists a folder's component under the folder and under the root: count each once.
+        declared = list({id(c): c for c in found if type(c).__module__.startswith("energy_assets.")}.values())
     except Exception as error:  # Dagster wraps what went wrong; we report it as file, line, attribute.
         raise DeclarationError(describe_load_error(folder / DECLARATION_FILE, error)) from None
-    # The folder's own component (the tree's root is Dagster's wrapper around it).
-    declared = [c for c in tree.get_all_components(of_type=dg.Component) if hasattr(c, "name")]  # type: ignore[type-abstract]
-    return DeclaredSource(folder, declared[0] if declared else component, defs)
+    if len(declared) > 1:
+        raise DeclarationError(
+            f"{folder / DECLARATION_FILE}: declares {len(declared)} components; declare one source per"
+            " defs.yaml (one folder each)."
+        )
+    try:
+        defs = tree.build_defs()
+    except Exception as error:
+        raise DeclarationError(describe_load_error(folder / DECLARATION_FILE, error)) from None
+    return DeclaredSource(folder, declared[0] if declared else root, defs)
 
 
 def _module_for(folder: Path) -> types.ModuleType:
@@ -146,6 +232,14 @@ def describe_load_error(path: Path, error: BaseException) -> str:
     if isinstance(cause, ConfigurationError):
         return f"{path}: {cause}"
     root = _root(error)
+    if isinstance(root, yaml.YAMLError):
+        problem = " ".join(str(root).split())
+        return f"{path}: not valid YAML ({problem}); fix the syntax (`dg check yaml` shows it too)."
+    if "No components found" in str(root):
+        return (
+            f"{path}: declares no component; write `type: energy_assets.components.<Type>` and its"
+            " `attributes:` (`dg list components` lists the types)."
+        )
     if re.search(r"Module `[^`]+` has no attribute `[^`]+`", str(root)) or isinstance(
         root, ModuleNotFoundError
     ):

@@ -26,8 +26,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dagster as dg
+import psycopg
 import pyarrow as pa
 import requests
+from psycopg.errors import TransactionRollback
 
 from energy_assets.defs.policy import MARTS_GROUP, NETWORK_RETRY, POSTGRES_POOL
 from energy_assets.defs.publishing import (
@@ -93,18 +95,33 @@ def is_transient(error: BaseException) -> bool:
     """A failure the step's retry may cure: no answer, a cut body, rate limiting or a server error that the
     client has not already retried (`client_retried`: it spent its own retries or deadline on it).
 
-    An error may say so itself (`transient`); API errors carry the HTTP `status` (None: no answer).
+    An error may say so itself (`transient`); PostgreSQL being unreachable or restarting, a deadlock or a
+    serialization failure (also behind the project's `DatabaseError`) is transient; API errors carry the
+    HTTP `status` (None: no answer).
     Everything else (bad data, bad configuration, a bug) fails at once: a retry would meet it again.
     """
     declared = getattr(error, "transient", None)
     if isinstance(declared, bool):
         return declared
+    if _database_unavailable(error):
+        return True
     if getattr(error, "client_retried", False):
         return False
     if hasattr(error, "status") and not isinstance(error, OSError):
         status = getattr(error, "status")  # noqa: B009 (an API error's HTTP status; None: no answer)
         return status is None or status == 429 or (isinstance(status, int) and status >= 500)
     return isinstance(error, ConnectionError | TimeoutError | requests.RequestException)
+
+
+def _database_unavailable(error: BaseException) -> bool:
+    """PostgreSQL unreachable or restarting, or a deadlock or serialization failure: worth another try."""
+    retryable = (psycopg.OperationalError, TransactionRollback)
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, retryable):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 @contextmanager

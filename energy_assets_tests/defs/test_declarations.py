@@ -11,7 +11,13 @@ import dagster as dg
 import pytest
 
 from energy_assets.defs.build import build_defs
-from energy_assets.defs.declarations import ENV_SOURCES_DIR, DeclarationError, load_declarations
+from energy_assets.defs.declarations import (
+    ENV_SOURCES_DIR,
+    DeclarationError,
+    declaration_folders,
+    declared_sources,
+    load_declarations,
+)
 from energy_assets.defs.energy_charts.resources import EnergyChartsResource
 from energy_assets.defs.resources import LakeResource, PostgresResource
 from energy_assets.postgres.connection import PostgresSettings, connect
@@ -57,7 +63,8 @@ def test_bundled_declarations_give_exactly_the_platforms_keys(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # The snapshot was taken from the hand-built definitions before the sources became declarations.
-    monkeypatch.setenv(ENV_SOURCES_DIR, str(tmp_path / "none"))
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv(ENV_SOURCES_DIR, str(tmp_path / "empty"))
     assert key_sets(build_defs()) == json.loads(SNAPSHOT.read_text())
 
 
@@ -194,3 +201,70 @@ def test_a_broken_operator_declaration_fails_the_code_location_with_its_file(
         DeclarationError, match=rf"^{tmp_path}/bad/defs.yaml: .*line 4, attribute countries: 'zz'"
     ):
         build_defs()
+
+
+def test_an_operator_declaration_reconfigures_a_bundled_source(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "nem12" / "inbox"
+    declare(
+        tmp_path / "sources",
+        "meters",
+        f"type: energy_assets.components.Nem12Inbox\nattributes:\n  inbox: {inbox}\n",
+    )
+    monkeypatch.setenv(ENV_SOURCES_DIR, str(tmp_path / "sources"))
+    sources = {source.name: source for source in declared_sources()}
+    assert sorted(sources) == ["buildings", "energy_charts", "meters"]
+    assert sources["meters"].folder == tmp_path / "sources" / "meters"
+    assert build_defs().resources["meters"].inbox == str(inbox)
+
+
+@pytest.mark.parametrize(
+    ("folder", "text", "expected"),
+    [
+        (
+            "taken",
+            "type: energy_assets.components.EnergyChartsSource\nattributes:\n  name: postgres\n",
+            "attribute name: 'postgres' is taken by the platform",
+        ),
+        (
+            "long",
+            f"type: energy_assets.components.EnergyChartsSource\nattributes:\n  name: {'x' * 41}\n",
+            "is longer than 40 characters",
+        ),
+        (
+            "two",
+            FRANCE + "---\n" + FRANCE.replace("energy_charts_fr", "energy_charts_it"),
+            "declares 2 components; declare one source per defs.yaml",
+        ),
+        ("empty", "", "declares no component; write `type: energy_assets.components.<Type>`"),
+        ("syntax", "type: [unclosed\n", "not valid YAML ("),
+        (
+            "bundled",
+            "type: energy_assets.components.EnergyChartsSource\nattributes:\n  name: buildings\n",
+            "attribute name: 'buildings' is taken by the platform",
+        ),
+    ],
+)
+def test_odd_declarations_are_refused_in_one_line(
+    tmp_path: Path, folder: str, text: str, expected: str
+) -> None:
+    path = declare(tmp_path, folder, text)
+    with pytest.raises(DeclarationError) as raised:
+        load_declarations([path])
+    assert str(raised.value).startswith(f"{path / 'defs.yaml'}: ")
+    assert expected in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_declaration_that_is_not_a_file_and_a_relative_sources_dir_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "sources" / "broken" / "defs.yaml").mkdir(parents=True)
+    with pytest.raises(
+        DeclarationError, match=r"broken/defs.yaml: not a readable file \(a folder or a broken link\)"
+    ):
+        declaration_folders(tmp_path / "sources")
+    monkeypatch.setenv(ENV_SOURCES_DIR, "relative/sources")
+    with pytest.raises(DeclarationError, match="ENERGY_ASSETS_SOURCES_DIR='relative/sources' is relative"):
+        declared_sources()

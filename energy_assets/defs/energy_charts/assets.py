@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pyarrow as pa
@@ -52,7 +53,7 @@ from energy_assets.sources.energy_charts.ingest import (
     ingest_installed_power,
     raw_document_path,
 )
-from energy_assets.sources.energy_charts.local_days import days_between, local_day_of
+from energy_assets.sources.energy_charts.local_days import days_between
 from energy_assets.sources.energy_charts.responses import normalize_price, normalize_public_power
 from energy_assets.sources.energy_charts.tables import (
     DAILY_PRICE_ANALYSIS,
@@ -367,7 +368,7 @@ def mart_assets(tables: EnergyChartsTables) -> list[dg.AssetsDefinition]:
         days = partition_days(context.partition_keys)
         countries = resource(context).countries
         power = read_daily(context.resources.lake, tables.public_power, "country", countries, days)
-        trend = aggregates.daily_production_trend(power)
+        trend = aggregates.daily_production_trend(power, timezone_name=source.timezone)
         generation = trend.filter(trend.column("is_generation"))
         figures: dict[str, Any] = {}
         for name in ("Wind onshore", "Wind offshore", "Solar"):
@@ -388,7 +389,7 @@ def mart_assets(tables: EnergyChartsTables) -> list[dg.AssetsDefinition]:
         prices = read_daily(lake, tables.day_ahead_price, "bidding_zone", zones, days)
         countries = sorted({aggregates.BIDDING_ZONE_COUNTRIES.get(zone, zone.lower()) for zone in zones})
         power = read_daily(lake, tables.public_power, "country", countries, days)
-        analysis = aggregates.daily_price_analysis(prices, power)
+        analysis = aggregates.daily_price_analysis(prices, power, timezone_name=source.timezone)
         mean_price = analysis.column("mean_price_eur_per_mwh")
         figures = {
             "mean_price_eur_per_mwh": float(pc.mean(mean_price).as_py() or 0.0) if analysis.num_rows else 0.0,
@@ -425,11 +426,12 @@ def mart_assets(tables: EnergyChartsTables) -> list[dg.AssetsDefinition]:
             trailing_days=trailing,
             max_lookback_days=lookback,
             output_days=days,
+            timezone_name=source.timezone,
         )
         flagged = result.filter(pc.fill_null(result.column("is_underperforming"), False))
         figures = {
             "underperforming_buckets": flagged.num_rows,
-            "history_days_loaded": len(local_days_present(power)),
+            "history_days_loaded": len(local_days_present(power, source.timezone)),
         }
         return MartOutput(result, mart_candidates(result, days), figures)
 
@@ -481,9 +483,12 @@ def mart_assets(tables: EnergyChartsTables) -> list[dg.AssetsDefinition]:
     ]
 
 
-def local_days_present(table: pa.Table) -> list[date]:
-    """The local days (Europe/Berlin) a table with `interval_start` has rows for."""
-    return sorted({local_day_of(value) for value in pc.unique(table.column("interval_start")).to_pylist()})
+def local_days_present(table: pa.Table, timezone: str) -> list[date]:
+    """The local days (in `timezone`) a table with `interval_start` has rows for."""
+    zone = ZoneInfo(timezone)
+    return sorted(
+        {value.astimezone(zone).date() for value in pc.unique(table.column("interval_start")).to_pylist()}
+    )
 
 
 @dataclass(frozen=True)

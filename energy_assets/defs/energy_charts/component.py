@@ -30,6 +30,7 @@ from energy_assets.sources.energy_charts.areas import (
 from energy_assets.sources.energy_charts.local_days import MARKET_TIMEZONE_NAME, timezone_for
 
 DEFAULT_NAME = "energy_charts"
+MAX_NAME_LENGTH = 40
 FIRST_DE_LU_DAY = "2018-10-01"
 
 
@@ -68,7 +69,10 @@ class EnergyChartsSource(dg.Component, dg.Model, dg.Resolvable):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        return _as_value_error(valid_source_name, value)
+        name = _as_value_error(valid_source_name, value)
+        if len(name) > MAX_NAME_LENGTH:  # `<name>_daily_production_trend` must fit PostgreSQL's 63 bytes
+            raise ValueError(f"name: {name!r} is longer than {MAX_NAME_LENGTH} characters; shorten it.")
+        return name
 
     @field_validator("countries")
     @classmethod

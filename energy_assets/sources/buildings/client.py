@@ -50,6 +50,7 @@ from energy_assets.sources.buildings.errors import (
     ZenodoDownloadError,
     ZenodoRecordGoneError,
     ZenodoRecordNotFoundError,
+    ZenodoTransferError,
 )
 from energy_assets.sources.buildings.settings import DEFAULT_ZENODO_BASE_URL
 from energy_assets.sources.buildings.zenodo_records import (
@@ -200,7 +201,7 @@ class LiveZenodoClient(HttpClient, ZenodoClient):
         )
 
     def broken_body_error(self, call: Call, status: int, interrupted: TransferInterrupted) -> ZenodoApiError:
-        return ZenodoApiError(call.url, str(interrupted), status=status)
+        return ZenodoTransferError(call.url, str(interrupted), status=status)
 
     # ------------------------------------------------------------------ records
     def record(self, record: str | int) -> ZenodoRecord:

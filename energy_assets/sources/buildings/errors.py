@@ -29,6 +29,12 @@ class ZenodoApiError(EnergyAssetsError):
         super().__init__(f"GET {url}{status_text}: {message}{server_text}")
 
 
+class ZenodoTransferError(ZenodoApiError):
+    """The connection broke while a record's body was arriving: the step's retry may cure it."""
+
+    transient = True
+
+
 class ZenodoRecordGoneError(ZenodoApiError):
     """The record was deleted (HTTP 410 with a tombstone)."""
 

@@ -46,6 +46,8 @@ class EnergyChartsTransferError(EnergyChartsApiError):
     The client does not repeat the request itself (`client_retried` is False): the step's retry may.
     """
 
+    transient = True  # a body cut mid-transfer may well arrive whole on the next try
+
 
 class EnergyChartsDeadlineError(EnergyChartsApiError):
     """A request (retries and body included) did not finish within the client's overall deadline."""
