@@ -36,9 +36,6 @@ _EXPORTS = {
     "InferredColumn": "schema_inference",
     "InferredSchema": "schema_inference",
     "infer_arrow": "schema_inference",
-    "infer_csv": "schema_inference",
-    "infer_json": "schema_inference",
-    "infer_parquet": "schema_inference",
 }
 
 if TYPE_CHECKING:
@@ -52,9 +49,6 @@ if TYPE_CHECKING:
         InferredColumn,
         InferredSchema,
         infer_arrow,
-        infer_csv,
-        infer_json,
-        infer_parquet,
     )
 
 
@@ -81,8 +75,5 @@ __all__ = [
     "TableName",
     "WarehouseLoader",
     "infer_arrow",
-    "infer_csv",
-    "infer_json",
-    "infer_parquet",
     "read_parquet",
 ]

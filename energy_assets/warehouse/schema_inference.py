@@ -1,4 +1,4 @@
-"""Schema inference: from Arrow data (or CSV / JSON text read whole by pyarrow) to an `InferredSchema`.
+"""Schema inference: from Arrow data to an `InferredSchema`.
 
 The inferred schema is the artefact written next to each raw source: per column its Arrow type, the
 PostgreSQL type that holds every value seen, whether it may be NULL, and cheap statistics (null
@@ -10,19 +10,15 @@ schema (`arrow_schema`). Type mapping rules live in `pg_types`; loading lives in
 from __future__ import annotations
 
 import base64
-import io
 import json
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.json as pajson
 from psycopg import sql
 
 from energy_assets.errors import DataValidationError
@@ -187,65 +183,6 @@ def infer_arrow(
     )
 
 
-def infer_parquet(path: str | Path, *, primary_key: Sequence[str] | None = None) -> InferredSchema:
-    from energy_assets.warehouse.inputs import read_parquet
-
-    return infer_arrow(read_parquet(path), primary_key=primary_key, source=str(path), source_format="parquet")
-
-
-def read_csv_whole(data: str | bytes | Path, *, source: str = "") -> pa.Table:
-    """Read CSV with pyarrow, inferring each column's type over every row (one block)."""
-    raw = _as_bytes(data)
-    column_types: dict[str, pa.DataType] = {}
-    for _attempt in range(1000):
-        try:
-            return pacsv.read_csv(
-                io.BytesIO(raw),
-                read_options=pacsv.ReadOptions(block_size=max(1 << 20, min(len(raw) + 1, (1 << 31) - 1))),
-                convert_options=pacsv.ConvertOptions(column_types=column_types),
-            )
-        except pa.ArrowInvalid as exc:
-            fallback = _widen_after_conversion_error(str(exc), raw, column_types)
-            if fallback is None:
-                raise DataValidationError(f"{source or 'CSV input'}: cannot be read as CSV: {exc}") from exc
-            column_types.update(fallback)
-    raise DataValidationError(f"{source or 'CSV input'}: column types did not settle.")
-
-
-def infer_csv(
-    data: str | bytes | Path, *, primary_key: Sequence[str] | None = None, source: str = ""
-) -> InferredSchema:
-    source = source or (str(data) if isinstance(data, Path) else "CSV input")
-    table = read_csv_whole(data, source=source)
-    return infer_arrow(table, primary_key=primary_key, source=source, source_format="csv")
-
-
-def read_json_whole(data: str | bytes | Path, *, source: str = "") -> pa.Table:
-    """Read newline-delimited JSON with pyarrow over the whole input.
-
-    When a field changes type between rows (number in one, string in another), pyarrow refuses;
-    those fields are then read as text, which holds every row.
-    """
-    raw = _as_bytes(data)
-    block = max(1 << 20, min(len(raw) + 1, (1 << 31) - 1))
-    try:
-        return pajson.read_json(io.BytesIO(raw), read_options=pajson.ReadOptions(block_size=block))
-    except pa.ArrowInvalid as exc:
-        if "changed from" not in str(exc):
-            raise DataValidationError(
-                f"{source or 'JSON input'}: cannot be read as JSON lines: {exc}"
-            ) from exc
-    return _read_json_mixed(raw, source or "JSON input")
-
-
-def infer_json(
-    data: str | bytes | Path, *, primary_key: Sequence[str] | None = None, source: str = ""
-) -> InferredSchema:
-    source = source or (str(data) if isinstance(data, Path) else "JSON input")
-    table = read_json_whole(data, source=source)
-    return infer_arrow(table, primary_key=primary_key, source=source, source_format="json")
-
-
 # ---------------------------------------------------------------------- primary keys
 def _key_candidate(col: InferredColumn) -> bool:
     return (
@@ -367,65 +304,6 @@ def _jsonable(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- reading helpers
-def _as_bytes(data: str | bytes | Path) -> bytes:
-    if isinstance(data, Path):
-        return data.read_bytes()
-    if isinstance(data, str):
-        return data.encode("utf-8")
-    return bytes(data)
-
-
-_CSV_ERROR = re.compile(r"In CSV column #(\d+): .*CSV conversion error to (\w+)")
-
-
-def _widen_after_conversion_error(
-    message: str, raw: bytes, column_types: dict[str, pa.DataType]
-) -> dict[str, pa.DataType] | None:
-    """After a late-row conversion error, retry that column as float64 (for ints) or text."""
-    match = _CSV_ERROR.search(message)
-    if match is None:
-        return None
-    index, failed = int(match.group(1)), match.group(2)
-    header = pacsv.open_csv(io.BytesIO(raw)).schema.names
-    name = header[index]
-    if failed.startswith("int") and column_types.get(name) != pa.float64():
-        return {name: pa.float64()}
-    if column_types.get(name) == pa.string():
-        return None
-    return {name: pa.string()}
-
-
-def _read_json_mixed(raw: bytes, source: str) -> pa.Table:
-    rows = []
-    for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise DataValidationError(f"{source}: line {number} is not JSON: {exc}") from exc
-    kinds: dict[str, set[str]] = {}
-    for row in rows:
-        for key, value in row.items():
-            if value is not None:
-                kinds.setdefault(key, set()).add(
-                    "number" if isinstance(value, (int, float)) else type(value).__name__
-                )
-    mixed = {k for k, v in kinds.items() if len(v) > 1}
-    for row in rows:
-        for key in mixed:
-            if row.get(key) is not None:
-                row[key] = _as_text(row[key])
-    return pa.Table.from_pylist(rows)
-
-
-def _as_text(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 # ---------------------------------------------------------------------- Arrow type strings
 _SIMPLE_TYPES = {
     "null": pa.null(),

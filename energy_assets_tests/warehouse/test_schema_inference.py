@@ -13,9 +13,8 @@ import pyarrow.csv as pacsv
 import pytest
 
 from energy_assets.errors import DataValidationError
-from energy_assets.warehouse import InferredSchema, TableName, infer_arrow, infer_csv, infer_json
+from energy_assets.warehouse import InferredSchema, TableName, infer_arrow
 from energy_assets.warehouse.keys import KeyPacker, duplicate_keys, row_key_codes
-from energy_assets.warehouse.schema_inference import _widen_after_conversion_error
 
 
 def sample() -> pa.Table:
@@ -136,28 +135,6 @@ def test_ddl_quotes_identifiers_and_declares_the_key() -> None:
     )
 
 
-def test_csv_whose_last_row_breaks_an_int_column() -> None:
-    rows = "".join(f"{i},{i * 2},2025-10-26T00:{i % 60:02d}:00Z\n" for i in range(120_000))
-    text = "meter_id,reading,read_at\n" + rows + "120000,1.5,2025-10-26T01:00:00Z\n"
-    schema = infer_csv(text, source="readings.csv")
-    assert len(text) > 2_000_000
-    assert schema.pg_types() == {"meter_id": "int8", "reading": "float8", "read_at": "timestamptz"}
-    assert schema.row_count == 120_001
-    assert schema.column("reading").stats.max == 239998.0
-    assert schema.primary_key == ["meter_id"]
-
-    broken = "meter_id,reading\n" + "".join(f"{i},{i}\n" for i in range(50_000)) + "50000,faulty\n"
-    assert infer_csv(broken).pg_types() == {"meter_id": "int8", "reading": "text"}
-
-
-def test_json_lines_with_a_field_that_changes_type() -> None:
-    lines = [json.dumps({"id": i, "value": i, "payload": {"k": i}}) for i in range(1000)]
-    lines.append(json.dumps({"id": 1000, "value": "high", "payload": {"k": 1}}))
-    schema = infer_json("\n".join(lines), source="events.jsonl")
-    assert schema.pg_types() == {"id": "int8", "value": "text", "payload": "jsonb"}
-    assert schema.source_format == "json"
-
-
 def test_key_packing_and_duplicates() -> None:
     table = pa.table(
         {
@@ -208,25 +185,3 @@ def conversion_error(text: str, column_types: dict[str, pa.DataType] | None = No
             convert_options=pacsv.ConvertOptions(column_types=column_types or {}),
         ).read_all()
     return str(error.value)
-
-
-def test_csv_conversion_errors_widen_int_to_float8_then_to_text() -> None:
-    head = "meter_id,reading\n" + "".join(f"{i},{i}\n" for i in range(2_000))
-    raw = (head + "2000,1.5\n").encode()
-    message = conversion_error(head + "2000,1.5\n")
-    assert "In CSV column #1: CSV conversion error to int64" in message
-    assert _widen_after_conversion_error(message, raw, {}) == {"reading": pa.float64()}
-    # Read as float8, a later text value breaks it again: then text, which holds everything.
-    message = conversion_error(head + "2000,faulty\n", {"reading": pa.float64()})
-    assert "CSV conversion error to double" in message
-    assert _widen_after_conversion_error(message, raw, {"reading": pa.float64()}) == {"reading": pa.string()}
-    # Already text, or not a conversion error at all: nothing left to widen.
-    assert _widen_after_conversion_error(message, raw, {"reading": pa.string()}) is None
-    assert _widen_after_conversion_error("CSV parse error: Expected 2 columns, got 3", raw, {}) is None
-
-
-def test_malformed_csv_names_its_source() -> None:
-    with pytest.raises(
-        DataValidationError, match=r"meters.csv: cannot be read as CSV: .*Expected 2 columns, got 3"
-    ):
-        infer_csv("meter_id,reading\n1,2\n3,4,5\n", source="meters.csv")
