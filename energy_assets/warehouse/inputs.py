@@ -41,7 +41,7 @@ def open_parquet(path: str | Path) -> pq.ParquetFile:
     if size < 12 or head != PARQUET_MAGIC or tail != PARQUET_MAGIC:
         raise NotParquetError(
             f"{path}: not a Parquet file (it does not start and end with 'PAR1'); nothing was loaded. "
-            "Convert it first (CSV/JSON: see schema_inference.read_csv_whole / read_json_whole)."
+            "Convert it to Parquet first (a CSV file: declare it as a file source, docs/file_sources.md)."
         )
     try:
         return pq.ParquetFile(path)
