@@ -1,0 +1,249 @@
+"""Ingesting one file of a declared file source into `<source>.records`: the steps in order. No Dagster.
+
+`ingest_file` is what a run of `<source>_ingest_job` does for the file the sensor (or the CLI) named; the
+steps are those of the NEM12 inbox (`sources.meters.ingest`), with the source's own ledger:
+
+1. look the content up in the ledger: finished content whose file is gone is done; content committed by
+   an earlier run that died before moving the file is only moved;
+2. check that the file is still there with the content the sensor saw, and record an attempt (`loading`);
+3. read the whole file as declared (streamed; sensitive columns pseudonymized batch by batch, so clear
+   values are never kept), then check the declaration's rules over its rows; any problem moves the file to
+   `quarantine/` with a JSON report naming file, line and column (`FileQuarantinedError`), nothing published;
+4. publish through `publish`: upserted on the natural key into the table's partitions (month of the time
+   column, or one partition), superseded values kept in `<source>.records__history`; the encrypted tokens
+   of new pseudonyms and the ledger's `committed` mark are written in the same transaction; a refused
+   audit also quarantines the file;
+5. only after the commit, move the file to `processed/` and record it `processed`.
+
+Re-ingesting the same content changes nothing: its partitions' content hashes equal their publish records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from energy_assets.errors import ConfigurationError, DataValidationError
+from energy_assets.postgres.connection import PostgresSettings, connect
+from energy_assets.sources.files.declaration import FileSourceDeclaration
+from energy_assets.sources.files.errors import FileFormatError
+from energy_assets.sources.files.ledger import FileLedger
+from energy_assets.sources.files.reader import DeclaredCsv
+from energy_assets.sources.files.rules import declared_rules, file_problems
+from energy_assets.sources.meters.identifiers import NmiProtector, protect_batch
+from energy_assets.sources.meters.inbox import (
+    InboxLayout,
+    QuarantineReport,
+    move_to_processed,
+    quarantine,
+    sha256_of_file,
+)
+from energy_assets.sources.meters.settings import ENV_NMI_FERNET_KEYS, ENV_NMI_HMAC_KEY
+from energy_assets.warehouse.audit import AuditFailedError
+from energy_assets.warehouse.identifiers import TableName
+from energy_assets.warehouse.merge import ensure_history_table
+from energy_assets.warehouse.publish import Candidate, Publish, PublishRequest, PublishResult
+
+NO_PARTITION = {"part": "all"}
+
+
+class FileGoneError(DataValidationError):
+    """The file a run was asked to load is not in the inbox any more, or its content changed."""
+
+
+class FileQuarantinedError(DataValidationError):
+    """The file broke its declaration and is now in `quarantine/` with its report."""
+
+
+@dataclass(frozen=True)
+class SourceInbox(InboxLayout):
+    """A file source's inbox, with `processed/` and `quarantine/` inside it (the inbox folders of several
+    sources sit side by side under `<data home>/inbox/`; files in sub-folders are never candidates)."""
+
+    @property
+    def processed(self) -> Path:
+        return self.inbox / "processed"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.inbox / "quarantine"
+
+
+@dataclass
+class IngestedFile:
+    """What one run did with its file: published rows, or nothing (`status` says why)."""
+
+    status: str
+    table: pa.Table | None = None
+    request: PublishRequest | None = None
+    result: PublishResult | None = None
+    moved_to: Path | None = None
+    discarded_columns: list[str] = field(default_factory=list)
+    missing_columns: list[str] = field(default_factory=list)
+
+    @property
+    def counts(self) -> tuple[int, int, int]:
+        """(inserted, updated, unchanged) rows of the file."""
+        rows = self.table.num_rows if self.table is not None else 0
+        load = self.result.load if self.result is not None else None
+        inserted, updated = (load.inserted, load.updated) if load is not None else (0, 0)
+        return inserted, updated, max(rows - inserted - updated, 0)
+
+
+def require_protector(declaration: FileSourceDeclaration, protector: NmiProtector | None) -> None:
+    if declaration.sensitive_columns and protector is None:
+        raise ConfigurationError(
+            f"source {declaration.name}: columns {', '.join(declaration.sensitive_columns)} are sensitive but the keys"
+            f" are missing: set {ENV_NMI_HMAC_KEY} and {ENV_NMI_FERNET_KEYS} (generate them with `energy-assets meters keys`)."
+        )
+
+
+def partitions(table: pa.Table, declaration: FileSourceDeclaration) -> list[Candidate]:
+    """One candidate per month of the time column (in the declared zone), or one for the whole table."""
+    if declaration.partition == "none" or declaration.time_column is None:
+        return [Candidate(dict(NO_PARTITION), {}, table)] if table.num_rows else []
+    if table.num_rows == 0:
+        return []
+    zone = declaration.timezone or "UTC"
+    times = table.column(declaration.time_column)
+    if pa.types.is_date(times.type):
+        months = pc.strftime(pc.cast(times, pa.timestamp("s")), format="%Y-%m")
+    else:
+        months = pc.strftime(pc.cast(times, pa.timestamp("us", tz=zone)), format="%Y-%m")
+    months = pc.fill_null(months, "none")
+    candidates = []
+    for month in sorted(set(months.to_pylist())):
+        rows = table.filter(pc.equal(months, month))
+        scope: dict[str, Any] = {}
+        if month != "none":
+            year, number = (int(part) for part in month.split("-"))
+            first, after = date(year, number, 1), date(year + number // 12, number % 12 + 1, 1)
+            if pa.types.is_date(times.type):
+                scope = {declaration.time_column: (first, after)}
+            else:
+                tz = ZoneInfo(zone)
+                scope = {
+                    declaration.time_column: (
+                        datetime(first.year, first.month, 1, tzinfo=tz),
+                        datetime(after.year, after.month, 1, tzinfo=tz),
+                    )
+                }
+        candidates.append(Candidate({"month": month}, scope, rows))
+    return candidates
+
+
+def ingest_file(
+    path: Path,
+    sha256: str,
+    *,
+    declaration: FileSourceDeclaration,
+    settings: PostgresSettings,
+    layout: InboxLayout,
+    protector: NmiProtector | None,
+    publish: Publish,
+    log: Callable[[str], Any] = lambda message: None,
+) -> IngestedFile:
+    """Load one inbox file (the steps in the module docstring)."""
+    require_protector(declaration, protector)
+    ledger = FileLedger(declaration.name)
+    with connect(settings) as conn:
+        ledger.ensure_tables(conn)
+        record = ledger.lookup(conn, [sha256]).get(sha256)
+        if record is not None and record.status in ("processed", "quarantined") and not path.exists():
+            log(f"Content {sha256[:12]} was already {record.status}; nothing to do.")
+            return IngestedFile(record.status)
+        if not path.exists():
+            raise FileGoneError(f"{path} is not in the inbox any more; drop the file again.")
+        actual = sha256_of_file(path)
+        if actual != sha256:
+            raise FileGoneError(
+                f"{path.name} changed since the sensor saw it (sha256 {actual[:12]}, expected {sha256[:12]});"
+                " the next sensor tick picks up the new content."
+            )
+        size = path.stat().st_size
+        if record is not None and record.status == "committed":
+            moved = move_to_processed(layout, path, sha256)
+            ledger.finish(conn, sha256, "processed", rows=record.rows, moved_to=str(moved))
+            log(f"Content {sha256[:12]} was committed by an earlier run; moved to processed/.")
+            return IngestedFile("committed by an earlier run", moved_to=moved)
+        attempt = ledger.start_loading(conn, sha256, path.name, size)
+    log(f"Loading {path.name} (sha256 {sha256[:12]}, {size} bytes, attempt {attempt}).")
+    tokens: dict[str, tuple[str, str]] = {}
+
+    def pseudonymize(batch: pa.RecordBatch) -> pa.RecordBatch:
+        assert protector is not None
+        for column in declaration.sensitive_columns:
+            batch, found = protect_batch(batch, protector, column)
+            tokens.update({pseudonym: (column, token) for pseudonym, token in found.items()})
+        return batch
+
+    try:
+        reader = DeclaredCsv(path, declaration, label=path.name)
+        read = reader.read(pseudonymize if declaration.sensitive_columns else None)
+        problems = file_problems(read.table, declaration, reader.lines_of)
+        if problems:
+            raise FileFormatError(path.name, problems)
+    except FileFormatError as error:
+        report = QuarantineReport(path.name, sha256, size, tuple(error.to_report()), datetime.now(UTC))
+        target = _quarantine(ledger, settings, layout, path, sha256, report, str(error)[:2000])
+        raise FileQuarantinedError(f"Quarantined: {error}; moved to {target}") from error
+    table, rows = read.table, read.table.num_rows
+    if read.discarded_columns:
+        log(f"Discarded undeclared column(s) {', '.join(read.discarded_columns)} (contract: discard).")
+    spec = declaration.table_spec()
+
+    def bookkeeping(cur: Any) -> None:
+        ledger.store_tokens(cur, tokens)
+        ledger.mark_committed(cur, sha256, rows)
+
+    request = PublishRequest(
+        spec,
+        partitions(table, declaration),
+        rules=declared_rules(declaration),
+        mode="upsert",
+        keep_history=True,
+        before_commit=bookkeeping,
+    )
+    try:
+        [result] = publish([request])
+    except AuditFailedError as refused:
+        reasons = "; ".join(outcome.summary(refused.report.table) for outcome in refused.report.failures)
+        report = QuarantineReport.from_reason(path.name, sha256, size, f"audit refused: {reasons}")
+        _quarantine(ledger, settings, layout, path, sha256, report, reasons[:2000])
+        raise
+    with connect(settings) as conn, conn.cursor() as cur:
+        ensure_history_table(cur, TableName(spec.schema, spec.name))  # superseded values land here
+        conn.commit()
+    ingested = IngestedFile(
+        "processed", table, request, result, None, read.discarded_columns, read.missing_columns
+    )
+    inserted, updated, _ = ingested.counts
+    moved = move_to_processed(layout, path, sha256)
+    ingested.moved_to = moved
+    with connect(settings) as conn:
+        ledger.finish(
+            conn, sha256, "processed", rows=rows, moved_to=str(moved), inserted=inserted, updated=updated
+        )
+    return ingested
+
+
+def _quarantine(
+    ledger: FileLedger,
+    settings: PostgresSettings,
+    layout: InboxLayout,
+    path: Path,
+    sha: str,
+    report: QuarantineReport,
+    error: str,
+) -> Path:
+    target, _ = quarantine(layout, path, report)
+    with connect(settings) as conn:
+        ledger.finish(conn, sha, "quarantined", error=error, moved_to=str(target))
+    return target
