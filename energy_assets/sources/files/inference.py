@@ -29,7 +29,7 @@ from energy_assets.sources.files.declaration import (
     FileSourceDeclaration,
 )
 from energy_assets.sources.files.errors import FileFormatError
-from energy_assets.sources.files.reader import read_declared, sniff_text
+from energy_assets.sources.files.reader import parse_times, read_declared, sniff_text
 from energy_assets.warehouse.schema_inference import infer_arrow
 
 COMPONENT_TYPE = "energy_assets.components.FileSource"
@@ -180,7 +180,7 @@ def infer_declaration(
             header=c.header,
             occurrence=c.occurrence,
             type=c.type,  # type: ignore[arg-type]
-            format=c.format,
+            format=None if c.format == "ambiguous" else c.format,
             sensitive=c.name in protected,
             nullable=True,
         )
@@ -296,8 +296,8 @@ def _all_parse(values: pa.ChunkedArray, fmt: str, _: str = "") -> bool:
     present = _present(values)
     if len(present) == 0:
         return False
-    parsed = pc.strptime(present, format=fmt, unit="us", error_is_null=True)
-    return parsed.null_count == 0
+    _, bad = parse_times(present, fmt)
+    return not bool(pc.any(bad).as_py())
 
 
 def _infer_type(column: _Column, values: pa.ChunkedArray, notes: list[str]) -> None:

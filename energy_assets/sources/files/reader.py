@@ -63,6 +63,28 @@ class FileHeader:
         return next((c for c in self.cells if c.text == text and c.occurrence == occurrence), None)
 
 
+def parse_times(text: pa.Array | pa.ChunkedArray, fmt: str) -> tuple[pa.Array, pa.Array]:
+    """`text` parsed with the strptime `fmt` (naive, us), and a mask of present values that did not parse.
+
+    Arrow's strptime rolls impossible dates over (31/02/2020 becomes 2 March): a value is accepted only
+    if formatting the parsed time again gives back the same numbers.
+    """
+    parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
+    bad = pc.and_(pc.is_valid(text), pc.is_null(parsed))
+    if "%z" not in fmt:
+        again = pc.strftime(parsed, format=fmt)
+        if "%S" in fmt:
+            again = pc.replace_substring_regex(again, r"\.0+([^0-9]|$)", r"\1")
+        rolled = pc.not_equal(_numbers(again), _numbers(text))
+        bad = pc.or_(bad, pc.fill_null(pc.and_(pc.is_valid(parsed), rolled), False))
+    return parsed, bad
+
+
+def _numbers(text: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The text with leading zeros of its numbers removed (`09/04` and `9/4` compare equal)."""
+    return pc.replace_substring_regex(text, r"(^|[^0-9])0+([0-9])", r"\1\2")
+
+
 def clean_cell(text: str) -> str:
     return text.strip(SPACES)
 
@@ -377,8 +399,7 @@ class DeclaredCsv:
     ) -> pa.Array:
         date, time = texts[combined.date], texts[combined.time]
         joined = pc.binary_join_element_wise(date, time, " ")
-        parsed = pc.strptime(joined, format=combined.format, unit="us", error_is_null=True)
-        bad = pc.and_(pc.is_valid(joined), pc.is_null(parsed))
+        parsed, bad = parse_times(joined, combined.format)
         hits = pc.indices_nonzero(bad)
         if len(hits):
             i = hits[0].as_py()
@@ -406,9 +427,9 @@ class DeclaredCsv:
             raise FileFormatError(self.label, problems) from None
 
     def _strptime(self, text: pa.Array, fmt: str, column: ColumnDeclaration, first_row: int) -> pa.Array:
-        parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
+        parsed, bad = parse_times(text, fmt)
         self._first_bad(
-            pc.and_(pc.is_valid(text), pc.is_null(parsed)),
+            bad,
             text,
             column,
             first_row,
