@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import dagster as dg
+import pyarrow.parquet as pq
 import pytest
 
 from energy_assets import cli
@@ -124,11 +125,15 @@ def everything_written(setup: dict, settings: PostgresSettings, data_home: DataH
             text.append(repr(rows(settings, f"SELECT * FROM {name}.{table}")))
         except Exception:  # a table not created (no history yet)
             pass
-    for folder in (data_home.root / "lake", data_home.root / "rejected", setup["inbox"] / "quarantine"):
-        if folder.exists():
-            for path in folder.rglob("*"):
-                if path.is_file() and name in str(path) or path.suffix == ".json":
-                    text.append(path.read_bytes().decode("latin-1"))
+    lake = LakeResource(data_home=str(data_home.root))
+    for folder in (lake.root(), lake.rejected_dir(), setup["inbox"] / "quarantine"):
+        for path in sorted(folder.rglob("*")) if folder.exists() else []:
+            if not path.is_file() or (name not in str(path) and path.suffix != ".json"):
+                continue
+            if path.suffix == ".parquet":  # compressed pages: search the values, not the bytes
+                text.append(repr(pq.read_table(path).to_pylist()))
+            else:
+                text.append(path.read_bytes().decode("latin-1"))
     for run in setup["instance"].get_runs():
         text += [repr(event) for event in setup["instance"].all_logs(run.run_id)]
     return "\n".join(text)
@@ -189,7 +194,8 @@ def test_add_then_sensor_loads_revises_with_history_and_keeps_clear_values_nowhe
     assert sorted(only_new.decrypt(t) for t in tokens.values()) == CLEAR
 
     written = everything_written(source, pg_settings, data_home)
-    assert name in written and protector.pseudonym("bob@example.org") in written
+    # The search sees the data (a session id from the lake and PostgreSQL, the pseudonyms), not the clear values.
+    assert "'S4'" in written and written.count(protector.pseudonym("bob@example.org")) >= 3
     for clear in CLEAR:
         assert clear not in written
 
@@ -264,3 +270,73 @@ def test_a_file_that_breaks_its_declaration_is_quarantined_and_nothing_changes(
     assert lake_state(data_home, name) == before_lake
     assert "@example.org" not in json.dumps(report)
     assert not (source["inbox"] / f"{label}.csv").exists()
+
+
+def test_cli_ingest_prints_one_line_per_file_and_refuses_links_unread(
+    tmp_path, data_home, monkeypatch, capsys
+):
+    name = f"cli_{uuid.uuid4().hex[:6]}"
+    monkeypatch.setenv(ENV_SOURCES_DIR, str(tmp_path / "sources"))
+    monkeypatch.setenv("ENERGY_ASSETS_HOME", str(data_home.root))
+    hmac_key, fernet_key = generate_keys()
+    monkeypatch.setenv("ENERGY_METERS_NMI_HMAC_KEY", hmac_key)
+    monkeypatch.setenv("ENERGY_METERS_NMI_FERNET_KEYS", fernet_key)
+    sample = tmp_path / "sample.csv"
+    sample.write_text(FIRST)
+    add = [
+        "source",
+        "add",
+        name,
+        "--sample",
+        str(sample),
+        "--time",
+        "start_date+start_time",
+        "--timezone",
+        "Europe/London",
+        "--sensitive",
+        "customer_email",
+    ]
+    assert cli.main(add) == 0
+    out = capsys.readouterr().out
+    assert "customer_email               text sensitive  <- 'Customer Email'" in out
+    assert "key: session_id; time: recorded_at; partition: month; sensitive: customer_email" in out
+    assert cli.main(add) == 0 and "exists; kept (use --force" in capsys.readouterr().out
+
+    good, bad, link = tmp_path / "good.csv", tmp_path / "bad.csv", tmp_path / "link.csv"
+    good.write_text(FIRST)
+    bad.write_text(
+        HEADER + "S8,x@example.org,A1,06/09/2018,08:33,1\nS9,y@example.org,A1,06/09/2018,09:33,lots\n"
+    )
+    target = tmp_path / "target.csv"
+    target.write_text(SECOND)
+    target.chmod(0)  # a link is refused before anything reads it (the target is not even readable)
+    link.symlink_to(target)
+    code = cli.main(["source", "ingest", name, str(good), str(link), str(bad), "--ephemeral-instance"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert code == 1
+    assert lines[0] == f"{good}: ok, 3 rows (inserted 3, updated 0, unchanged 0)"
+    assert lines[1].startswith(f"{link}: FAILED: a symbolic link")
+    assert (
+        lines[2].startswith(f"{bad}: FAILED: ")
+        and "line 3, column Energy (kWh): 'lots' is not a number" in lines[2]
+    )
+    assert lines[2].endswith(f"moved to {data_home.root / 'inbox' / name / 'quarantine' / 'bad.csv'}")
+    assert link.is_symlink() and len(lines) == 3
+
+    again = tmp_path / "again.csv"
+    again.write_text(FIRST)
+    assert cli.main(["source", "ingest", name, str(again), "--ephemeral-instance"]) == 0
+    assert (
+        capsys.readouterr().out.strip()
+        == f"{again}: ok, 3 rows (inserted 0, updated 0, unchanged 3); same content as good.csv"
+    )
+
+    assert cli.main(["source", "list"]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"{name}:")]
+    assert len(listed) == 1 and "1 file(s) loaded, 1 quarantined, 3 rows loaded, last load 20" in listed[0]
+
+    assert cli.main(["source", "ingest", "nosuch", str(good)]) == 2
+    assert "no file source named 'nosuch'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["source", "ingest", name])
+    assert usage.value.code == 2
