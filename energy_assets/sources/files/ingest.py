@@ -37,7 +37,7 @@ from energy_assets.sources.files.errors import FileFormatError
 from energy_assets.sources.files.ledger import FileLedger
 from energy_assets.sources.files.reader import DeclaredCsv
 from energy_assets.sources.files.rules import declared_rules, file_problems
-from energy_assets.sources.meters.identifiers import NmiProtector, protect_batch
+from energy_assets.sources.meters.identifiers import NmiProtector
 from energy_assets.sources.meters.inbox import (
     InboxLayout,
     QuarantineReport,
@@ -176,12 +176,23 @@ def ingest_file(
         attempt = ledger.start_loading(conn, sha256, path.name, size)
     log(f"Loading {path.name} (sha256 {sha256[:12]}, {size} bytes, attempt {attempt}).")
     tokens: dict[str, tuple[str, str]] = {}
+    pseudonyms: dict[str, str] = {}  # clear -> pseudonym, this run only: each value is encrypted once
 
     def pseudonymize(batch: pa.RecordBatch) -> pa.RecordBatch:
         assert protector is not None
         for column in declaration.sensitive_columns:
-            batch, found = protect_batch(batch, protector, column)
-            tokens.update({pseudonym: (column, token) for pseudonym, token in found.items()})
+            index = batch.schema.get_field_index(column)
+            values = batch.column(index)
+            distinct = pc.drop_null(pc.unique(values))
+            clear = distinct.to_pylist()
+            for value in clear:
+                if value not in pseudonyms:
+                    pseudonyms[value] = pseudonym = protector.pseudonym(value)
+                    tokens.setdefault(pseudonym, (column, protector.encrypt(value)))
+            replaced = pa.array([pseudonyms[v] for v in clear], pa.string()).take(
+                pc.index_in(values, value_set=distinct)
+            )
+            batch = batch.set_column(index, batch.schema.field(index), replaced)
         return batch
 
     try:

@@ -131,17 +131,14 @@ class NmiProtector:
         return {self.pseudonym(nmi): self.encrypt(nmi) for nmi in sorted(set(nmis))}
 
 
-def protect_batch(
-    batch: pa.RecordBatch, protector: NmiProtector, column: str = "nmi"
-) -> tuple[pa.RecordBatch, dict[str, str]]:
-    """`batch` with its `column` (NMIs, or a file source's sensitive column) replaced by pseudonyms, and
-    `{pseudonym: token}` for its values (NULLs stay NULL).
+def protect_batch(batch: pa.RecordBatch, protector: NmiProtector) -> tuple[pa.RecordBatch, dict[str, str]]:
+    """`batch` with its `nmi` column replaced by pseudonyms, and `{pseudonym: token}` for its NMIs.
 
-    Works per distinct value (a batch holds few), so the cost does not grow with the number of rows.
+    Works per distinct NMI (a batch holds few), so the cost does not grow with the number of rows.
     """
-    index = batch.schema.get_field_index(column)
+    index = batch.schema.get_field_index("nmi")
     nmis = batch.column(index)
-    distinct = pc.drop_null(pc.unique(nmis))
+    distinct = pc.unique(nmis)
     originals = distinct.to_pylist()
     pseudonyms = pa.array([protector.pseudonym(nmi) for nmi in originals], pa.string())
     replaced = pseudonyms.take(pc.index_in(nmis, value_set=distinct))
