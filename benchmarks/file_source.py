@@ -166,8 +166,7 @@ def child_ours(path: Path, workdir: Path) -> dict[str, float]:
         publish=publisher.publish_all,
     )
     seconds = time.perf_counter() - started
-    rows = ingested.table.num_rows if ingested.table is not None else 0
-    return {"rows": rows, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
+    return {"rows": ingested.rows, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
 
 
 def child_pandas(path: Path) -> dict[str, float]:

@@ -340,3 +340,61 @@ def test_cli_ingest_prints_one_line_per_file_and_refuses_links_unread(
     with pytest.raises(SystemExit) as usage:
         cli.main(["source", "ingest", name])
     assert usage.value.code == 2
+
+
+def test_a_declared_mart_is_published_to_marts_with_its_key(tmp_path, data_home, pg_settings):
+    name = f"mart_{uuid.uuid4().hex[:6]}"
+    mart = f"{name}_energy_per_day"
+    declaration = FileSourceDeclaration.model_validate(
+        {
+            "name": name,
+            "columns": [
+                {"name": "session_id", "header": "Session ID", "nullable": False},
+                {"name": "station", "header": "Station"},
+                {
+                    "name": "started_at",
+                    "header": "Started",
+                    "type": "timestamptz",
+                    "format": "ISO8601",
+                    "nullable": False,
+                },
+                {"name": "energy_kwh", "header": "Energy", "type": "float", "minimum": 0},
+            ],
+            "key": ["session_id"],
+            "time_column": "started_at",
+            "partition": "month",
+            "marts": [
+                {
+                    "name": mart,
+                    "key": ["day", "station"],
+                    "sql": "SELECT CAST(started_at AS DATE) AS day, station, sum(energy_kwh) AS energy_kwh,"
+                    " count(*) AS sessions FROM records GROUP BY 1, 2",
+                }
+            ],
+        }
+    )
+    defs = file_source_definitions(declaration)
+    setup = {
+        "name": name,
+        "inbox": tmp_path / "inbox",
+        "instance": dg.DagsterInstance.ephemeral(),
+        "resources": {
+            resource_key(declaration): FileSourceResource(inbox=str(tmp_path / "inbox")),
+            "lake": LakeResource(data_home=str(data_home.root)),
+            "postgres": PostgresResource(data_home=str(data_home.root)),
+        },
+    }
+    setup["defs"] = dg.Definitions(
+        assets=defs.assets, jobs=defs.jobs, sensors=defs.sensors, resources=setup["resources"]
+    )
+    text = (
+        "Session ID,Station,Started,Energy\n"
+        "a,A1,2024-01-01T10:00:00Z,1.5\nb,A1,2024-01-01T12:00:00+01:00,2.0\nc,B2,2024-01-02T09:00:00Z,4.0\n"
+    )
+    assert drop_and_run(setup, "day.csv", text).success
+    assert rows(
+        pg_settings, f"SELECT day::text, station, energy_kwh, sessions FROM marts.{mart} ORDER BY 1, 2"
+    ) == [
+        ("2024-01-01", "A1", 3.5, 2),
+        ("2024-01-02", "B2", 4.0, 1),
+    ]

@@ -8,11 +8,15 @@ builds each declared mart with `mart_asset` (DuckDB SQL over the published table
 
 from __future__ import annotations
 
+import math
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from energy_assets.defs.factories import (
     AssetOutput,
@@ -78,13 +82,13 @@ def records_asset(declaration: FileSourceDeclaration) -> dg.AssetsDefinition:
             publish=publish,
             log=context.log.info,
         )
-        if ingested.table is None or ingested.request is None or ingested.result is None:
+        if ingested.request is None or ingested.result is None:
             return _nothing_published(table, ingested.status)
         inserted, updated, unchanged = ingested.counts
         figures = {
             "file": Path(config["path"]).name,
             "sha256": config["sha256"],
-            "file_rows": ingested.table.num_rows,
+            "file_rows": ingested.rows,
             "inserted": inserted,
             "updated": updated,
             "unchanged": unchanged,
@@ -100,7 +104,8 @@ def records_asset(declaration: FileSourceDeclaration) -> dg.AssetsDefinition:
             }
         }
         return AssetOutput(
-            [TableOutput(ingested.request, ingested.result, preview=ingested.table, figures=figures)], raw=raw
+            [TableOutput(ingested.request, ingested.result, preview=ingested.preview, figures=figures)],
+            raw=raw,
         )
 
     return table_asset(
@@ -194,6 +199,21 @@ def mart_spec(declaration: FileSourceDeclaration, mart: MartDeclaration) -> Tabl
     )
 
 
+def whole_range(values: pa.ChunkedArray) -> tuple[Any, Any]:
+    """A half-open range `[lower, upper)` holding every value (a mart's scope in PostgreSQL and the lake)."""
+    bounds = pc.min_max(values)
+    lower, upper = bounds["min"].as_py(), bounds["max"].as_py()
+    if isinstance(upper, str):
+        return lower, upper + "\U0010ffff"
+    if isinstance(upper, datetime):
+        return lower, upper + timedelta(microseconds=1)
+    if isinstance(upper, date):
+        return lower, upper + timedelta(days=1)
+    if isinstance(upper, float):
+        return lower, math.nextafter(upper, math.inf)
+    return lower, upper + 1
+
+
 def mart_assets(declaration: FileSourceDeclaration) -> list[dg.AssetsDefinition]:
     records = declaration.table_spec()
     assets = []
@@ -214,7 +234,10 @@ def mart_assets(declaration: FileSourceDeclaration) -> list[dg.AssetsDefinition]
                 )
             finally:
                 con.close()
-            candidates = [Candidate({"part": "all"}, {}, table)] if table.num_rows else []
+            # The recomputed mart is the truth for the range of its first key column it covers.
+            first = spec.primary_key[0]
+            scope = {first: whole_range(table.column(first))}
+            candidates = [Candidate({"part": "all"}, scope, table)] if table.num_rows else []
             return MartOutput(table, candidates, {"rows": table.num_rows})
 
         assets.append(

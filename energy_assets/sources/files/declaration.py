@@ -298,6 +298,13 @@ class FileSourceDeclaration(BaseModel):
                 )
         if self.partition == "month" and self.time_column is None:
             raise ValueError("partition: month needs time_column (the column whose month places a row).")
+        nullable = {c.name: c.nullable for c in self.columns} | {
+            t.name: t.nullable for t in self.combined_times
+        }
+        if self.partition == "month" and self.time_column is not None and nullable.get(self.time_column):
+            raise ValueError(
+                f"partition: month places rows by {self.time_column}; declare it nullable: false."
+            )
         if self.timezone_abbreviation_column is not None and self.timezone_abbreviation_column not in by_name:
             raise ValueError(
                 f"timezone_abbreviation_column: {self.timezone_abbreviation_column!r} is not a declared column."
@@ -345,6 +352,8 @@ class FileSourceDeclaration(BaseModel):
             description=self.description or f"Rows of the {self.name} files.",
             columns=self.column_specs(),
             primary_key=tuple(self.key),
+            # A first file may hold millions of rows: COPY them, then build the key (see WarehouseLoader.merge).
+            key_after_initial_copy=True,
         )
 
 

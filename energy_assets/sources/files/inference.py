@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
+from pydantic import ValidationError
 
 from energy_assets.errors import DataValidationError
 from energy_assets.sources.files.declaration import (
@@ -182,7 +183,7 @@ def infer_declaration(
             type=c.type,  # type: ignore[arg-type]
             format=None if c.format == "ambiguous" else c.format,
             sensitive=c.name in protected,
-            nullable=True,
+            nullable=c.name != time_column,
         )
         for c in columns
     ]
@@ -250,10 +251,9 @@ def _declaration(
 ) -> FileSourceDeclaration:
     try:
         return FileSourceDeclaration(**base, columns=columns, key=key)
-    except ValueError as error:
-        raise InferenceError(
-            f"{label}: cannot infer a declaration: {str(error).splitlines()[-1].strip()}"
-        ) from None
+    except ValidationError as error:
+        reason = "; ".join(str(problem["msg"]).removeprefix("Value error, ") for problem in error.errors())
+        raise InferenceError(f"{label}: cannot infer a declaration: {reason}") from None
 
 
 def _columns(header: Any, table: pa.Table) -> list[_Column]:

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -52,6 +53,7 @@ from energy_assets.warehouse.merge import ensure_history_table
 from energy_assets.warehouse.publish import Candidate, Publish, PublishRequest, PublishResult
 
 NO_PARTITION = {"part": "all"}
+PREVIEW_ROWS = 12
 
 
 class FileGoneError(DataValidationError):
@@ -81,7 +83,8 @@ class IngestedFile:
     """What one run did with its file: published rows, or nothing (`status` says why)."""
 
     status: str
-    table: pa.Table | None = None
+    rows: int = 0
+    preview: pa.Table | None = None  # rows spread evenly over the file, for the UI (the file is not kept)
     request: PublishRequest | None = None
     result: PublishResult | None = None
     moved_to: Path | None = None
@@ -91,7 +94,7 @@ class IngestedFile:
     @property
     def counts(self) -> tuple[int, int, int]:
         """(inserted, updated, unchanged) rows of the file."""
-        rows = self.table.num_rows if self.table is not None else 0
+        rows = self.rows
         load = self.result.load if self.result is not None else None
         inserted, updated = (load.inserted, load.updated) if load is not None else (0, 0)
         return inserted, updated, max(rows - inserted - updated, 0)
@@ -111,32 +114,59 @@ def partitions(table: pa.Table, declaration: FileSourceDeclaration) -> list[Cand
         return [Candidate(dict(NO_PARTITION), {}, table)] if table.num_rows else []
     if table.num_rows == 0:
         return []
-    zone = declaration.timezone or "UTC"
+    zone = ZoneInfo(declaration.timezone or "UTC")
     times = table.column(declaration.time_column)
-    if pa.types.is_date(times.type):
-        months = pc.strftime(pc.cast(times, pa.timestamp("s")), format="%Y-%m")
-    else:
-        months = pc.strftime(pc.cast(times, pa.timestamp("us", tz=zone)), format="%Y-%m")
-    months = pc.fill_null(months, "none")
-    candidates = []
-    for month in sorted(set(months.to_pylist())):
-        rows = table.filter(pc.equal(months, month))
-        scope: dict[str, Any] = {}
-        if month != "none":
-            year, number = (int(part) for part in month.split("-"))
-            first, after = date(year, number, 1), date(year + number // 12, number % 12 + 1, 1)
-            if pa.types.is_date(times.type):
-                scope = {declaration.time_column: (first, after)}
-            else:
-                tz = ZoneInfo(zone)
-                scope = {
-                    declaration.time_column: (
-                        datetime(first.year, first.month, 1, tzinfo=tz),
-                        datetime(after.year, after.month, 1, tzinfo=tz),
-                    )
-                }
-        candidates.append(Candidate({"month": month}, scope, rows))
-    return candidates
+    is_date = pa.types.is_date(times.type)
+    values = pc.fill_null(pc.cast(times, pa.int32() if is_date else pa.int64()), 0).to_numpy(
+        zero_copy_only=False
+    )
+    present = ~pc.is_null(times).to_numpy(zero_copy_only=False)
+    candidates: list[Candidate] = []
+    if present.any():
+        # Month boundaries (local midnight on the 1st) as the column's own numbers: one sorted search per row.
+        low, high = (_as_datetime(v, is_date, zone) for v in (values[present].min(), values[present].max()))
+        months = _months(low.year, low.month, high.year, high.month)
+        edges = np.array([_as_number(first, is_date, zone) for first in months], dtype=np.int64)
+        slot = np.searchsorted(edges, values, side="right") - 1
+        for index, first in enumerate(months[:-1]):
+            mask = present & (slot == index)
+            if not mask.any():
+                continue
+            after = months[index + 1]
+            bounds = (first, after) if is_date else (_local(first, zone), _local(after, zone))
+            candidates.append(
+                Candidate(
+                    {"month": f"{first:%Y-%m}"},
+                    {declaration.time_column: bounds},
+                    table.filter(pa.array(mask)),
+                )
+            )
+    return candidates  # rows without a time are refused before this (the time column is NOT NULL)
+
+
+def _months(year: int, month: int, last_year: int, last_month: int) -> list[date]:
+    """The first days of each month from (year, month) to one after (last_year, last_month)."""
+    out = []
+    while (year, month) <= (last_year, last_month):
+        out.append(date(year, month, 1))
+        year, month = year + month // 12, month % 12 + 1
+    return [*out, date(year, month, 1)]
+
+
+def _local(day: date, zone: ZoneInfo) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=zone)
+
+
+def _as_datetime(value: int, is_date: bool, zone: ZoneInfo) -> date:
+    if is_date:
+        return date(1970, 1, 1) + timedelta(days=int(value))
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(value))).astimezone(zone).date()
+
+
+def _as_number(day: date, is_date: bool, zone: ZoneInfo) -> int:
+    if is_date:
+        return (day - date(1970, 1, 1)).days
+    return (_local(day, zone) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 def ingest_file(
@@ -206,17 +236,26 @@ def ingest_file(
         target = _quarantine(ledger, settings, layout, path, sha256, report, str(error)[:2000])
         raise FileQuarantinedError(f"Quarantined: {error}; moved to {target}") from error
     table, rows = read.table, read.table.num_rows
-    if read.discarded_columns:
-        log(f"Discarded undeclared column(s) {', '.join(read.discarded_columns)} (contract: discard).")
+    discarded, missing = read.discarded_columns, read.missing_columns
+    del read  # the partitions below hold the rows from here on
+    preview = (
+        table
+        if rows <= PREVIEW_ROWS
+        else table.take([int(i * rows / PREVIEW_ROWS) for i in range(PREVIEW_ROWS)])
+    )
+    if discarded:
+        log(f"Discarded undeclared column(s) {', '.join(discarded)} (contract: discard).")
     spec = declaration.table_spec()
 
     def bookkeeping(cur: Any) -> None:
         ledger.store_tokens(cur, tokens)
         ledger.mark_committed(cur, sha256, rows)
 
+    candidates = partitions(table, declaration)
+    del table
     request = PublishRequest(
         spec,
-        partitions(table, declaration),
+        candidates,
         rules=declared_rules(declaration),
         mode="upsert",
         keep_history=True,
@@ -232,9 +271,7 @@ def ingest_file(
     with connect(settings) as conn, conn.cursor() as cur:
         ensure_history_table(cur, TableName(spec.schema, spec.name))  # superseded values land here
         conn.commit()
-    ingested = IngestedFile(
-        "processed", table, request, result, None, read.discarded_columns, read.missing_columns
-    )
+    ingested = IngestedFile("processed", rows, preview, request, result, None, discarded, missing)
     inserted, updated, _ = ingested.counts
     moved = move_to_processed(layout, path, sha256)
     ingested.moved_to = moved

@@ -133,14 +133,19 @@ class FileLedger:
         """Keep one token per pseudonym (`{pseudonym: (column, token)}`), in the caller's transaction."""
         if not tokens:
             return
-        items = sorted(tokens.items())
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS new_protected_values (pseudonym text, column_name text, token text)"
+        )
+        cur.execute("TRUNCATE new_protected_values")
+        with cur.copy("COPY new_protected_values FROM STDIN") as copy:
+            for pseudonym, (column, token) in tokens.items():
+                copy.write_row((pseudonym, column, token))
         cur.execute(
             sql.SQL(
                 "INSERT INTO {} (pseudonym, column_name, token, encrypted_at)"
-                " SELECT p, c, t, now() FROM unnest(%s::text[], %s::text[], %s::text[]) AS u(p, c, t)"
+                " SELECT pseudonym, column_name, token, now() FROM new_protected_values ORDER BY pseudonym"
                 " ON CONFLICT (pseudonym) DO NOTHING"
-            ).format(self.tokens),
-            ([p for p, _ in items], [c for _, (c, _) in items], [t for _, (_, t) in items]),
+            ).format(self.tokens)
         )
 
     def rotate(self, conn: psycopg.Connection, rotate: Callable[[list[str]], list[str]]) -> int:

@@ -34,7 +34,7 @@ from energy_assets.sources.files.errors import FileFormatError
 from energy_assets.sources.files.local_times import LocalTimeError, to_utc
 
 SPACES = " \t\u00a0\u202f\u2007"
-BLOCK_BYTES = 8 << 20
+BLOCK_BYTES = 32 << 20
 PEEK_ROWS = 200
 _OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
 _TRUE = ["true", "t", "yes", "y", "1"]
@@ -71,12 +71,20 @@ def parse_times(text: pa.Array | pa.ChunkedArray, fmt: str) -> tuple[pa.Array, p
     """
     parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
     bad = pc.and_(pc.is_valid(text), pc.is_null(parsed))
-    if "%z" not in fmt:
-        again = pc.strftime(parsed, format=fmt)
-        if "%S" in fmt:
-            again = pc.replace_substring_regex(again, r"\.0+([^0-9]|$)", r"\1")
-        rolled = pc.not_equal(_numbers(again), _numbers(text))
-        bad = pc.or_(bad, pc.fill_null(pc.and_(pc.is_valid(parsed), rolled), False))
+    if "%z" not in fmt and "%d" in fmt:
+        # A rolled-over day lands on the 1st to 3rd of the next month: only those rows are formatted again.
+        suspects = pc.indices_nonzero(pc.fill_null(pc.less_equal(pc.day(parsed), 3), False))
+        if len(suspects):
+            again = pc.strftime(pc.take(parsed, suspects), format=fmt)
+            if "%S" in fmt:
+                again = pc.replace_substring_regex(again, r"\.0+([^0-9]|$)", r"\1")
+            original = pc.take(text, suspects)
+            differs = pc.fill_null(pc.not_equal(again, original), False)
+            if pc.any(differs).as_py():  # zero-padding may differ: compare the numbers
+                differs = pc.and_(differs, pc.not_equal(_numbers(again), _numbers(original)))
+            rolled = pc.filter(suspects, differs)
+            if len(rolled):
+                bad = pc.or_(bad, pc.is_in(pa.array(range(len(text)), pa.int64()), value_set=rolled))
     return parsed, bad
 
 

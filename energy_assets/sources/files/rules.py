@@ -123,6 +123,8 @@ def _duplicate_keys(
 ) -> list[tuple[int, str | None, str]]:
     if table.num_rows == 0:
         return []
+    if len(key) == 1 and pc.count_distinct(table.column(key[0]), mode="all").as_py() == table.num_rows:
+        return []  # the common case, a hash count; the grouping below only runs to name the lines
     numbered = table.select(key).append_column(ROW_COLUMN, pa.array(range(table.num_rows), pa.int64()))
     groups = numbered.group_by(key, use_threads=False).aggregate([(ROW_COLUMN, "list")])
     lists = groups.column(f"{ROW_COLUMN}_list")
