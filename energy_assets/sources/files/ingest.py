@@ -7,12 +7,13 @@ steps are those of the NEM12 inbox (`sources.meters.ingest`), with the source's 
    an earlier run that died before moving the file is only moved;
 2. check that the file is still there with the content the sensor saw, and record an attempt (`loading`);
 3. read the whole file as declared (streamed; sensitive columns pseudonymized batch by batch, so clear
-   values are never kept), then check the declaration's rules over its rows; any problem moves the file to
-   `quarantine/` with a JSON report naming file, line and column (`FileQuarantinedError`), nothing published;
-4. publish through `publish`: upserted on the natural key into the table's partitions (month of the time
-   column, or one partition), superseded values kept in `<source>.records__history`; the encrypted tokens
-   of new pseudonyms and the ledger's `committed` mark are written in the same transaction; a refused
-   audit also quarantines the file;
+   values are never kept); a value that does not read moves the file to `quarantine/` with a JSON report
+   naming file, line and column (`FileQuarantinedError`), nothing published;
+4. publish through `publish`: the audit runs the declaration's rules, then the rows are upserted on the
+   natural key into the table's partitions (month of the time column, or one partition), superseded values
+   kept in `<source>.records__history`; the encrypted tokens of new pseudonyms and the ledger's `committed`
+   mark are written in the same transaction. A refused audit quarantines the file too: only then are the
+   file's rows checked again on their own, so the report names the lines and columns that broke a rule;
 5. only after the commit, move the file to `processed/` and record it `processed`.
 
 Re-ingesting the same content changes nothing: its partitions' content hashes equal their publish records.
@@ -206,31 +207,35 @@ def ingest_file(
         attempt = ledger.start_loading(conn, sha256, path.name, size)
     log(f"Loading {path.name} (sha256 {sha256[:12]}, {size} bytes, attempt {attempt}).")
     tokens: dict[str, tuple[str, str]] = {}
-    pseudonyms: dict[str, str] = {}  # clear -> pseudonym, this run only: each value is encrypted once
+    # Per sensitive column, the clear values met so far and their pseudonyms (this run only, in memory):
+    # each value is hashed and encrypted once, each batch is mapped by one hash lookup.
+    known: dict[str, tuple[pa.Array, pa.Array]] = {
+        column: (pa.array([], pa.string()), pa.array([], pa.string()))
+        for column in declaration.sensitive_columns
+    }
 
     def pseudonymize(batch: pa.RecordBatch) -> pa.RecordBatch:
         assert protector is not None
         for column in declaration.sensitive_columns:
             index = batch.schema.get_field_index(column)
             values = batch.column(index)
-            distinct = pc.drop_null(pc.unique(values))
-            clear = distinct.to_pylist()
-            for value in clear:
-                if value not in pseudonyms:
-                    pseudonyms[value] = pseudonym = protector.pseudonym(value)
+            clear, pseudonyms = known[column]
+            found = pc.index_in(values, value_set=clear)
+            new = pc.unique(values.filter(pc.and_(pc.is_null(found), pc.is_valid(values)))).to_pylist()
+            if new:
+                made = [protector.pseudonym(value) for value in new]
+                for value, pseudonym in zip(new, made, strict=True):
                     tokens.setdefault(pseudonym, (column, protector.encrypt(value)))
-            replaced = pa.array([pseudonyms[v] for v in clear], pa.string()).take(
-                pc.index_in(values, value_set=distinct)
-            )
-            batch = batch.set_column(index, batch.schema.field(index), replaced)
+                clear = pa.concat_arrays([clear, pa.array(new, pa.string())])
+                pseudonyms = pa.concat_arrays([pseudonyms, pa.array(made, pa.string())])
+                known[column] = (clear, pseudonyms)
+                found = pc.index_in(values, value_set=clear)
+            batch = batch.set_column(index, batch.schema.field(index), pseudonyms.take(found))
         return batch
 
     try:
         reader = DeclaredCsv(path, declaration, label=path.name)
         read = reader.read(pseudonymize if declaration.sensitive_columns else None)
-        problems = file_problems(read.table, declaration, reader.lines_of)
-        if problems:
-            raise FileFormatError(path.name, problems)
     except FileFormatError as error:
         report = QuarantineReport(path.name, sha256, size, tuple(error.to_report()), datetime.now(UTC))
         target = _quarantine(ledger, settings, layout, path, sha256, report, str(error)[:2000])
@@ -264,8 +269,20 @@ def ingest_file(
     try:
         [result] = publish([request])
     except AuditFailedError as refused:
+        # Only now are the file's own rows checked again, to name the lines and columns that broke a rule.
+        reader = DeclaredCsv(path, declaration, label=path.name)
+        problems = file_problems(
+            reader.read(pseudonymize if declaration.sensitive_columns else None).table,
+            declaration,
+            reader.lines_of,
+        )
         reasons = "; ".join(outcome.summary(refused.report.table) for outcome in refused.report.failures)
-        report = QuarantineReport.from_reason(path.name, sha256, size, f"audit refused: {reasons}")
+        if problems:
+            located = FileFormatError(path.name, problems)
+            report = QuarantineReport(path.name, sha256, size, tuple(located.to_report()), datetime.now(UTC))
+            reasons = str(located)
+        else:  # a rule over the partition as published (not the file alone)
+            report = QuarantineReport.from_reason(path.name, sha256, size, f"audit refused: {reasons}")
         _quarantine(ledger, settings, layout, path, sha256, report, reasons[:2000])
         raise
     with connect(settings) as conn, conn.cursor() as cur:

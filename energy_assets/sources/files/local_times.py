@@ -66,9 +66,8 @@ def to_utc(
         return result
     chosen: dict[int, datetime] = {}
     problems: list[UnclearTime] = []
-    naive = local.to_pylist() if len(rows) > 64 else None
-    for row in rows:
-        wall = naive[row] if naive is not None else local[row].as_py()
+    walls = local.take(pa.array(rows, pa.int64())).to_pylist()
+    for row, wall in zip(rows, walls, strict=True):
         if wall is None:
             continue
         readings = _readings(wall, zone)
