@@ -244,6 +244,13 @@ def lake_state(data_home: DataHome, name: str) -> dict[str, str]:
             "'lots' is not a number",
         ),
         (
+            "no_time",
+            HEADER + "S8,x@example.org,A1,06/09/2018,08:33,1\nS9,y@example.org,A1,,09:33,2\n",
+            3,
+            "recorded_at",
+            "no time",
+        ),
+        (
             "ambiguous_time",
             HEADER + "S8,x@example.org,A1,06/09/2018,08:33,1\nS9,y@example.org,A1,28/10/2018,01:30,2\n",
             3,

@@ -50,6 +50,7 @@ from energy_assets.sources.meters.inbox import (
 from energy_assets.sources.meters.settings import ENV_NMI_FERNET_KEYS, ENV_NMI_HMAC_KEY
 from energy_assets.warehouse.audit import AuditFailedError
 from energy_assets.warehouse.identifiers import TableName
+from energy_assets.warehouse.lake_sql import partition_label
 from energy_assets.warehouse.merge import ensure_history_table
 from energy_assets.warehouse.publish import Candidate, Publish, PublishRequest, PublishResult
 
@@ -109,40 +110,69 @@ def require_protector(declaration: FileSourceDeclaration, protector: NmiProtecto
         )
 
 
-def partitions(table: pa.Table, declaration: FileSourceDeclaration) -> list[Candidate]:
-    """One candidate per month of the time column (in the declared zone), or one for the whole table."""
-    if declaration.partition == "none" or declaration.time_column is None:
-        return [Candidate(dict(NO_PARTITION), {}, table)] if table.num_rows else []
-    if table.num_rows == 0:
-        return []
-    zone = ZoneInfo(declaration.timezone or "UTC")
-    times = table.column(declaration.time_column)
-    is_date = pa.types.is_date(times.type)
-    values = pc.fill_null(pc.cast(times, pa.int32() if is_date else pa.int64()), 0).to_numpy(
-        zero_copy_only=False
-    )
-    present = ~pc.is_null(times).to_numpy(zero_copy_only=False)
-    candidates: list[Candidate] = []
-    if present.any():
+class PartitionSplit:
+    """Rows routed to their lake partition as the reader's batches arrive (the file is never held whole twice):
+    one partition per month of the time column in the declared zone, or one for the whole file."""
+
+    def __init__(self, declaration: FileSourceDeclaration) -> None:
+        self.declaration = declaration
+        self.zone = ZoneInfo(declaration.timezone or "UTC")
+        self.buckets: dict[str, list[pa.RecordBatch]] = {}
+        self.bounds: dict[str, tuple[Any, Any]] = {}
+        self.rows = 0
+        self.untimed: list[int] = []  # first rows (0-based) without a time: they have no partition
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        first_row, self.rows = self.rows, self.rows + batch.num_rows
+        column = self.declaration.time_column
+        if self.declaration.partition == "none" or column is None:
+            self.buckets.setdefault(partition_label(NO_PARTITION), []).append(batch)
+            return
+        times = batch.column(column)
+        is_date = pa.types.is_date(times.type)
+        values = pc.fill_null(pc.cast(times, pa.int32() if is_date else pa.int64()), 0).to_numpy(
+            zero_copy_only=False
+        )
+        present = ~pc.is_null(times).to_numpy(zero_copy_only=False)
+        if not present.all():
+            self.untimed += [first_row + int(i) for i in np.flatnonzero(~present)[:5]]
+        if not present.any():
+            return
         # Month boundaries (local midnight on the 1st) as the column's own numbers: one sorted search per row.
-        low, high = (_as_datetime(v, is_date, zone) for v in (values[present].min(), values[present].max()))
+        low, high = (
+            _as_datetime(v, is_date, self.zone) for v in (values[present].min(), values[present].max())
+        )
         months = _months(low.year, low.month, high.year, high.month)
-        edges = np.array([_as_number(first, is_date, zone) for first in months], dtype=np.int64)
+        edges = np.array([_as_number(first, is_date, self.zone) for first in months], dtype=np.int64)
         slot = np.searchsorted(edges, values, side="right") - 1
         for index, first in enumerate(months[:-1]):
             mask = present & (slot == index)
             if not mask.any():
                 continue
+            label = f"{first:%Y-%m}"
             after = months[index + 1]
-            bounds = (first, after) if is_date else (_local(first, zone), _local(after, zone))
-            candidates.append(
-                Candidate(
-                    {"month": f"{first:%Y-%m}"},
-                    {declaration.time_column: bounds},
-                    table.filter(pa.array(mask)),
-                )
+            self.bounds[label] = (
+                (first, after) if is_date else (_local(first, self.zone), _local(after, self.zone))
             )
-    return candidates  # rows without a time are refused before this (the time column is NOT NULL)
+            self.buckets.setdefault(label, []).append(batch.filter(pa.array(mask)))
+
+    def candidates(self, schema: pa.Schema) -> list[Candidate]:
+        if self.declaration.partition == "none" or self.declaration.time_column is None:
+            batches = self.buckets.get(partition_label(NO_PARTITION), [])
+            return [Candidate(dict(NO_PARTITION), {}, _table(batches, schema))] if self.rows else []
+        column = self.declaration.time_column
+        return [
+            Candidate(
+                {"month": label},
+                {column: self.bounds[label]},
+                _table(self.buckets[label], schema),
+            )
+            for label in sorted(self.buckets)
+        ]
+
+
+def _table(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_batches(batches) if batches else schema.empty_table()
 
 
 def _months(year: int, month: int, last_year: int, last_month: int) -> list[date]:
@@ -233,31 +263,41 @@ def ingest_file(
             batch = batch.set_column(index, batch.schema.field(index), pseudonyms.take(found))
         return batch
 
+    split = PartitionSplit(declaration)
+    hook = pseudonymize if declaration.sensitive_columns else None
     try:
         reader = DeclaredCsv(path, declaration, label=path.name)
-        read = reader.read(pseudonymize if declaration.sensitive_columns else None)
+        for batch in reader.batches(hook):
+            split.add(batch)
+        if split.untimed:
+            lines = reader.lines_of(split.untimed)
+            raise FileFormatError(
+                path.name,
+                [
+                    {
+                        "line": lines[row],
+                        "column": declaration.time_column,
+                        "reason": "no time: the row has no month partition",
+                    }
+                    for row in split.untimed
+                ],
+            )
     except FileFormatError as error:
         report = QuarantineReport(path.name, sha256, size, tuple(error.to_report()), datetime.now(UTC))
         target = _quarantine(ledger, settings, layout, path, sha256, report, str(error)[:2000])
         raise FileQuarantinedError(f"Quarantined: {error}; moved to {target}") from error
-    table, rows = read.table, read.table.num_rows
-    discarded, missing = read.discarded_columns, read.missing_columns
-    del read  # the partitions below hold the rows from here on
-    preview = (
-        table
-        if rows <= PREVIEW_ROWS
-        else table.take([int(i * rows / PREVIEW_ROWS) for i in range(PREVIEW_ROWS)])
-    )
+    spec = declaration.table_spec()
+    candidates = split.candidates(spec.arrow_schema)
+    rows, discarded, missing = split.rows, reader.discarded, reader.missing
+    del split
     if discarded:
         log(f"Discarded undeclared column(s) {', '.join(discarded)} (contract: discard).")
-    spec = declaration.table_spec()
+    preview = _preview(candidates, rows)
 
     def bookkeeping(cur: Any) -> None:
         ledger.store_tokens(cur, tokens)
         ledger.mark_committed(cur, sha256, rows)
 
-    candidates = partitions(table, declaration)
-    del table
     request = PublishRequest(
         spec,
         candidates,
@@ -272,7 +312,7 @@ def ingest_file(
         # Only now are the file's own rows checked again, to name the lines and columns that broke a rule.
         reader = DeclaredCsv(path, declaration, label=path.name)
         problems = file_problems(
-            reader.read(pseudonymize if declaration.sensitive_columns else None).table,
+            reader.read(hook).table,
             declaration,
             reader.lines_of,
         )
@@ -297,6 +337,19 @@ def ingest_file(
             conn, sha256, "processed", rows=rows, moved_to=str(moved), inserted=inserted, updated=updated
         )
     return ingested
+
+
+def _preview(candidates: list[Candidate], rows: int) -> pa.Table | None:
+    """Rows spread evenly over the file's partitions, for the UI."""
+    tables = [c.data for c in candidates if isinstance(c.data, pa.Table)]
+    if not tables:
+        return None
+    every = pa.concat_tables(tables)
+    return (
+        every
+        if rows <= PREVIEW_ROWS
+        else every.take([int(i * rows / PREVIEW_ROWS) for i in range(PREVIEW_ROWS)])
+    )
 
 
 def _quarantine(

@@ -34,7 +34,7 @@ from energy_assets.sources.files.errors import FileFormatError
 from energy_assets.sources.files.local_times import LocalTimeError, to_utc
 
 SPACES = " \t\u00a0\u202f\u2007"
-BLOCK_BYTES = 32 << 20
+BLOCK_BYTES = 16 << 20
 PEEK_ROWS = 200
 _OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
 _TRUE = ["true", "t", "yes", "y", "1"]
