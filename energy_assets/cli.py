@@ -5,7 +5,8 @@ errors, OS errors such as permissions or a missing program, database errors, dam
 as one line (what, where, what to do) with exit code 2; an unexpected bug prints one line and where its
 full traceback was written, with exit code 70 (EX_SOFTWARE). No command prints a Python traceback.
 
-Exit codes: 0 ok, 1 `ca status` found something expiring or expired, 2 an expected error,
+Exit codes: 0 ok, 1 `ca status` found something expiring or expired or `source ingest` refused a file,
+2 an expected error (or a usage error),
 3 `db status` found the server stopped, 70 a bug, 130 interrupted.
 """
 
@@ -347,20 +348,42 @@ def cmd_meters_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_meters_rotate_keys(args: argparse.Namespace) -> int:
+    from energy_assets.defs.declarations import declared_sources
+    from energy_assets.defs.file_source.component import FileSource
+    from energy_assets.sources.files.ledger import FileLedger
     from energy_assets.sources.meters import ledger
     from energy_assets.sources.meters.identifiers import NmiProtector
     from energy_assets.sources.meters.settings import ENV_NMI_FERNET_KEYS, ENV_NMI_HMAC_KEY, MeterSettings
 
-    if not MeterSettings.from_env().protect_nmi:
+    # One key set for the platform: protected NMIs and the file sources' sensitive columns.
+    file_sources = [
+        s.name
+        for s in declared_sources()
+        if isinstance(s.component, FileSource) and any(c.sensitive for c in s.component.columns)
+    ]
+    protect_nmi = MeterSettings.from_env().protect_nmi
+    if not protect_nmi and not file_sources:
         raise ConfigurationError(
-            "Identifiers are not protected (ENERGY_METERS_PROTECT_NMI is off); nothing to re-encrypt."
+            "Identifiers are not protected (ENERGY_METERS_PROTECT_NMI is off) and no file source declares a sensitive"
+            " column; nothing to re-encrypt."
         )
     protector = NmiProtector.from_text(os.environ.get(ENV_NMI_HMAC_KEY), os.environ.get(ENV_NMI_FERNET_KEYS))
+    count = 0
     with connect(_settings(DATA_DATABASE)) as conn:
-        ledger.ensure_tables(conn)
-        count = ledger.rotate_protected_nmis(conn, lambda tokens: [protector.rotate(t) for t in tokens])
+        if protect_nmi:
+            ledger.ensure_tables(conn)
+            count = ledger.rotate_protected_nmis(conn, lambda tokens: [protector.rotate(t) for t in tokens])
+        for name in file_sources:
+            files = FileLedger(name)
+            files.ensure_tables(conn)
+            count += files.rotate(conn, lambda tokens: [protector.rotate(t) for t in tokens])
+    what = (
+        "protected NMI(s)"
+        if not file_sources
+        else "protected value(s) (NMIs and sensitive file-source columns)"
+    )
     print(
-        f"Re-encrypted {count} protected NMI(s) under the newest key; older keys can be removed once no token needs them."
+        f"Re-encrypted {count} {what} under the newest key; older keys can be removed once no token needs them."
     )
     return 0
 
@@ -376,6 +399,117 @@ def cmd_meters_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- source (users' own files)
+EXIT_REFUSED = 1
+
+
+def _file_source(name: str) -> tuple[object, object]:
+    """The declared file source `name` and the definitions it loads with; a usage error if there is none."""
+    from energy_assets.defs.build import build_defs
+    from energy_assets.defs.declarations import declared_sources
+    from energy_assets.defs.file_source.component import FileSource
+    from energy_assets.sources.files.declaration import FileSourceDeclaration
+
+    sources = [s for s in declared_sources() if isinstance(s.component, FileSource)]
+    match = next((s for s in sources if s.name == name), None)
+    if match is None:
+        known = ", ".join(s.name for s in sources) or "none yet"
+        raise ConfigurationError(
+            f"no file source named {name!r} is declared (declared: {known}); create it with `energy-assets source add {name} --sample FILE`."
+        )
+    assert isinstance(match.component, FileSource)
+    return FileSourceDeclaration.model_validate(match.component.model_dump()), build_defs()
+
+
+def cmd_source_add(args: argparse.Namespace) -> int:
+    import re
+
+    from energy_assets.defs.declarations import DECLARATION_FILE, operator_sources_dir
+    from energy_assets.defs.file_source.ingest import refuse_unsafe
+    from energy_assets.sources.files.declaration import SOURCE_NAME_PATTERN
+    from energy_assets.sources.files.inference import infer_declaration
+
+    if not re.fullmatch(SOURCE_NAME_PATTERN, args.name):
+        raise ConfigurationError(
+            f"{args.name!r} is not a source name; use lower-case letters, digits and _ ({SOURCE_NAME_PATTERN})."
+        )
+    sample = Path(args.sample)
+    refused = refuse_unsafe(sample)
+    if refused is not None:
+        raise ConfigurationError(f"--sample {sample}: {refused}.")
+    target = operator_sources_dir() / args.name / DECLARATION_FILE
+    if target.exists() and not args.force:
+        print(f"{target} exists; kept (use --force to replace it).")
+        return 0
+
+    def split(text: str | None) -> list[str]:
+        return [part for part in text.split(",") if part.strip()] if text else []
+
+    inferred = infer_declaration(
+        sample,
+        args.name,
+        key=split(args.key),
+        time=args.time,
+        time_name=args.time_name,
+        timezone=args.timezone,
+        sensitive=split(args.sensitive),
+        partition=args.partition,
+        skip_rows=args.skip_rows,
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    from energy_assets.files import write_atomic
+
+    write_atomic(target, inferred.to_yaml().encode("utf-8"), 0o600)
+    d = inferred.declaration
+    print(f"Wrote {target}")
+    for column in d.columns:
+        fmt = f" ({column.format})" if column.format else ""
+        flag = " sensitive" if column.sensitive else ""
+        print(f"  {column.name:<28} {column.type}{fmt}{flag}  <- {column.header!r}")
+    for combined in d.combined_times:
+        print(f"  {combined.name:<28} timestamptz  <- {combined.date} + {combined.time} in {d.timezone}")
+    print(
+        f"key: {', '.join(d.key)}; time: {d.time_column or 'none'}; partition: {d.partition}; sensitive: {', '.join(d.sensitive_columns) or 'none'}"
+    )
+    for note in inferred.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def cmd_source_ingest(args: argparse.Namespace) -> int:
+    from energy_assets.defs.file_source.ingest import ingest_files
+    from energy_assets.pipeline import dagster_instance
+
+    declaration, defs = _file_source(args.name)
+    with dagster_instance(_home(), ephemeral=args.ephemeral_instance) as instance:
+        outcomes = ingest_files(defs, instance, declaration, [Path(path) for path in args.paths])  # type: ignore[arg-type]
+    for outcome in outcomes:
+        print(f"{outcome.path}: {_one_line(outcome.message)}")
+    return 0 if all(outcome.ok for outcome in outcomes) else EXIT_REFUSED
+
+
+def cmd_source_list(args: argparse.Namespace) -> int:
+    from energy_assets.defs.declarations import declared_sources
+    from energy_assets.defs.file_source.component import FileSource
+    from energy_assets.sources.files.ledger import FileLedger
+
+    sources = [s for s in declared_sources() if isinstance(s.component, FileSource)]
+    if not sources:
+        print("No file sources declared; add one with `energy-assets source add NAME --sample FILE`.")
+        return 0
+    with connect(_settings(DATA_DATABASE)) as conn:
+        for source in sources:
+            ledger = FileLedger(source.name)
+            ledger.ensure_tables(conn)
+            summary = ledger.summary(conn)
+            last = summary.last_load.isoformat(timespec="seconds") if summary.last_load else "never"
+            print(
+                f"{source.name}: {summary.processed} file(s) loaded, {summary.quarantined} quarantined,"
+                f" {summary.rows} rows loaded, last load {last} ({source.folder})"
+            )
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -386,7 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
             "or /var/lib/energy_assets for root)."
         ),
     )
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{ca,db,dagster,sample,meters}")
+    groups = parser.add_subparsers(
+        dest="group", required=True, metavar="{ca,db,dagster,sample,meters,source}"
+    )
 
     ca = groups.add_parser(
         "ca", help="the project's certificate authority", description="Manage the private CA."
@@ -494,6 +630,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_meters_rotate_keys)
     p = meters_cmds.add_parser("keys", help="print a new HMAC key and Fernet key as export lines")
     p.set_defaults(func=cmd_meters_keys)
+
+    source = groups.add_parser(
+        "source",
+        help="users' own files (declared file sources)",
+        description="Declare, load and list file sources.",
+    )
+    source_cmds = source.add_subparsers(dest="command", required=True)
+    p = source_cmds.add_parser(
+        "add", help="infer a declaration from a whole sample file and write its defs.yaml"
+    )
+    p.add_argument("name", metavar="NAME", help="source name ([a-z][a-z0-9_]{0,40})")
+    p.add_argument("--sample", required=True, metavar="FILE", help="a representative CSV file (read whole)")
+    p.add_argument(
+        "--key", metavar="COL[,COL...]", help="natural key (headers or snake_case names); default: proposed"
+    )
+    p.add_argument(
+        "--time", metavar="COL[+COL]", help="the time column, or a date and a time column combined"
+    )
+    p.add_argument(
+        "--time-name", default="recorded_at", metavar="NAME", help="name of a combined time column"
+    )
+    p.add_argument(
+        "--timezone", metavar="TZ", help="IANA zone of local wall-clock times (e.g. Europe/London)"
+    )
+    p.add_argument("--sensitive", metavar="COL[,COL...]", help="personal columns: stored as pseudonyms only")
+    p.add_argument(
+        "--partition", choices=["month", "none"], help="lake partitions (default: month if a time column)"
+    )
+    p.add_argument("--skip-rows", type=int, default=0, metavar="N", help="preamble lines before the header")
+    p.add_argument("--force", action="store_true", help="replace an existing declaration")
+    p.set_defaults(func=cmd_source_add)
+    p = source_cmds.add_parser(
+        "ingest", help="load files exactly as the source's inbox sensor does (one line per file)"
+    )
+    p.add_argument("name", metavar="NAME", help="a declared file source")
+    p.add_argument("paths", nargs="+", metavar="FILE", help="files to load")
+    p.add_argument(
+        "--ephemeral-instance", action="store_true", help="keep run history in memory, not in PostgreSQL"
+    )
+    p.set_defaults(func=cmd_source_ingest)
+    p = source_cmds.add_parser(
+        "list", help="each declared file source with files loaded, rows and the last load"
+    )
+    p.set_defaults(func=cmd_source_list)
     return parser
 
 
