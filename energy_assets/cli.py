@@ -350,18 +350,22 @@ def cmd_meters_ingest(args: argparse.Namespace) -> int:
 def cmd_meters_rotate_keys(args: argparse.Namespace) -> int:
     from energy_assets.defs.declarations import declared_sources
     from energy_assets.defs.file_source.component import FileSource
+    from energy_assets.defs.meters.component import Nem12Inbox
     from energy_assets.sources.files.ledger import FileLedger
     from energy_assets.sources.meters import ledger
     from energy_assets.sources.meters.identifiers import NmiProtector
     from energy_assets.sources.meters.settings import ENV_NMI_FERNET_KEYS, ENV_NMI_HMAC_KEY, MeterSettings
 
     # One key set for the platform: protected NMIs and the file sources' sensitive columns.
+    sources = declared_sources()
     file_sources = [
         s.name
-        for s in declared_sources()
+        for s in sources
         if isinstance(s.component, FileSource) and any(c.sensitive for c in s.component.columns)
     ]
-    protect_nmi = MeterSettings.from_env().protect_nmi
+    # The meters declaration's `protect_nmi` wins over the environment, as in the inbox's own runs.
+    declared = [s.component.protect_nmi for s in sources if isinstance(s.component, Nem12Inbox)]
+    protect_nmi = next((flag for flag in declared if flag is not None), MeterSettings.from_env().protect_nmi)
     if not protect_nmi and not file_sources:
         raise ConfigurationError(
             "Identifiers are not protected (ENERGY_METERS_PROTECT_NMI is off) and no file source declares a sensitive"
@@ -478,7 +482,7 @@ def cmd_source_add(args: argparse.Namespace) -> int:
 
 def cmd_source_ingest(args: argparse.Namespace) -> int:
     from energy_assets.defs.file_source.ingest import ingest_files
-    from energy_assets.pipeline import dagster_instance
+    from energy_assets.defs.sample import dagster_instance
 
     declaration, defs = _file_source(args.name)
     with dagster_instance(_home(), ephemeral=args.ephemeral_instance) as instance:

@@ -508,3 +508,24 @@ def test_meters_ingest_with_a_bad_limit_setting_is_one_line_and_moves_nothing(
         " it for the default (200).\n"
     )
     assert path.exists() and not (tmp_path / "inbox").exists()
+
+
+def test_rotate_keys_follows_the_meters_declaration(
+    managed_cluster: ManagedCluster, data_home: DataHome, tmp_path, monkeypatch, capsys
+) -> None:
+    """`protect_nmi: true` in the meters declaration is enough (ENERGY_METERS_PROTECT_NMI unset)."""
+    import base64
+
+    from cryptography.fernet import Fernet
+
+    (tmp_path / "sources" / "meters").mkdir(parents=True)
+    (tmp_path / "sources" / "meters" / "defs.yaml").write_text(
+        "type: energy_assets.components.Nem12Inbox\nattributes:\n  protect_nmi: true\n"
+    )
+    monkeypatch.setenv("ENERGY_ASSETS_HOME", str(data_home.root))
+    monkeypatch.setenv("ENERGY_ASSETS_SOURCES_DIR", str(tmp_path / "sources"))
+    monkeypatch.delenv("ENERGY_METERS_PROTECT_NMI", raising=False)
+    monkeypatch.setenv("ENERGY_METERS_NMI_HMAC_KEY", base64.urlsafe_b64encode(b"k" * 32).decode())
+    monkeypatch.setenv("ENERGY_METERS_NMI_FERNET_KEYS", Fernet.generate_key().decode())
+    assert main(["meters", "rotate-keys"]) == 0
+    assert capsys.readouterr().out.startswith("Re-encrypted 0 protected NMI(s) under the newest key")

@@ -96,10 +96,10 @@ def operator_sources_dir(home: DataHome | None = None) -> Path:
             f"{ENV_SOURCES_DIR}={configured!r} is relative; give an absolute path, so that the daemon, the"
             " webserver and the CLI see the same sources."
         )
-    if not path.is_dir():
+    if path.exists() and not path.is_dir():
         raise DeclarationError(
-            f"{ENV_SOURCES_DIR}={configured!r} is not a folder; create it, or unset the variable to use"
-            " <data home>/sources."
+            f"{ENV_SOURCES_DIR}={configured!r} is not a folder; point it at a folder (`energy-assets source"
+            " add` creates it), or unset the variable to use <data home>/sources."
         )
     return path
 
@@ -245,7 +245,8 @@ def describe_load_error(path: Path, error: BaseException) -> str:
     ):
         return (
             f"{path}: `type:` names no component this project knows ({root}); use"
-            f" energy_assets.components.EnergyChartsSource, Bdg2Source or Nem12Inbox (`dg list components`)."
+            " energy_assets.components.EnergyChartsSource, Bdg2Source, Nem12Inbox or FileSource"
+            " (`dg list components`)."
         )
     first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
     return f"{path}: the declaration does not load: {first_line} ({type(root).__name__}: {root})"

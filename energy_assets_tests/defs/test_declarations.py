@@ -63,8 +63,7 @@ def test_bundled_declarations_give_exactly_the_platforms_keys(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # The snapshot was taken from the hand-built definitions before the sources became declarations.
-    (tmp_path / "empty").mkdir()
-    monkeypatch.setenv(ENV_SOURCES_DIR, str(tmp_path / "empty"))
+    monkeypatch.setenv(ENV_SOURCES_DIR, str(tmp_path / "none yet"))
     assert key_sets(build_defs()) == json.loads(SNAPSHOT.read_text())
 
 
@@ -267,4 +266,8 @@ def test_a_declaration_that_is_not_a_file_and_a_relative_sources_dir_are_refused
         declaration_folders(tmp_path / "sources")
     monkeypatch.setenv(ENV_SOURCES_DIR, "relative/sources")
     with pytest.raises(DeclarationError, match="ENERGY_ASSETS_SOURCES_DIR='relative/sources' is relative"):
+        declared_sources()
+    (tmp_path / "a file").write_text("")
+    monkeypatch.setenv(ENV_SOURCES_DIR, str(tmp_path / "a file"))
+    with pytest.raises(DeclarationError, match="is not a folder; point it at a folder"):
         declared_sources()

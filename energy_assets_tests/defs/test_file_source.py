@@ -319,8 +319,9 @@ def test_cli_ingest_prints_one_line_per_file_and_refuses_links_unread(
     target.chmod(0)  # a link is refused before anything reads it (the target is not even readable)
     link.symlink_to(target)
     code = cli.main(["source", "ingest", name, str(good), str(link), str(bad), "--ephemeral-instance"])
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert code == 1
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert code == 1, captured.err
     assert lines[0] == f"{good}: ok, 3 rows (inserted 3, updated 0, unchanged 0)"
     assert lines[1].startswith(f"{link}: FAILED: a symbolic link")
     assert (
