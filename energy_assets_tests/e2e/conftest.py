@@ -13,6 +13,7 @@ folder, and a failing test shows the tail of both logs.
 
 from __future__ import annotations
 
+import base64
 import os
 import shlex
 import signal
@@ -29,6 +30,7 @@ from typing import Any
 
 import pytest
 import requests
+from cryptography.fernet import Fernet
 
 from energy_assets.postgres.cluster import ManagedCluster
 from energy_assets.postgres.connection import PostgresSettings, connect
@@ -183,6 +185,8 @@ class DagsterUI:
     inbox: Path
     inbox_file: Path
     nmi_prefix: str
+    file_source: str = ""
+    file_source_file: Path | None = None
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     # -- plumbing
@@ -359,6 +363,45 @@ def daemons_healthy(ui: DagsterUI) -> bool:
     return all(daemon in healthy for daemon in REQUIRED_DAEMONS)
 
 
+# A user's own file: EV charging sessions with a day-first date and a local time in Europe/London.
+SESSIONS_CSV = (
+    "Session ID,Customer Email,Station,Start Date,Start Time,Energy (kWh)\n"
+    "S1,alice@example.org,A1,06/09/2018,08:33,12.5\n"
+    "S2,bob@example.org,A2,13/09/2018,23:05,7.25\n"
+    "S3,alice@example.org,A1,01/10/2018,10:00,3.0\n"
+)
+
+
+def declare_file_source(env: Mapping[str, str], sources_dir: Path, sample: Path, name: str) -> Path:
+    """`energy-assets source add` from a sample, as an operator would; returns the source's inbox."""
+    sample.write_text(SESSIONS_CSV)
+    added = subprocess.run(
+        [
+            str(VENV_BIN / "energy-assets"),
+            "source",
+            "add",
+            name,
+            "--sample",
+            str(sample),
+            "--time",
+            "Start Date+Start Time",
+            "--timezone",
+            "Europe/London",
+            "--key",
+            "session_id",
+            "--sensitive",
+            "Customer Email",
+        ],
+        env={**env, "ENERGY_ASSETS_SOURCES_DIR": str(sources_dir)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    return Path(env["ENERGY_ASSETS_HOME"]) / "inbox" / name
+
+
 def drop_meter_file(inbox: Path, prefix: str) -> Path:
     """The first sample NEM12 file with NMIs of this run's own (the meter tables are shared by the session)."""
     inbox.mkdir(parents=True, exist_ok=True)
@@ -381,6 +424,16 @@ def dagster_ui(managed_cluster: ManagedCluster, data_home: DataHome, e2e_dir: Pa
     # and those ticks run while the Energy-Charts runs do.
     inbox_file = drop_meter_file(inbox, prefix)
     env = platform_environment(data_home, inbox)
+    # A source declared from a sample with `source add`, and one of its files dropped into its inbox.
+    file_source = f"ev_e2e_{prefix.lower()}"
+    env["ENERGY_ASSETS_SOURCES_DIR"] = str(e2e_dir / "sources")
+    # Keys for its sensitive column (the same key set as protected NMIs, which stay off here).
+    env["ENERGY_METERS_NMI_HMAC_KEY"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    env["ENERGY_METERS_NMI_FERNET_KEYS"] = Fernet.generate_key().decode()
+    file_inbox = declare_file_source(env, e2e_dir / "sources", e2e_dir / "sessions_sample.csv", file_source)
+    file_inbox.mkdir(parents=True, exist_ok=True)
+    file_source_file = file_inbox / "sessions_2018_09.csv"
+    file_source_file.write_text(SESSIONS_CSV)
     port = free_loopback_port()
     ui = DagsterUI(
         base_url=f"http://127.0.0.1:{port}",
@@ -389,6 +442,8 @@ def dagster_ui(managed_cluster: ManagedCluster, data_home: DataHome, e2e_dir: Pa
         inbox=inbox,
         inbox_file=inbox_file,
         nmi_prefix=prefix,
+        file_source=file_source,
+        file_source_file=file_source_file,
     )
     workspace = ["-w", str(REPO_ROOT / "workspace.yaml")]
     try:

@@ -7,7 +7,7 @@ once per package (`conftest.sample_materializations`, `conftest.failing_source_r
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timezone
 from typing import Any
 
 import pytest
@@ -231,6 +231,35 @@ def test_inbox_sensor_ticks_in_the_daemon_and_its_run_loads_the_file(
     assert status == [("processed",)]
     assert not dagster_ui.inbox_file.exists()
     assert [path.name for path in (dagster_ui.inbox.parent / "processed").iterdir()] == [name]
+
+
+def test_a_file_source_added_from_a_sample_loads_a_dropped_file_through_the_daemon(
+    dagster_ui: DagsterUI, pg_settings: PostgresSettings
+) -> None:
+    name, dropped = dagster_ui.file_source, dagster_ui.file_source_file
+    assert dropped is not None
+    job = f"{name}_ingest_job"
+    [requested] = dagster_ui.wait_for(
+        f"a {job} run for {dropped.name}",
+        lambda: dagster_ui.runs_with_tag(job, f"{name}/file", dropped.name),
+        SENSOR_TIMEOUT_S,
+    )
+    run = dagster_ui.wait_for_run(requested["runId"])
+    assert run["status"] == "SUCCESS"
+    with connect(pg_settings) as conn:
+        rows = conn.execute(
+            f'SELECT session_id, recorded_at, energy_kwh FROM "{name}".records ORDER BY session_id'
+        ).fetchall()
+        stored = conn.execute(f'SELECT customer_email FROM "{name}".records').fetchall()
+    # 08:33 BST on 6 September is 07:33 UTC; 10:00 BST on 1 October is 09:00 UTC.
+    assert [(session, at.astimezone(timezone.utc).isoformat(), float(kwh)) for session, at, kwh in rows] == [
+        ("S1", "2018-09-06T07:33:00+00:00", 12.5),
+        ("S2", "2018-09-13T22:05:00+00:00", 7.25),
+        ("S3", "2018-10-01T09:00:00+00:00", 3.0),
+    ]
+    assert not any("@" in (email or "") for (email,) in stored)  # pseudonyms only
+    assert not dropped.exists()
+    assert [path.name for path in (dropped.parent / "processed").iterdir()] == [dropped.name]
 
 
 def test_failing_source_fails_the_run_with_the_api_error_and_keeps_the_loaded_day(
