@@ -5,7 +5,7 @@
 - `identifiers`: `TableName` and quoting; every SQL identifier goes through `psycopg.sql`.
 - `pg_types`: Arrow <-> PostgreSQL type rules and safe widenings.
 - `evolution`: schema contracts (`evolve`, `freeze`, `discard_columns`) and the schema history.
-- `loader`: `WarehouseLoader` (append, replace_partition, merge) by binary COPY in one transaction.
+- `loader`: `WarehouseLoader` (append, merge) by binary COPY in one transaction.
 - `table_spec`: `TableSpec`, the one description of a table (types, units, bounds, key, series).
 - `audit`: audit rules as DuckDB SQL, the rules every spec implies, and the audit report.
 - `publish`: the publish path (lock, recover, stage, audit, commit with records, move).

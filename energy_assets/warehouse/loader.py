@@ -2,8 +2,6 @@
 
 Dispositions:
 - `append`: add the rows.
-- `replace_partition`: delete the rows with `lower <= partition_column < upper` and COPY the new ones
-  (every incoming row must lie in that range); running it twice leaves the same rows.
 - `merge`: upsert on a natural key with counts of inserted / updated / unchanged rows, optionally
   keeping superseded versions in `<table>__history` (see `merge`).
 
@@ -11,7 +9,7 @@ Every load opens one connection (`energy_assets.postgres.connection.connect`, TL
 default) and one transaction: create the table if missing, evolve its schema under the contract
 (`evolution`), write the rows, log the load in `energy_meta.load_log`. If anything fails, or the
 process dies mid-COPY, the server rolls the transaction back and the table is exactly as before.
-Parquet files are streamed into the COPY batch by batch (append, replace_partition), so loading
+Parquet files are streamed into the COPY batch by batch (append), so loading
 starts before the file is decoded and memory stays flat.
 """
 
@@ -30,7 +28,6 @@ from typing import Any, TypeAlias
 
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
 from psycopg import sql
 
 from energy_assets.errors import DatabaseError, DataValidationError, EnergyAssetsError, SchemaContractError
@@ -39,7 +36,7 @@ from energy_assets.warehouse.binary_copy import BATCH_ROWS, copy_arrow
 from energy_assets.warehouse.catalog import TableInfo, describe_table
 from energy_assets.warehouse.conform import conform_table
 from energy_assets.warehouse.evolution import Contract, EvolutionPlan, apply_evolution, plan_evolution
-from energy_assets.warehouse.identifiers import TableName, check_identifier, column
+from energy_assets.warehouse.identifiers import TableName, check_identifier
 from energy_assets.warehouse.inputs import LoadInput, as_input
 from energy_assets.warehouse.keys import check_primary_key
 from energy_assets.warehouse.merge import delete_missing_rows, lock_for_merge, merge_rows
@@ -95,7 +92,6 @@ class _Options:
     contract: Contract
     primary_key: Sequence[str] | None
     required: Sequence[str] = ()
-    check: Callable[[LoadInput], None] | None = None
     lock: bool = False
     fillfactor: int | None = None
     open_reader: bool = False
@@ -215,45 +211,6 @@ class WarehouseLoader:
             table, "append", data, body, _Options(schema, Contract.parse(contract), primary_key)
         )
 
-    def replace_partition(
-        self,
-        table: TableName,
-        data: DataSource,
-        *,
-        partition_column: str,
-        lower: Any,
-        upper: Any,
-        schema: InferredSchema | None = None,
-        contract: Contract | str = Contract.EVOLVE,
-        primary_key: Sequence[str] | None = None,
-    ) -> LoadResult:
-        """Replace the rows with `lower <= partition_column < upper` by `data`, atomically.
-
-        Every incoming row must lie in [lower, upper); otherwise nothing is loaded.
-        """
-        lower, upper = _python_value(lower), _python_value(upper)
-
-        def check(source: LoadInput) -> None:
-            _check_in_range(source, table, partition_column, lower, upper)
-
-        def body(cur: psycopg.Cursor, load: _Load) -> dict[str, Any]:
-            with load.timings.step("delete partition"):
-                cur.execute(
-                    sql.SQL("DELETE FROM {} WHERE {col} >= %s AND {col} < %s").format(
-                        table.sql(), col=column(partition_column)
-                    ),
-                    (lower, upper),
-                )
-                deleted = cur.rowcount
-            with load.timings.step("copy"):
-                inserted = load.copy_into(cur, table.sql())
-            return {"inserted": inserted, "deleted": deleted}
-
-        options = _Options(
-            schema, Contract.parse(contract), primary_key, required=(partition_column,), check=check
-        )
-        return self._load(table, "replace_partition", data, body, options)
-
     def merge(
         self,
         table: TableName,
@@ -364,7 +321,7 @@ class WarehouseLoader:
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="warehouse-load") as pool:
             # Opening the input (and the merge's reader) overlaps with connecting and locking.
-            reading = pool.submit(_open_and_check, data, options.check, options.read_whole)
+            reading = pool.submit(_open, data, options.read_whole)
             reader = pool.submit(open_merge_reader, self.settings) if options.open_reader else None
             load = _Load(uuid.uuid4(), table, disposition, _placeholder(data), pool=pool)
             try:
@@ -529,14 +486,10 @@ class WarehouseLoader:
             log.debug("Could not log the failed load %s", load.load_id, exc_info=True)
 
 
-def _open_and_check(
-    data: DataSource, check: Callable[[LoadInput], None] | None, read_whole: bool
-) -> LoadInput:
+def _open(data: DataSource, read_whole: bool) -> LoadInput:
     source = as_input(data)
     if read_whole:
         source.table  # noqa: B018  (decode now, in the background)
-    if check is not None:
-        check(source)
     return source
 
 
@@ -553,56 +506,6 @@ def _close_quietly(reader: Future[Any]) -> None:
             connection.close()
     except Exception:  # a reader that failed to open has nothing to close
         log.debug("Closing the merge reader failed", exc_info=True)
-
-
-def _python_value(value: Any) -> Any:
-    return value.as_py() if isinstance(value, pa.Scalar) else value
-
-
-def _check_in_range(source: LoadInput, table: TableName, name: str, lower: Any, upper: Any) -> None:
-    """Every row's partition value must satisfy lower <= value < upper (and not be NULL)."""
-    where = f"{table}, column {name!r} (from {source.source})"
-    if name not in source.column_names:
-        raise DataValidationError(
-            f"{where}: the partition column is not in the data ({source.column_names})."
-        )
-    values = source.column(name)
-    if values.null_count:
-        row = pc.index(pc.is_null(values), True).as_py()
-        raise DataValidationError(f"{where}: NULL at row {row}; every row needs a partition value.")
-    if len(values) == 0:
-        return
-    if pa.types.is_timestamp(values.type) and values.type.tz is not None:
-        for bound in (lower, upper):
-            if isinstance(bound, datetime) and bound.tzinfo is None:
-                raise DataValidationError(
-                    f"{where}: bound {bound!r} is a naive datetime; give it a time zone."
-                )
-    try:
-        lo, hi = pa.scalar(lower, type=values.type), pa.scalar(upper, type=values.type)
-    except (pa.ArrowException, TypeError, ValueError) as exc:
-        raise DataValidationError(
-            f"{where}: partition bounds [{lower!r}, {upper!r}) do not match the column type {values.type}: {exc}"
-        ) from exc
-    outside = pc.or_(pc.less(values, lo), pc.greater_equal(values, hi))
-    if pc.any(outside).as_py():
-        row = pc.index(outside, True).as_py()
-        count = pc.sum(outside).as_py()
-        raise DataValidationError(
-            f"{where}: value {_show(values[row].as_py())} at row {row} is outside the partition "
-            f"[{_show(lower)}, {_show(upper)}) ({count} rows outside); nothing was loaded."
-        )
-
-
-def _show(value: Any) -> str:
-    """A value for an error message: dates and times in ISO form, strings quoted."""
-    return (
-        value.isoformat(sep=" ")
-        if isinstance(value, datetime)
-        else str(value)
-        if not isinstance(value, str)
-        else repr(value)
-    )
 
 
 def _translate(exc: BaseException, table: TableName, source: str) -> BaseException:

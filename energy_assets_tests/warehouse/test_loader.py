@@ -118,64 +118,6 @@ def test_round_trip_of_every_supported_type(loader: WarehouseLoader, warehouse_s
     assert nan_rows == [(1,)]
 
 
-def test_replace_partition_twice_leaves_the_same_rows(
-    loader: WarehouseLoader, warehouse_schema: str, table_rows, query, tmp_path: Path
-) -> None:
-    table = TableName(warehouse_schema, "prices")
-    start = dt.datetime(2025, 10, 26, tzinfo=dt.timezone.utc)
-    day = pa.table(
-        {
-            "interval_start": pa.array(
-                [start + dt.timedelta(hours=h) for h in range(24)], pa.timestamp("us", "UTC")
-            ),
-            "price_eur_per_mwh": [float(h) for h in range(24)],
-        }
-    )
-    path = tmp_path / "day.parquet"
-    pq.write_table(day, path)
-    other_day = day.set_column(
-        0,
-        "interval_start",
-        pa.array([start - dt.timedelta(hours=1)], pa.timestamp("us", "UTC")).take([0] * 24),
-    )
-    loader.append(table, other_day.slice(0, 1))
-
-    bounds = {"partition_column": "interval_start", "lower": start, "upper": start + dt.timedelta(days=1)}
-    first = loader.replace_partition(table, path, **bounds)
-    snapshot = table_rows(table, "interval_start")
-    second = loader.replace_partition(table, path, **bounds)
-    assert (first.inserted, first.deleted) == (24, 0)
-    assert (second.inserted, second.deleted) == (24, 24)
-    assert table_rows(table, "interval_start") == snapshot
-    assert len(snapshot) == 25
-    logged = query(
-        "SELECT disposition, status, rows_in, inserted, deleted FROM energy_meta.load_log WHERE load_id = %s",
-        (second.load_id,),
-    )
-    assert logged == [("replace_partition", "succeeded", 24, 24, 24)]
-
-
-def test_partition_value_outside_the_range_loads_nothing(
-    loader: WarehouseLoader, warehouse_schema: str, query
-) -> None:
-    table = TableName(warehouse_schema, "prices")
-    start = dt.datetime(2025, 10, 26, tzinfo=dt.timezone.utc)
-    data = pa.table(
-        {
-            "interval_start": pa.array([start, start + dt.timedelta(days=1)], pa.timestamp("us", "UTC")),
-            "v": [1.0, 2.0],
-        }
-    )
-    with pytest.raises(DataValidationError) as error:
-        loader.replace_partition(
-            table, data, partition_column="interval_start", lower=start, upper=start + dt.timedelta(days=1)
-        )
-    message = str(error.value)
-    assert "prices" in message and "'interval_start'" in message and "2025-10-27 00:00:00+00:00" in message
-    assert "at row 1" in message
-    assert query("SELECT to_regclass(%s)", (f"{warehouse_schema}.prices",)) == [(None,)]
-
-
 def test_value_that_cannot_be_cast_names_table_column_and_value(
     loader: WarehouseLoader, warehouse_schema: str, query
 ) -> None:
@@ -291,32 +233,6 @@ def test_a_duplicate_key_during_the_copy_loads_nothing(
     assert disposition == "append" and "duplicate key value violates unique constraint" in logged
 
 
-def test_a_check_violation_rolls_back_the_partition_delete(
-    loader: WarehouseLoader, warehouse_schema: str, table_rows, query
-) -> None:
-    table = TableName(warehouse_schema, "prices")
-    start = dt.datetime(2025, 10, 26, tzinfo=dt.timezone.utc)
-    hours = [start + dt.timedelta(hours=h) for h in range(3)]
-    day = pa.table(
-        {"interval_start": pa.array(hours, pa.timestamp("us", "UTC")), "price": [10.0, 20.0, 30.0]}
-    )
-    loader.append(table, day)
-    query(
-        sql.SQL("ALTER TABLE {} ADD CONSTRAINT price_in_market_bounds CHECK (price >= -500)").format(
-            table.sql()
-        )
-    )
-    revised = day.set_column(1, "price", pa.array([11.0, -600.0, 31.0]))
-    bounds = {"partition_column": "interval_start", "lower": start, "upper": start + dt.timedelta(days=1)}
-    with pytest.raises(DataValidationError) as error:
-        loader.replace_partition(table, revised, **bounds)
-    assert 'violates check constraint "price_in_market_bounds"' in str(error.value)
-    assert str(error.value).endswith("; nothing was loaded.")
-    # The DELETE of the partition ran before the COPY failed; it is rolled back with it.
-    assert table_rows(table, "interval_start") == rows_of(day)
-    assert [d for d, _ in failed_loads(query, warehouse_schema)] == ["replace_partition"]
-
-
 @pytest.mark.parametrize("damage", ["footer", "data page"])
 def test_a_damaged_parquet_file_with_valid_magic_bytes_is_refused(
     loader: WarehouseLoader, warehouse_schema: str, tmp_path: Path, table_rows, damage: str
@@ -395,60 +311,6 @@ def test_varchar_overflow_in_a_streamed_file_widens_under_evolve(
         (2, "abc"),
         (3, "abcdef"),
     ]
-
-
-@pytest.mark.parametrize(
-    ("lower", "upper", "data_change", "message"),
-    [
-        (
-            "yesterday",
-            "today",
-            None,
-            r"partition bounds \['yesterday', 'today'\) do not match the column type timestamp\[us, tz=UTC\]",
-        ),
-        (
-            dt.datetime(2025, 10, 26),
-            dt.datetime(2025, 10, 27),
-            None,
-            "is a naive datetime; give it a time zone",
-        ),
-        (
-            dt.datetime(2025, 10, 27, tzinfo=dt.timezone.utc),
-            dt.datetime(2025, 10, 26, tzinfo=dt.timezone.utc),
-            None,
-            r"value 2025-10-26 00:00:00\+00:00 at row 0 is outside the partition .* \(3 rows outside\)",
-        ),
-        (None, None, "null", "NULL at row 1; every row needs a partition value"),
-        (None, None, "drop", "the partition column is not in the data"),
-    ],
-    ids=["wrong type", "naive", "upper before lower", "null value", "missing column"],
-)
-def test_bad_partition_bounds_are_refused_and_change_nothing(
-    loader: WarehouseLoader, warehouse_schema: str, table_rows, lower, upper, data_change, message
-) -> None:
-    table = TableName(warehouse_schema, "prices")
-    start = dt.datetime(2025, 10, 26, tzinfo=dt.timezone.utc)
-    day = pa.table(
-        {
-            "interval_start": pa.array(
-                [start + dt.timedelta(hours=h) for h in range(3)], pa.timestamp("us", "UTC")
-            ),
-            "price": [1.0, 2.0, 3.0],
-        }
-    )
-    loader.append(table, day)
-    revised = day.set_column(1, "price", pa.array([7.0, 8.0, 9.0]))
-    if data_change == "null":
-        revised = revised.set_column(
-            0, "interval_start", pa.array([start, None, start], pa.timestamp("us", "UTC"))
-        )
-    elif data_change == "drop":
-        revised = revised.drop_columns(["interval_start"])
-    lower = start if lower is None else lower
-    upper = start + dt.timedelta(days=1) if upper is None else upper
-    with pytest.raises(DataValidationError, match=message):
-        loader.replace_partition(table, revised, partition_column="interval_start", lower=lower, upper=upper)
-    assert table_rows(table, "interval_start") == rows_of(day)
 
 
 def test_a_loaded_parquet_file_is_not_left_open(
