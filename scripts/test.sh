@@ -10,5 +10,6 @@ bash scripts/setup.sh
 dg_home=$(mktemp -d)
 DAGSTER_HOME="$dg_home" .venv/bin/dg check yaml
 DAGSTER_HOME="$dg_home" .venv/bin/dg check defs
+DAGSTER_HOME="$dg_home" .venv/bin/dg list defs >/dev/null
 rm -rf "$dg_home"
 .venv/bin/python -m pytest "$@"
