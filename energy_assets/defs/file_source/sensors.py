@@ -1,8 +1,7 @@
 """A file source's inbox sensor and ingest job: stable new files -> one run each, keyed by content.
 
-Keep file logic out of this module: listing, stability, hashing and moves are the NEM12 inbox's
-(`energy_assets.sources.meters.inbox`), the durable record is the source's ledger
-(`energy_assets.sources.files.ledger`). Semantics are the meters sensor's: a file is stable when its size
+Keep file logic out of this module: the tick is `energy_assets.defs.inbox.inbox_tick` (shared with the NEM12
+inbox), the durable record is the source's ledger (`energy_assets.sources.files.ledger`). Semantics: a file is stable when its size
 and modification time did not change between two ticks (the cursor), its identity is its sha256, content
 already finished is moved without loading, and a run key names the content and the attempt.
 """
@@ -14,30 +13,10 @@ from typing import Any
 import dagster as dg
 
 from energy_assets.defs.file_source.assets import resource_key
+from energy_assets.defs.inbox import InboxRuns, inbox_tick
 from energy_assets.defs.resources import PostgresResource
-from energy_assets.postgres.connection import connect
 from energy_assets.sources.files.declaration import FileSourceDeclaration
 from energy_assets.sources.files.ledger import FileLedger
-from energy_assets.sources.meters.inbox import (
-    FINISHED_STATUSES,
-    QuarantineReport,
-    decode_observations,
-    encode_observations,
-    identify,
-    list_candidates,
-    move_to_processed,
-    quarantine,
-    split_new_and_known,
-    stable_files,
-)
-
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
-ENDED_UNLOADED = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 
 def sha_tag(name: str) -> str:
@@ -62,14 +41,16 @@ def ingest_job(
 def inbox_sensor(
     declaration: FileSourceDeclaration, job: dg.UnresolvedAssetJobDefinition, ingest_op: str
 ) -> dg.SensorDefinition:
+    """`<name>_inbox_sensor`: the shared inbox tick over the source's inbox, with its ledger and run names."""
     name = declaration.name
     ledger = FileLedger(name)
     key = resource_key(declaration)
-
-    def _runs(instance: dg.DagsterInstance, sha256: str, statuses: list[dg.DagsterRunStatus]) -> int:
-        return len(
-            instance.get_run_ids(filters=dg.RunsFilter(tags={sha_tag(name): sha256}, statuses=statuses))
-        )
+    runs = InboxRuns(
+        run_key_prefix=name,
+        file_tag=f"{name}/file",
+        sha_tag=sha_tag(name),
+        run_config=lambda path, sha256: ingest_run_config(ingest_op, path, sha256),
+    )
 
     @dg.sensor(
         name=f"{name}_inbox_sensor",
@@ -86,59 +67,6 @@ def inbox_sensor(
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         layout = getattr(context.resources, key).layout()
         postgres: PostgresResource = context.resources.postgres
-        current = list_candidates(layout.inbox)
-        stable, state = stable_files(current, decode_observations(context.cursor))
-        changing = len(current) - len(stable)
-        files = identify(layout.inbox, stable)
-        with connect(postgres.settings()) as conn:
-            ledger.ensure_tables(conn)
-            records = ledger.lookup(conn, [file.sha256 for file in files])
-            to_load, known = split_new_and_known(
-                files, {sha: record.status for sha, record in records.items()}
-            )
-            duplicates = []
-            for file in known:
-                record = records.get(file.sha256)
-                if record is not None and record.status in FINISHED_STATUSES:
-                    if record.status == "quarantined":
-                        quarantine(
-                            layout,
-                            file.path,
-                            QuarantineReport.from_reason(
-                                file.name,
-                                file.sha256,
-                                file.size,
-                                f"same content as {record.file_name}: {record.error}",
-                            ),
-                        )
-                    else:
-                        move_to_processed(layout, file.path, file.sha256)
-                    ledger.add_duplicate_name(conn, file.sha256, file.name)
-                    duplicates.append(file.name)
-            ledger.mark_seen(conn, [(file.sha256, file.name, file.size) for file in to_load])
-        requests, in_flight = [], []
-        for file in to_load:
-            if _runs(context.instance, file.sha256, IN_FLIGHT):
-                in_flight.append(file.name)
-                continue
-            ended = _runs(context.instance, file.sha256, ENDED_UNLOADED)
-            attempt = max(ended, records[file.sha256].attempts if file.sha256 in records else 0)
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"{name}-{file.sha256}-{attempt}",
-                    run_config=ingest_run_config(ingest_op, str(file.path), file.sha256),
-                    tags={f"{name}/file": file.name, sha_tag(name): file.sha256},
-                )
-            )
-        cursor = encode_observations(state)
-        summary = (
-            f"{len(current)} file(s) in {layout.inbox}: {len(requests)} to load, {len(in_flight)} being loaded,"
-            f" {changing} not yet stable (size or time changed since the last tick), {len(duplicates)} already"
-            f" loaded under another name (moved: {', '.join(duplicates) or 'none'})."
-        )
-        context.log.info(summary)
-        if not requests:
-            return dg.SensorResult(skip_reason=dg.SkipReason(summary), cursor=cursor)
-        return dg.SensorResult(run_requests=requests, cursor=cursor)
+        return inbox_tick(context, layout, postgres.settings(), ledger, runs)
 
     return _sensor
