@@ -3,8 +3,9 @@
 Keep file logic out of this module: listing, stability, hashing and moves are `energy_assets.sources.meters
 .inbox`; which contents are done is the source's durable ledger. A tick:
 
-1. lists the inbox and keeps the files whose size and modification time did not change since the previous
-   tick (the sensor's cursor holds them; never a clock, so an old modification time is still picked up);
+1. lists the inbox and keeps the files whose size and modification time did not change over the last
+   ticks (two by default; the sensor's cursor holds them; never a clock, so an old modification time is
+   still picked up);
 2. hashes them; content the ledger has finished is moved aside without loading (to `processed/`, or beside
    its first copy in `quarantine/`), under its new name too;
 3. asks for one run per new content, keyed by content and attempt: never a second run while one is queued
@@ -74,10 +75,12 @@ def inbox_tick(
     settings: PostgresSettings,
     ledger: Ledger,
     runs: InboxRuns,
+    stable_ticks: int = 2,
 ) -> dg.SensorResult:
-    """One tick over `layout.inbox` (the steps in the module docstring)."""
+    """One tick over `layout.inbox` (the steps in the module docstring); a file is stable once
+    `stable_ticks` ticks in a row saw the same size and time."""
     current = list_candidates(layout.inbox)
-    stable, state = stable_files(current, decode_observations(context.cursor))
+    stable, state = stable_files(current, decode_observations(context.cursor), stable_ticks)
     changing = len(current) - len(stable)
     files = identify(layout.inbox, stable)
     with connect(settings) as conn:
@@ -131,7 +134,8 @@ def inbox_tick(
     cursor = encode_observations(state)
     summary = (
         f"{len(current)} file(s) in {layout.inbox}: {len(requests)} to load, {len(in_flight)} being loaded,"
-        f" {changing} not yet stable (size or time changed since the last tick), {len(duplicates)} already"
+        f" {changing} not yet stable (new, or size or time changed, within the last {stable_ticks} ticks),"
+        f" {len(duplicates)} already"
         f" loaded under another name (moved to processed/: {', '.join(duplicates) or 'none'})."
     )
     context.log.info(summary)

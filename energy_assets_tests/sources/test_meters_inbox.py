@@ -98,6 +98,18 @@ def test_a_growing_file_is_not_stable_until_unchanged_for_one_tick(layout: Inbox
     assert state == {"growing.csv": FileObservation("growing.csv", 17, 2_000_000_000_000)}
 
 
+def test_a_declared_number_of_ticks_must_see_the_file_unchanged(layout: InboxLayout) -> None:
+    drop(layout, "slow.csv", b"100,NEM12\n900\n", mtime_ns=1_000_000_000_000)
+    state: dict[str, FileObservation] = {}
+    seen = []
+    for _ in range(3):
+        stable, state = stable_files(list_candidates(layout.inbox), state, ticks=3)
+        seen.append([o.name for o in stable])
+        state = decode_observations(encode_observations(state))  # through the cursor, as a sensor does
+    assert seen == [[], [], ["slow.csv"]]
+    assert encode_observations(state) == '{"slow.csv":[14,1000000000000,3]}'
+
+
 def test_a_file_with_an_old_modification_time_is_picked_up(layout: InboxLayout) -> None:
     drop(layout, "old.csv", b"100,NEM12\n900\n", mtime_ns=946_684_800 * 10**9)  # 2000-01-01
     _, state = stable_files(list_candidates(layout.inbox), {})

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 def meters_definitions(source: Nem12Inbox) -> dg.Definitions:
     """The ingest asset, the NMI mart, the job and the inbox sensor at the declared interval."""
     return dg.Definitions(
-        assets=METER_ASSETS, jobs=[meters_ingest_job], sensors=[inbox_sensor(source.sensor_interval_seconds)]
+        assets=METER_ASSETS,
+        jobs=[meters_ingest_job],
+        sensors=[inbox_sensor(source.sensor_interval_seconds, source.stable_ticks)],
     )
 
 

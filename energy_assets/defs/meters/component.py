@@ -38,8 +38,20 @@ class Nem12Inbox(dg.Component, dg.Model, dg.Resolvable):
 
     sensor_interval_seconds: int = Field(
         default=30,
-        description="How often the inbox sensor looks; a file is loaded once it is unchanged over two looks.",
+        description="How often the inbox sensor looks (see `stable_ticks`).",
     )
+
+    stable_ticks: int = Field(
+        default=2,
+        description="How many looks in a row must see a file unchanged (size and time) before it is loaded.",
+    )
+
+    @field_validator("stable_ticks")
+    @classmethod
+    def _ticks(cls, value: int) -> int:
+        if not 2 <= value <= 20:
+            raise ValueError(f"stable_ticks: {value} must be between 2 and 20.")
+        return value
 
     @field_validator("sensor_interval_seconds")
     @classmethod

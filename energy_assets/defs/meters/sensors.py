@@ -19,8 +19,14 @@ RUNS = InboxRuns(
 )
 
 
-def inbox_sensor(interval_seconds: int) -> dg.SensorDefinition:
-    """`meters_inbox_sensor`, ticking every `interval_seconds` (a file is stable after two equal ticks)."""
+def inbox_sensor(interval_seconds: int, stable_ticks: int = 2) -> dg.SensorDefinition:
+    """`meters_inbox_sensor`, ticking every `interval_seconds`; a file is stable after `stable_ticks` equal ticks."""
+
+    def check_inbox(
+        context: dg.SensorEvaluationContext, meters: MetersResource, postgres: PostgresResource
+    ) -> dg.SensorResult:
+        return inbox_tick(context, meters.layout(), postgres.settings(), ledger, RUNS, stable_ticks)
+
     return dg.sensor(
         name="meters_inbox_sensor",
         job=meters_ingest_job,
@@ -28,14 +34,7 @@ def inbox_sensor(interval_seconds: int) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             "Watches the NEM12 inbox (ENERGY_ASSETS_INBOX): a file whose size and modification time did not change"
-            " between two ticks is hashed; new content gets one run (run key nem12-<sha256>-<attempt>), content"
-            " already loaded under another name is moved to processed/ without loading it again."
+            f" over {stable_ticks} ticks is hashed; new content gets one run (run key nem12-<sha256>-<attempt>),"
+            " content already loaded under another name is moved to processed/ without loading it again."
         ),
     )(check_inbox)
-
-
-def check_inbox(
-    context: dg.SensorEvaluationContext, meters: MetersResource, postgres: PostgresResource
-) -> dg.SensorResult:
-    """One tick over the NEM12 inbox."""
-    return inbox_tick(context, meters.layout(), postgres.settings(), ledger, RUNS)

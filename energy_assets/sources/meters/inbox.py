@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,9 +80,11 @@ class FileObservation:
     name: str
     size: int
     mtime_ns: int
+    # How many ticks in a row have seen this size and time (not part of what a tick saw, so not compared).
+    seen: int = field(default=1, compare=False)
 
     def to_json(self) -> list[int]:
-        return [self.size, self.mtime_ns]
+        return [self.size, self.mtime_ns] if self.seen == 1 else [self.size, self.mtime_ns, self.seen]
 
 
 def is_candidate_name(name: str) -> bool:
@@ -114,22 +116,26 @@ def list_candidates(inbox: str | Path) -> list[FileObservation]:
 
 
 def stable_files(
-    current: Sequence[FileObservation], previous: Mapping[str, FileObservation]
+    current: Sequence[FileObservation], previous: Mapping[str, FileObservation], ticks: int = 2
 ) -> tuple[list[FileObservation], dict[str, FileObservation]]:
-    """Files seen unchanged (size and mtime) in `previous` and `current`; and the state for the next tick.
+    """Files seen unchanged (size and mtime) by `ticks` ticks in a row; and the state for the next tick.
 
     Empty files are never stable: a producer that creates the file before writing it looks like that.
     """
+    state = {}
+    for observation in current:
+        before = previous.get(observation.name)
+        seen = before.seen + 1 if before == observation and before is not None else 1
+        state[observation.name] = replace(observation, seen=seen)
     stable = [
-        observation
-        for observation in current
-        if observation.size > 0 and previous.get(observation.name) == observation
+        observation for observation in state.values() if observation.size > 0 and observation.seen >= ticks
     ]
-    return stable, {observation.name: observation for observation in current}
+    return stable, state
 
 
 def encode_observations(observations: Mapping[str, FileObservation]) -> str:
-    """The state of `stable_files` as compact JSON (`{"name": [size, mtime_ns]}`), e.g. for a sensor cursor."""
+    """The state of `stable_files` as compact JSON (`{"name": [size, mtime_ns(, ticks seen)]}`), e.g. for a
+    sensor cursor."""
     return json.dumps(
         {name: obs.to_json() for name, obs in sorted(observations.items())}, separators=(",", ":")
     )
@@ -141,7 +147,12 @@ def decode_observations(text: str | None) -> dict[str, FileObservation]:
         return {}
     try:
         raw = json.loads(text)
-        return {name: FileObservation(name, int(size), int(mtime)) for name, (size, mtime) in raw.items()}
+        return {
+            name: FileObservation(
+                name, int(values[0]), int(values[1]), int(values[2]) if len(values) > 2 else 1
+            )
+            for name, values in raw.items()
+        }
     except (ValueError, TypeError, AttributeError):
         return {}
 
