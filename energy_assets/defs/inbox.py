@@ -1,4 +1,5 @@
-"""One inbox tick, shared by every inbox sensor (the NEM12 inbox and each file source).
+"""One inbox tick, shared by every inbox sensor (the NEM12 inbox and each file source), and what the
+`ingest` commands share when they start those runs by hand (`bring_into_inbox`, `failure_reason`).
 
 Keep file logic out of this module: listing, stability, hashing and moves are `energy_assets.sources.meters
 .inbox`; which contents are done is the source's durable ledger. A tick:
@@ -16,13 +17,17 @@ Each tick says why it skipped or what it requested.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import dagster as dg
 import psycopg
 
+from energy_assets.files import open_regular_file
 from energy_assets.postgres.connection import PostgresSettings, connect
 from energy_assets.sources.meters.inbox import (
     FINISHED_STATUSES,
@@ -33,6 +38,7 @@ from energy_assets.sources.meters.inbox import (
     identify,
     list_candidates,
     move_to_processed,
+    move_without_overwrite,
     quarantine,
     split_new_and_known,
     stable_files,
@@ -142,3 +148,38 @@ def inbox_tick(
     if not requests:
         return dg.SensorResult(skip_reason=dg.SkipReason(summary), cursor=cursor)
     return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """What an `ingest` command did with one given file: loaded or not, and one line saying so."""
+
+    path: Path
+    ok: bool
+    message: str
+
+
+def bring_into_inbox(path: Path, inbox: Path, sha: str) -> Path:
+    """A file given on the command line, moved into the inbox (never over an inbox file); from another
+    filesystem it is copied under a hidden name first, so a sensor never takes half a file, and the
+    original stays where it was. Links and non-regular files are refused unread (`open_regular_file`)."""
+    try:
+        return move_without_overwrite(path, inbox, sha)
+    except OSError:
+        inbox.mkdir(parents=True, exist_ok=True, mode=0o700)
+        hidden = inbox / f".{sha[:12]}.copying"
+        with open_regular_file(path) as source, open(hidden, "xb") as copy:
+            shutil.copyfileobj(source, copy)
+        shutil.copystat(path, hidden, follow_symlinks=False)
+        taken = (inbox / path.name).exists() or (inbox / path.name).is_symlink()
+        target = inbox / (f"{sha[:12]}_{path.name}" if taken else path.name)
+        os.rename(hidden, target)
+        return target
+
+
+def failure_reason(result: dg.ExecuteInProcessResult) -> str:
+    """The first line of the first step failure of a run, for a one-line outcome."""
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data is not None and event.step_failure_data.error:
+            return event.step_failure_data.error.message.strip().splitlines()[0]
+    return "the run failed; see the run in the Dagster UI"

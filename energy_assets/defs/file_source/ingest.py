@@ -9,10 +9,6 @@ outside the inbox is first moved into it (copied when it is on another filesyste
 
 from __future__ import annotations
 
-import os
-import shutil
-import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -20,35 +16,28 @@ import dagster as dg
 from energy_assets.defs.file_source.assets import resource_key
 from energy_assets.defs.file_source.resources import FileSourceResource
 from energy_assets.defs.file_source.sensors import ingest_run_config, sha_tag
+from energy_assets.defs.inbox import IngestOutcome, bring_into_inbox, failure_reason
 from energy_assets.defs.resources import PostgresResource
+from energy_assets.files import NotARegularFileError, check_regular_file
 from energy_assets.postgres.connection import connect
 from energy_assets.sources.files.declaration import FileSourceDeclaration
 from energy_assets.sources.files.ledger import FileLedger
 from energy_assets.sources.meters.inbox import (
     FINISHED_STATUSES,
     move_to_processed,
-    move_without_overwrite,
     sha256_of_file,
 )
 
 
-@dataclass(frozen=True)
-class IngestOutcome:
-    path: Path
-    ok: bool
-    message: str
-
-
 def refuse_unsafe(path: Path) -> str | None:
-    """Why `path` is not loaded (a symlink, a folder, a device, missing), or None; never opens it."""
+    """Why `path` is not loaded (a symbolic link, folder, device, missing), or None; never opens it."""
     try:
-        info = os.lstat(path)
+        check_regular_file(path)
     except FileNotFoundError:
         return "no such file"
-    if stat.S_ISLNK(info.st_mode):
-        return "a symbolic link; give the file itself (links are refused without being read)"
-    if not stat.S_ISREG(info.st_mode):
-        return "not a regular file (a folder, device or pipe)"
+    except NotARegularFileError:
+        kind = "a symbolic link" if path.is_symlink() else "not a regular file (a folder, device or pipe)"
+        return f"{kind}; give the file itself (links are refused without being read)"
     return None
 
 
@@ -73,7 +62,7 @@ def ingest_files(
         path = (
             given
             if given.resolve().parent == layout.inbox.resolve()
-            else _into_inbox(given, layout.inbox, sha)
+            else bring_into_inbox(given, layout.inbox, sha)
         )
         with connect(postgres.settings()) as conn:
             ledger.ensure_tables(conn)
@@ -112,7 +101,7 @@ def ingest_files(
                 )
             )
         else:
-            reason = record.error if record is not None and record.error else _failure(result)
+            reason = record.error if record is not None and record.error else failure_reason(result)
             where = (
                 f"moved to {record.moved_to}"
                 if record is not None and record.moved_to
@@ -120,27 +109,3 @@ def ingest_files(
             )
             outcomes.append(IngestOutcome(given, False, f"FAILED: {reason}; {where}"))
     return outcomes
-
-
-def _into_inbox(path: Path, inbox: Path, sha: str) -> Path:
-    """Move the file into the inbox (never overwriting); on another filesystem copy it, leaving the original."""
-    try:
-        return move_without_overwrite(path, inbox, sha)
-    except OSError:
-        inbox.mkdir(parents=True, exist_ok=True, mode=0o700)
-        hidden = inbox / f".{sha[:12]}.copying"  # hidden while copying: the sensor never takes half a file
-        shutil.copyfile(path, hidden)
-        target = inbox / _free_name(inbox, path.name, sha)
-        os.rename(hidden, target)
-        return target
-
-
-def _free_name(inbox: Path, name: str, sha: str) -> str:
-    return name if not (inbox / name).exists() else f"{sha[:12]}_{name}"
-
-
-def _failure(result: dg.ExecuteInProcessResult) -> str:
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data is not None and event.step_failure_data.error:
-            return event.step_failure_data.error.message.strip().splitlines()[0]
-    return "the run failed; see the run in the Dagster UI"

@@ -8,32 +8,23 @@ link, fifo or folder is refused where it is, unread and unmoved; so is everythin
 (`energy_assets.archive_limits`) is malformed.
 """
 
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 
 from energy_assets.archive_limits import FileLimits
+from energy_assets.defs.inbox import IngestOutcome, bring_into_inbox, failure_reason
 from energy_assets.defs.meters.jobs import ingest_run_config, meters_ingest_job
 from energy_assets.defs.meters.resources import MetersResource
 from energy_assets.defs.resources import PostgresResource
-from energy_assets.files import NotARegularFileError, open_regular_file
+from energy_assets.files import NotARegularFileError
 from energy_assets.postgres.connection import connect
 from energy_assets.sources.meters import ledger
 from energy_assets.sources.meters.inbox import (
     FINISHED_STATUSES,
     move_to_processed,
-    move_without_overwrite,
     sha256_of_file,
 )
-
-
-@dataclass(frozen=True)
-class IngestOutcome:
-    path: Path
-    ok: bool
-    message: str
 
 
 def ingest_files(
@@ -65,7 +56,7 @@ def ingest_files(
         path = (
             given
             if given.resolve().parent == layout.inbox.resolve()
-            else _into_inbox(given, layout.inbox, sha)
+            else bring_into_inbox(given, layout.inbox, sha)
         )
         with connect(postgres.settings()) as conn:
             ledger.ensure_tables(conn)
@@ -98,7 +89,7 @@ def ingest_files(
         if result.success and record is not None and record.status == "processed":
             outcomes.append(IngestOutcome(given, True, f"{record.rows} rows; moved to {record.moved_to}"))
         else:
-            reason = record.error if record is not None and record.error else _failure(result)
+            reason = record.error if record is not None and record.error else failure_reason(result)
             where = (
                 f"; moved to {record.moved_to}"
                 if record is not None and record.moved_to
@@ -106,28 +97,3 @@ def ingest_files(
             )
             outcomes.append(IngestOutcome(given, False, f"{reason}{where}"))
     return outcomes
-
-
-def _into_inbox(path: Path, inbox: Path, sha: str) -> Path:
-    try:
-        return move_without_overwrite(path, inbox, sha)
-    except OSError:
-        # Another filesystem: copy (never over an inbox file), the original stays where it was.
-        target = inbox / path.name
-        if target.exists() or target.is_symlink():
-            target = inbox / f"{sha[:12]}_{path.name}"
-        with open_regular_file(path) as source, open(target, "xb") as copy:
-            shutil.copyfileobj(source, copy)
-        shutil.copystat(path, target, follow_symlinks=False)
-        return target
-
-
-def _failure(result: dg.ExecuteInProcessResult) -> str:
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data is not None:
-            return (
-                event.step_failure_data.error.message.strip().splitlines()[0]
-                if event.step_failure_data.error
-                else "failed"
-            )
-    return "the run failed; see the run in the Dagster UI"
