@@ -39,13 +39,13 @@ from energy_assets.sources.files.errors import FileFormatError
 from energy_assets.sources.files.ledger import FileLedger
 from energy_assets.sources.files.reader import DeclaredCsv
 from energy_assets.sources.files.rules import declared_rules, file_problems
+from energy_assets.sources.meters.file_claims import claim_file
 from energy_assets.sources.meters.identifiers import NmiProtector
 from energy_assets.sources.meters.inbox import (
     InboxLayout,
     QuarantineReport,
     move_to_processed,
     quarantine,
-    sha256_of_file,
 )
 from energy_assets.sources.meters.settings import ENV_NMI_FERNET_KEYS, ENV_NMI_HMAC_KEY
 from energy_assets.warehouse.audit import AuditFailedError
@@ -56,10 +56,6 @@ from energy_assets.warehouse.publish import Candidate, Publish, PublishRequest, 
 
 NO_PARTITION = {"part": "all"}
 PREVIEW_ROWS = 12
-
-
-class FileGoneError(DataValidationError):
-    """The file a run was asked to load is not in the inbox any more, or its content changed."""
 
 
 class FileQuarantinedError(DataValidationError):
@@ -214,27 +210,10 @@ def ingest_file(
     """Load one inbox file (the steps in the module docstring)."""
     require_protector(declaration, protector)
     ledger = FileLedger(declaration.name)
-    with connect(settings) as conn:
-        ledger.ensure_tables(conn)
-        record = ledger.lookup(conn, [sha256]).get(sha256)
-        if record is not None and record.status in ("processed", "quarantined") and not path.exists():
-            log(f"Content {sha256[:12]} was already {record.status}; nothing to do.")
-            return IngestedFile(record.status)
-        if not path.exists():
-            raise FileGoneError(f"{path} is not in the inbox any more; drop the file again.")
-        actual = sha256_of_file(path)
-        if actual != sha256:
-            raise FileGoneError(
-                f"{path.name} changed since the sensor saw it (sha256 {actual[:12]}, expected {sha256[:12]});"
-                " the next sensor tick picks up the new content."
-            )
-        size = path.stat().st_size
-        if record is not None and record.status == "committed":
-            moved = move_to_processed(layout, path, sha256)
-            ledger.finish(conn, sha256, "processed", rows=record.rows, moved_to=str(moved))
-            log(f"Content {sha256[:12]} was committed by an earlier run; moved to processed/.")
-            return IngestedFile("committed by an earlier run", moved_to=moved)
-        attempt = ledger.start_loading(conn, sha256, path.name, size)
+    claim = claim_file(path, sha256, settings=settings, layout=layout, ledger=ledger, log=log)
+    if claim.done is not None:
+        return IngestedFile(claim.done, moved_to=claim.moved_to)
+    size, attempt = claim.size, claim.attempt
     log(f"Loading {path.name} (sha256 {sha256[:12]}, {size} bytes, attempt {attempt}).")
     tokens: dict[str, tuple[str, str]] = {}
     # Per sensitive column, the clear values met so far and their pseudonyms (this run only, in memory):

@@ -9,6 +9,7 @@ Modules, in the order a file flows through them:
 - `nem12`: the streaming reader: file, zip or stream in, Arrow record batches of interval readings out.
 - `identifiers`: protected identifiers: HMAC-SHA256 pseudonyms, Fernet/MultiFernet encryption and rotation.
 - `ledger`: the durable record of every file content (loading, committed, processed, quarantined).
+- `file_claims`: what the ledger says a run does with its file (shared with the file sources).
 - `ingest`: one inbox file, from the ledger through parse, pseudonyms and publish to `processed/`.
 - `tables`: the table schemas (columns, units, bounds, keys) of the raw tables and the mart.
 - `rules`: NEM12-specific audit rules (interval grid, quality flags, units) for the publish path.

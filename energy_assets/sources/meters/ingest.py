@@ -2,9 +2,9 @@
 
 `ingest_file` is what a run of `meters_ingest_job` does for the file the sensor (or the CLI) named:
 
-1. look the content up in the ledger: content already processed or quarantined whose file is gone is done;
-   content committed by an earlier run that died before moving the file is only moved;
-2. check that the file is still there with the content the sensor saw, and record an attempt (`loading`);
+1-2. claim the file (`file_claims.claim_file`, shared with the file sources): content already finished is
+   done, content committed by an earlier run is only moved, a gone or changed file is `FileGoneError`,
+   otherwise one more attempt is recorded (`loading`);
 3. parse the whole file; a malformed file goes to `quarantine/` with a JSON report naming line, record and
    reason (`FileQuarantinedError`);
 4. pseudonymize NMIs when identifiers are protected (tokens kept in `meters.protected_nmis`);
@@ -32,13 +32,13 @@ from energy_assets.errors import DataValidationError
 from energy_assets.postgres.connection import PostgresSettings, connect
 from energy_assets.sources.meters import aggregates, ledger
 from energy_assets.sources.meters.errors import Nem12Error
+from energy_assets.sources.meters.file_claims import claim_file
 from energy_assets.sources.meters.identifiers import NmiProtector, protect_batch
 from energy_assets.sources.meters.inbox import (
     InboxLayout,
     QuarantineReport,
     move_to_processed,
     quarantine,
-    sha256_of_file,
 )
 from energy_assets.sources.meters.nem12 import read_nem12_table
 from energy_assets.sources.meters.rules import METER_READINGS_RULES
@@ -50,10 +50,6 @@ from energy_assets.warehouse.publish import Candidate, Publish, PublishRequest, 
 
 HISTORY_VIEW_SQL = aggregates.load_sql("meter_readings_history")
 NEM_OFFSET = timezone(timedelta(hours=10))
-
-
-class FileGoneError(DataValidationError):
-    """The file a run was asked to load is not in the inbox any more, or its content changed."""
 
 
 class FileQuarantinedError(DataValidationError):
@@ -98,28 +94,10 @@ def ingest_file(
     log: Callable[[str], Any] = lambda message: None,
 ) -> IngestedFile:
     """Load one inbox file (the steps in the module docstring); the file's name is hidden when protected."""
-    with connect(settings) as conn:
-        ledger.ensure_tables(conn)
-        record = ledger.lookup(conn, [sha256]).get(sha256)
-        if record is not None and record.status in ("processed", "quarantined") and not path.exists():
-            log(f"Content {sha256[:12]} was already {record.status}; nothing to do.")
-            return IngestedFile(record.status)
-        if not path.exists():
-            raise FileGoneError(f"{path} is not in the inbox any more; drop the file again.")
-        actual = sha256_of_file(path)
-        if actual != sha256:
-            raise FileGoneError(
-                f"{path.name} changed since the sensor saw it (sha256 {actual[:12]}, expected {sha256[:12]});"
-                " the next sensor tick picks up the new content."
-            )
-        size = path.stat().st_size
-        if record is not None and record.status == "committed":
-            # An earlier run published this content and died before moving the file: only finish it.
-            moved = move_to_processed(layout, path, sha256)
-            ledger.finish(conn, sha256, "processed", rows=record.rows, moved_to=str(moved))
-            log(f"Content {sha256[:12]} was committed by an earlier run; moved to processed/.")
-            return IngestedFile("committed by an earlier run", moved_to=moved)
-        attempt = ledger.start_loading(conn, sha256, path.name, size)
+    claim = claim_file(path, sha256, settings=settings, layout=layout, ledger=ledger, log=log)
+    if claim.done is not None:
+        return IngestedFile(claim.done, moved_to=claim.moved_to)
+    size, attempt = claim.size, claim.attempt
     shown_name = "[protected]" if protector else path.name
     log(f"Loading {shown_name} (sha256 {sha256[:12]}, {size} bytes, attempt {attempt}).")
     try:
